@@ -1,0 +1,150 @@
+"""The closed set of layers a model file may hold: each is data (a JSON spec plus named tensors), never code.
+
+Every converted or trained network is an ``nn.Sequential`` of these, so it saves to safetensors + JSON
+and loads back without pickle. ``LAYERS`` maps a spec's ``type`` to its class.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from actionable.errors import ModelError
+
+
+class Layer(nn.Module):
+    """A layer that describes itself as a JSON-able spec; tensors travel separately in the state dict."""
+
+    kind: ClassVar[str]
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": self.kind}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Layer:
+        return cls()
+
+
+class Linear(nn.Linear, Layer):
+    kind = "Linear"
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "in": self.in_features,
+            "out": self.out_features,
+            "bias": self.bias is not None,
+        }
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Layer:
+        return cls(int(spec["in"]), int(spec["out"]), bias=bool(spec.get("bias", True)))
+
+
+class ReLU(nn.ReLU, Layer):
+    kind = "ReLU"
+
+
+class Sigmoid(nn.Sigmoid, Layer):
+    kind = "Sigmoid"
+
+
+class Tanh(nn.Tanh, Layer):
+    kind = "Tanh"
+
+
+class Identity(nn.Identity, Layer):
+    kind = "Identity"
+
+
+class Standardize(Layer):
+    """(x - mean) / std per column: the scaler in front of a trained network, so inputs stay in raw units."""
+
+    kind = "Standardize"
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean).clone())
+        self.register_buffer("std", torch.as_tensor(std).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": self.kind, "width": int(self.mean.shape[0])}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Layer:
+        width = int(spec["width"])
+        return cls(torch.zeros(width), torch.ones(width))
+
+
+class ColumnMap(Layer):
+    """out[:, j] = x[:, index[j]] * scale[j] + shift[j]: a fitted ColumnTransformer of scalers and one-hot maps."""
+
+    kind = "ColumnMap"
+    index: torch.Tensor
+    scale: torch.Tensor
+    shift: torch.Tensor
+
+    def __init__(self, index: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("index", torch.as_tensor(index, dtype=torch.int64).clone())
+        self.register_buffer("scale", torch.as_tensor(scale).clone())
+        self.register_buffer("shift", torch.as_tensor(shift).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., self.index] * self.scale + self.shift
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": self.kind, "width": int(self.index.shape[0])}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Layer:
+        width = int(spec["width"])
+        return cls(torch.zeros(width, dtype=torch.int64), torch.ones(width), torch.zeros(width))
+
+
+class BinaryLogits(Layer):
+    """One logit z -> two logits [0, z], so softmax gives [1 - sigmoid(z), sigmoid(z)] exactly."""
+
+    kind = "BinaryLogits"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.zeros_like(x), x], dim=-1)
+
+
+LAYERS: dict[str, type[Layer]] = {
+    cls.kind: cls for cls in (Linear, ReLU, Sigmoid, Tanh, Identity, Standardize, ColumnMap, BinaryLogits)
+}
+ACTIVATIONS: dict[str, type[Layer]] = {"relu": ReLU, "logistic": Sigmoid, "tanh": Tanh, "identity": Identity}
+
+
+def build(specs: list[dict[str, Any]]) -> nn.Sequential:
+    """An ``nn.Sequential`` from layer specs; ``ModelError`` naming an unknown layer type."""
+    layers = []
+    for i, spec in enumerate(specs):
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        if kind not in LAYERS:
+            raise ModelError(
+                f"model file: layer {i} has type {kind!r}; supported layer types are {sorted(LAYERS)}."
+            )
+        try:
+            layers.append(LAYERS[kind].from_spec(spec))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(
+                f"model file: layer {i} ({kind}) has a malformed spec {spec!r}: {exc}."
+            ) from None
+    return nn.Sequential(*layers)
+
+
+def specs(network: nn.Module) -> list[dict[str, Any]] | None:
+    """The layer specs of a network made only of closed-set layers, else None."""
+    modules = list(network) if isinstance(network, nn.Sequential) else [network]
+    if not all(isinstance(m, Layer) for m in modules):
+        return None
+    return [m.spec() for m in modules]  # type: ignore[operator]

@@ -1,0 +1,571 @@
+"""Models: one torch network from the canonical tensor to logits, whatever the user brought.
+
+``as_model`` wraps a torch module, or converts a fitted scikit-learn estimator or Pipeline *exactly* into
+a network of closed-set layers (``layers.py``); ``save_model`` / ``load_model`` write and read it as
+safetensors + JSON (or a ``torch.export`` program for other modules). Never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from actionable import layers as L
+from actionable.errors import ConfigError, DataError, ModelError
+from actionable.schema import DTYPE, Label, Schema
+
+Task = Literal["classification", "regression"]
+FORMAT = "actionable.model/1"
+SUPPORTED = (
+    "a torch nn.Module mapping the schema's canonical tensor to logits (n x k); or a fitted scikit-learn "
+    "LinearRegression, Ridge, Lasso, ElasticNet, LogisticRegression, MLPClassifier or MLPRegressor, alone or "
+    "at the end of a Pipeline whose other steps are a ColumnTransformer of StandardScaler, MinMaxScaler, "
+    "MaxAbsScaler, RobustScaler, OneHotEncoder, SimpleImputer, 'passthrough' or 'drop' (or those scalers alone)"
+)
+
+
+class TorchModel(nn.Module):
+    """A differentiable model on the schema's canonical tensor; answers ``predict`` like a fitted estimator.
+
+    Classification: ``forward`` returns logits (n x len(classes)); softmax gives ``predict_proba``.
+    Regression: ``forward`` returns the predicted values (n x len(outputs)).
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        schema: Schema,
+        *,
+        task: Task,
+        classes: Sequence[Label] = (),
+        outputs: Sequence[str] = (),
+        provenance: Mapping[str, Any] | None = None,
+        dtype: torch.dtype = DTYPE,
+    ) -> None:
+        super().__init__()
+        if task not in ("classification", "regression"):
+            raise ConfigError(f"as_model: task = {task!r}; use 'classification' or 'regression'.")
+        self.network = network
+        self.schema = schema
+        self.task: Task = task
+        self.classes: tuple[Label, ...] = tuple(classes)
+        self.outputs: tuple[str, ...] = tuple(outputs) if task == "regression" else ()
+        self.provenance: dict[str, Any] = dict(provenance or {})
+        self.dtype = dtype
+        if task == "classification" and len(self.classes) < 2:
+            raise ModelError("as_model: a classifier needs at least two classes; pass classes=[...].")
+        self._check_output()
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes) if self.task == "classification" else len(self.outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (classification) or predicted values (regression) for a canonical tensor."""
+        if x.shape[-1] != self.schema.width:
+            raise DataError(
+                f"model input: {x.shape[-1]} columns, the schema's canonical encoding has {self.schema.width}."
+            )
+        return self.network(x.to(self.dtype))
+
+    def encode(self, X: pd.DataFrame | torch.Tensor | np.ndarray) -> torch.Tensor:
+        """A raw frame (validated by the schema) or an already canonical array -> canonical tensor."""
+        if isinstance(X, pd.DataFrame | pd.Series | Mapping):
+            return self.schema.encode(X)
+        x = torch.as_tensor(np.asarray(X, dtype=np.float64) if isinstance(X, np.ndarray) else X)
+        return (x[None, :] if x.ndim == 1 else x).to(self.dtype)
+
+    @torch.no_grad()
+    def predict_proba(self, X: pd.DataFrame | torch.Tensor | np.ndarray) -> np.ndarray:
+        """Class probabilities, columns in ``classes`` order, like scikit-learn's ``predict_proba``."""
+        if self.task != "classification":
+            raise ModelError("predict_proba: this is a regression model; use predict().")
+        return torch.softmax(self(self.encode(X)), dim=-1).cpu().numpy()
+
+    @torch.no_grad()
+    def predict(self, X: pd.DataFrame | torch.Tensor | np.ndarray) -> np.ndarray:
+        """Class labels (classification) or values (regression; 1-D when there is one output)."""
+        out = self(self.encode(X))
+        if self.task == "classification":
+            return np.asarray(self.classes, dtype=object)[out.argmax(dim=-1).cpu().numpy()]
+        values = out.cpu().numpy()
+        return values[:, 0] if values.shape[1] == 1 else values
+
+    def _check_output(self) -> None:
+        lo, hi = self.schema.bounds_tensor()
+        probe = torch.where(torch.isfinite(lo) & torch.isfinite(hi), (lo + hi) / 2, torch.zeros_like(lo))
+        try:
+            with torch.no_grad():
+                out = self(probe[None, :].repeat(2, 1))
+        except Exception as exc:
+            raise ModelError(
+                f"as_model: the model failed on a batch of 2 canonical rows of width {self.schema.width} "
+                f"({type(exc).__name__}: {exc}). It must map (n, {self.schema.width}) to (n, k)."
+            ) from None
+        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ModelError(f"as_model: the model returned {shape} for 2 rows; it must return (n, k).")
+        if out.shape[1] != self.n_outputs:
+            what = (
+                f"classes {list(self.classes)}"
+                if self.task == "classification"
+                else f"outputs {list(self.outputs)}"
+            )
+            raise ModelError(
+                f"as_model: the model returns {out.shape[1]} columns but has {self.n_outputs} {what}; "
+                "return one logit per class (or pass the matching classes=/outputs=)."
+            )
+
+
+# --------------------------------------------------------------------------------------- as_model
+def as_model(
+    obj: Any,
+    schema: Schema,
+    *,
+    task: Task | None = None,
+    classes: Sequence[Label] | None = None,
+    outputs: Sequence[str] | None = None,
+) -> TorchModel:
+    """Wrap a torch module or convert a fitted scikit-learn model into a ``TorchModel`` on ``schema``.
+
+    A torch module's classes default to the schema target's ``classes``; a module with one output column
+    and two classes is read as the logit of the second class.
+    """
+    if not isinstance(schema, Schema):
+        raise ConfigError(f"as_model: schema must be an actionable Schema; got {type(schema).__name__}.")
+    if isinstance(obj, TorchModel):
+        if obj.schema != schema:
+            raise ModelError("as_model: this model was built on a different schema; rebuild it on this one.")
+        return obj
+    if isinstance(obj, nn.Module):
+        return _wrap_module(obj, schema, task, classes, outputs)
+    if hasattr(obj, "fit") and hasattr(obj, "get_params"):
+        network, info = _convert_sklearn(obj, schema)
+        return TorchModel(
+            network,
+            schema,
+            task=info["task"],
+            classes=info.get("classes", ()),
+            outputs=outputs or _output_names(schema, info["n_outputs"]),
+            provenance={"converted_from": type(obj).__name__},
+        )
+    raise ModelError(f"as_model: cannot use a {type(obj).__name__}. Supported: {SUPPORTED}.")
+
+
+def _wrap_module(
+    module: nn.Module,
+    schema: Schema,
+    task: Task | None,
+    classes: Sequence[Label] | None,
+    outputs: Sequence[str] | None,
+) -> TorchModel:
+    target = schema.target
+    if task is None:
+        task = "regression" if (target is not None and target.is_regression) or outputs else "classification"
+    try:
+        dtype = next(module.parameters()).dtype
+    except StopIteration:
+        dtype = DTYPE
+    try:
+        with torch.no_grad():
+            k: int | None = int(module(torch.zeros(2, schema.width, dtype=dtype)).shape[-1])
+    except Exception:
+        k = None  # TorchModel's own probe reports the failure
+    provenance = {"wrapped": type(module).__name__}
+    if task == "regression":
+        names = tuple(outputs) if outputs else _output_names(schema, k or 1)
+        return TorchModel(module, schema, task=task, outputs=names, dtype=dtype, provenance=provenance)
+    labels = tuple(classes) if classes is not None else (target.classes if target is not None else ())
+    if not labels:
+        raise ModelError(
+            "as_model: the classes of this torch module are unknown; pass classes=[...] in the order of "
+            "its output columns, or list them in the schema's [target] classes."
+        )
+    network = nn.Sequential(module, L.BinaryLogits()) if k == 1 and len(labels) == 2 else module
+    return TorchModel(network, schema, task=task, classes=labels, dtype=dtype, provenance=provenance)
+
+
+def _output_names(schema: Schema, k: int) -> tuple[str, ...]:
+    name = schema.target.name if schema.target is not None else "output"
+    return (name,) if k == 1 else tuple(f"{name}[{i}]" for i in range(k))
+
+
+# ------------------------------------------------------------------------- scikit-learn conversion
+@dataclass
+class _Columns:
+    """An affine map from canonical columns: out[:, j] = x[:, index[j]] * scale[j] + shift[j]."""
+
+    index: np.ndarray
+    scale: np.ndarray
+    shift: np.ndarray
+    names: list[str]
+
+    @classmethod
+    def concat(cls, parts: Sequence[_Columns]) -> _Columns:
+        if not parts:
+            return cls(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), [])
+        return cls(
+            np.concatenate([p.index for p in parts]),
+            np.concatenate([p.scale for p in parts]),
+            np.concatenate([p.shift for p in parts]),
+            [n for p in parts for n in p.names],
+        )
+
+    def affine(self, a: np.ndarray, b: np.ndarray) -> _Columns:
+        """Follow this map with y = x * a + b per column."""
+        a = np.broadcast_to(np.asarray(a, np.float64), self.scale.shape)
+        b = np.broadcast_to(np.asarray(b, np.float64), self.shift.shape)
+        return _Columns(self.index, self.scale * a, self.shift * a + b, self.names)
+
+    def layer(self) -> L.ColumnMap:
+        return L.ColumnMap(
+            torch.as_tensor(self.index),
+            torch.as_tensor(self.scale, dtype=DTYPE),
+            torch.as_tensor(self.shift, dtype=DTYPE),
+        )
+
+
+def _convert_sklearn(obj: Any, schema: Schema) -> tuple[nn.Sequential, dict[str, Any]]:
+    _check_fitted(obj)
+    steps = _flatten(obj)
+    estimator, preprocessors = steps[-1], steps[:-1]
+    from sklearn.compose import ColumnTransformer
+
+    first = preprocessors[0] if preprocessors else estimator
+    if isinstance(first, ColumnTransformer):
+        columns = _column_transformer(first, schema)
+        preprocessors = preprocessors[1:]
+    else:
+        columns = _input_columns(first, schema)
+    for i, step in enumerate(preprocessors):
+        if isinstance(step, ColumnTransformer):
+            raise ModelError("as_model: a ColumnTransformer must be the first step of the Pipeline.")
+        columns = _transform(step, columns, schema, where=f"Pipeline step {i}")
+    head, info = _estimator(estimator, len(columns.names))
+    return nn.Sequential(columns.layer(), *head).to(DTYPE), info
+
+
+def _flatten(obj: Any) -> list[Any]:
+    """The steps of a (possibly nested) Pipeline, without 'passthrough' / None steps."""
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(obj, Pipeline):
+        return [step for _, inner in obj.steps for step in _flatten(inner)]
+    return [] if obj is None or (isinstance(obj, str) and obj == "passthrough") else [obj]
+
+
+def _check_fitted(obj: Any) -> None:
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(obj)
+    except NotFittedError:
+        raise ModelError(
+            f"as_model: this {type(obj).__name__} is not fitted; call .fit(X, y) first."
+        ) from None
+    except TypeError:
+        pass
+
+
+def _input_columns(step: Any, schema: Schema) -> _Columns:
+    """The canonical columns feeding the first step: by its feature names, else the canonical order."""
+    names = getattr(step, "feature_names_in_", None)
+    canonical = list(schema.columns)
+    if names is None:
+        n = getattr(step, "n_features_in_", None)
+        if n is not None and n != schema.width:
+            raise ModelError(
+                f"as_model: the model was fitted on {n} unnamed columns, the schema's canonical encoding has "
+                f"{schema.width} ({', '.join(canonical[:5])}, ...). Fit it on a DataFrame with those column "
+                "names, or wrap it in a Pipeline with a ColumnTransformer over the raw features."
+            )
+        names = canonical
+    position = {c: i for i, c in enumerate(canonical)}
+    unknown = [str(n) for n in names if str(n) not in position]
+    if unknown:
+        raise ModelError(
+            f"as_model: the model's input columns {unknown[:5]} are not in the schema's canonical columns "
+            f"({', '.join(canonical[:5])}, ...). Use raw features with a ColumnTransformer, or name one-hot "
+            "columns 'feature=level'."
+        )
+    index = np.array([position[str(n)] for n in names], dtype=np.int64)
+    return _Columns(index, np.ones(len(index)), np.zeros(len(index)), [str(n) for n in names])
+
+
+def _column_transformer(ct: Any, schema: Schema) -> _Columns:
+    names_in = list(getattr(ct, "feature_names_in_", []))
+    if not names_in:
+        raise ModelError(
+            "as_model: fit the ColumnTransformer on a pandas DataFrame whose columns are the schema's "
+            "feature names, so its columns can be matched to the schema."
+        )
+    indices = getattr(ct, "_transformer_to_input_indices", None)
+    parts = []
+    for name, transformer, cols in ct.transformers_:
+        if indices is not None and name in indices:
+            selected = [str(names_in[i]) for i in indices[name]]
+        else:
+            selected = [str(c) for c in (cols if isinstance(cols, list | tuple | np.ndarray) else [cols])]
+        if not selected or (isinstance(transformer, str) and transformer == "drop"):
+            continue
+        for feature in selected:
+            if feature not in schema:
+                raise ModelError(
+                    f"as_model: ColumnTransformer part {name!r} reads column {feature!r}, which the schema "
+                    f"does not declare. Schema features: {list(schema.names)}."
+                )
+        parts.append(
+            _transformer_columns(transformer, selected, schema, where=f"ColumnTransformer part {name!r}")
+        )
+    return _Columns.concat(parts)
+
+
+def _transformer_columns(transformer: Any, features: list[str], schema: Schema, where: str) -> _Columns:
+    """Columns produced by one ColumnTransformer part (possibly a Pipeline) from raw features."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    steps = _flatten(transformer)
+    if steps and isinstance(steps[0], OneHotEncoder):
+        columns = _one_hot(steps[0], features, schema, where)
+        steps = steps[1:]
+    else:
+        for feature in features:
+            if schema[feature].kind == "category":
+                raise ModelError(
+                    f"as_model: {where} feeds category feature {feature!r} to a numeric transformer; "
+                    "encode it with a OneHotEncoder first."
+                )
+        index = np.array([schema.slice(f).start for f in features], dtype=np.int64)
+        columns = _Columns(index, np.ones(len(index)), np.zeros(len(index)), list(features))
+    for step in steps:
+        columns = _transform(step, columns, schema, where)
+    return columns
+
+
+def _one_hot(encoder: Any, features: list[str], schema: Schema, where: str) -> _Columns:
+    if any(c is not None for c in getattr(encoder, "infrequent_categories_", []) or []):
+        raise ModelError(f"as_model: {where}: OneHotEncoder with infrequent categories is not supported.")
+    drop = getattr(encoder, "drop_idx_", None)
+    parts = []
+    for j, (feature_name, categories) in enumerate(zip(features, encoder.categories_, strict=True)):
+        feature = schema[feature_name]
+        block = schema.slice(feature_name)
+        index, scale, shift, names = [], [], [], []
+        for k, category in enumerate(categories):
+            if drop is not None and drop[j] is not None and k == drop[j]:
+                continue
+            names.append(f"{feature_name}={category}")
+            if feature.kind == "category":
+                if str(category) in feature.levels:
+                    index.append(block.start + feature.levels.index(str(category)))
+                    scale.append(1.0)
+                else:  # a category the schema does not know never occurs: a constant 0 column
+                    index.append(block.start)
+                    scale.append(0.0)
+                shift.append(0.0)
+            elif feature.kind == "binary" and float(category) in (0.0, 1.0):
+                index.append(block.start)
+                scale.append(1.0 if float(category) == 1.0 else -1.0)
+                shift.append(0.0 if float(category) == 1.0 else 1.0)
+            else:
+                raise ModelError(
+                    f"as_model: {where} one-hot encodes {feature.kind} feature {feature_name!r}; declare it "
+                    "as kind = 'category' with its levels in the schema, or scale it instead."
+                )
+        parts.append(_Columns(np.array(index, np.int64), np.array(scale), np.array(shift), names))
+    return _Columns.concat(parts)
+
+
+def _transform(step: Any, columns: _Columns, schema: Schema, where: str) -> _Columns:
+    """Compose a fitted per-column affine scaler onto ``columns``."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import (
+        FunctionTransformer,
+        MaxAbsScaler,
+        MinMaxScaler,
+        RobustScaler,
+        StandardScaler,
+    )
+
+    n = len(columns.names)
+    if isinstance(step, FunctionTransformer) and step.func is None:
+        return columns  # what a fitted ColumnTransformer makes of 'passthrough'
+    if isinstance(step, StandardScaler):
+        mean = step.mean_ if step.mean_ is not None else np.zeros(n)
+        scale = step.scale_ if step.scale_ is not None else np.ones(n)
+        return columns.affine(1.0 / scale, -mean / scale)
+    if isinstance(step, MinMaxScaler):
+        if step.clip:
+            raise ModelError(f"as_model: {where}: MinMaxScaler(clip=True) is not supported; use clip=False.")
+        return columns.affine(step.scale_, step.min_)
+    if isinstance(step, MaxAbsScaler):
+        return columns.affine(1.0 / step.scale_, np.zeros(n))
+    if isinstance(step, RobustScaler):
+        center = step.center_ if step.center_ is not None else np.zeros(n)
+        scale = step.scale_ if step.scale_ is not None else np.ones(n)
+        return columns.affine(1.0 / scale, -center / scale)
+    if isinstance(step, SimpleImputer):
+        if len(step.statistics_) != n or getattr(step, "add_indicator", False):
+            raise ModelError(f"as_model: {where}: SimpleImputer must keep every column and add no indicator.")
+        return columns  # inputs are validated to have no missing values, so imputation is the identity
+    raise ModelError(f"as_model: {where}: {type(step).__name__} is not supported. Supported: {SUPPORTED}.")
+
+
+def _estimator(est: Any, width: int) -> tuple[list[nn.Module], dict[str, Any]]:
+    from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    n_in = getattr(est, "n_features_in_", width)
+    if n_in != width:
+        raise ModelError(
+            f"as_model: the estimator expects {n_in} inputs but its preprocessing gives {width}."
+        )
+    if isinstance(est, LinearRegression | Ridge | Lasso | ElasticNet):
+        coef = np.atleast_2d(est.coef_)
+        return [_linear(coef, np.atleast_1d(est.intercept_))], {
+            "task": "regression",
+            "n_outputs": coef.shape[0],
+        }
+    if isinstance(est, LogisticRegression):
+        coef, intercept = np.atleast_2d(est.coef_), np.atleast_1d(est.intercept_)
+        head: list[nn.Module] = [_linear(coef, intercept)]
+        if len(est.classes_) == 2:
+            head.append(L.BinaryLogits())
+        return head, {
+            "task": "classification",
+            "classes": _labels(est.classes_),
+            "n_outputs": len(est.classes_),
+        }
+    if isinstance(est, MLPClassifier | MLPRegressor):
+        head = []
+        for i, (w, b) in enumerate(zip(est.coefs_, est.intercepts_, strict=True)):
+            head.append(_linear(w.T, b))
+            if i < len(est.coefs_) - 1:
+                head.append(L.ACTIVATIONS[est.activation]())
+        if isinstance(est, MLPRegressor):
+            if est.out_activation_ != "identity":
+                raise ModelError(
+                    f"as_model: MLPRegressor with output activation {est.out_activation_!r} "
+                    "(loss='poisson') is not supported; use loss='squared_error'."
+                )
+            return head, {"task": "regression", "n_outputs": est.coefs_[-1].shape[1]}
+        if est.out_activation_ == "logistic":
+            if len(est.classes_) != 2:
+                raise ModelError(
+                    "as_model: multi-label MLPClassifier is not supported; use one label column."
+                )
+            head.append(L.BinaryLogits())
+        return head, {
+            "task": "classification",
+            "classes": _labels(est.classes_),
+            "n_outputs": len(est.classes_),
+        }
+    raise ModelError(f"as_model: {type(est).__name__} is not supported. Supported: {SUPPORTED}.")
+
+
+def _linear(weight: np.ndarray, bias: np.ndarray) -> L.Linear:
+    layer = L.Linear(weight.shape[1], weight.shape[0]).to(DTYPE)
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(np.asarray(weight, np.float64)))
+        layer.bias.copy_(torch.as_tensor(np.asarray(bias, np.float64)))
+    return layer
+
+
+def _labels(classes: np.ndarray) -> tuple[Label, ...]:
+    return tuple(c.item() if isinstance(c, np.generic) else c for c in classes)
+
+
+# ------------------------------------------------------------------------------------ files
+def save_model(model: TorchModel, path: str | Path) -> Path:
+    """Write ``model.json`` + ``model.safetensors`` (or ``model.pt2`` for other torch modules) into ``path``."""
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "task": model.task,
+        "classes": list(model.classes),
+        "outputs": list(model.outputs),
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "schema_hash": model.schema.hash,
+        "schema": model.schema.to_toml(),
+        "provenance": model.provenance,
+    }
+    layer_specs = L.specs(model.network)
+    if layer_specs is not None:
+        meta["layers"] = layer_specs
+        state = {k: v.detach().contiguous() for k, v in model.network.state_dict().items()}
+        save_file(state, str(folder / "model.safetensors"))
+    else:
+        example = torch.zeros(3, model.schema.width, dtype=model.dtype)
+        try:
+            batch = {0: torch.export.Dim.DYNAMIC}
+            program = torch.export.export(model.network, (example,), dynamic_shapes=(batch,))
+        except Exception as exc:
+            raise ModelError(
+                f"save_model: this torch module is not made of actionable's layers and torch.export failed "
+                f"({type(exc).__name__}: {str(exc)[:200]}). Build it from actionable.layers or make it exportable."
+            ) from None
+        torch.export.save(program, str(folder / "model.pt2"))
+        meta["program"] = "model.pt2"
+    (folder / "model.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return folder
+
+
+def load_model(path: str | Path, schema: Schema | None = None) -> TorchModel:
+    """Read a model folder written by ``save_model``; if ``schema`` is given it must match the recorded one."""
+    folder = Path(path)
+    if folder.name == "model.json":
+        folder = folder.parent
+    meta_path = folder / "model.json"
+    if not meta_path.is_file():
+        raise ModelError(f"load_model: {meta_path} not found; give the folder written by save_model / train.")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"load_model: {meta_path} is not valid JSON ({exc}).") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelError(f"load_model: {meta_path} is not an actionable model file (format {FORMAT!r}).")
+    recorded = Schema.from_toml(meta["schema"])
+    if schema is None:
+        schema = recorded
+    elif schema.hash != meta.get("schema_hash"):
+        raise ModelError(
+            f"load_model: {meta_path} was trained on a different schema (its features: "
+            f"{list(recorded.names)[:6]}...). Use the schema it records, or retrain on yours."
+        )
+    dtype = getattr(torch, str(meta.get("dtype", "float64")), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ModelError(f"load_model: unknown dtype {meta.get('dtype')!r} in {meta_path}.")
+    if "layers" in meta:
+        network: nn.Module = L.build(meta["layers"]).to(dtype)
+        weights = folder / "model.safetensors"
+        if not weights.is_file():
+            raise ModelError(f"load_model: {weights} not found next to {meta_path}.")
+        try:
+            network.load_state_dict(load_file(str(weights)), strict=True)
+        except (RuntimeError, OSError) as exc:
+            raise ModelError(f"load_model: the weights in {weights} do not fit the layers: {exc}") from None
+    else:
+        program = folder / str(meta.get("program", "model.pt2"))
+        if not program.is_file():
+            raise ModelError(f"load_model: {program} not found next to {meta_path}.")
+        network = torch.export.load(str(program)).module()
+    return TorchModel(
+        network,
+        schema,
+        task=meta["task"],
+        classes=meta.get("classes", ()),
+        outputs=meta.get("outputs", ()),
+        provenance=meta.get("provenance", {}),
+        dtype=dtype,
+    )

@@ -1,0 +1,206 @@
+"""Fitting the default networks: for users who come without a model, and for the bundled datasets.
+
+Every network is made of closed-set layers (a scaler in front, so inputs stay in raw units) and is seeded
+and deterministic, so ``actionable train`` reproduces the shipped weights on the same machine type.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from actionable import __version__
+from actionable import layers as L
+from actionable.errors import ConfigError, DataError
+from actionable.models import TorchModel
+from actionable.schema import DTYPE, Schema
+
+Scaling = Literal["standard", "minmax"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to fit one network: architecture, input scaling and the optimiser's settings."""
+
+    hidden: tuple[int, ...] = (40, 40)
+    activation: Literal["relu", "tanh", "logistic"] = "relu"
+    scaling: Scaling = "standard"
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    dropout: float = 0.0
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if any(h < 1 for h in self.hidden) or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError(
+                f"train: hidden sizes, epochs and batch_size must be >= 1 and lr > 0; got {self}."
+            )
+        if self.activation not in ("relu", "tanh", "logistic"):
+            raise ConfigError(f"train: activation {self.activation!r}; use 'relu', 'tanh' or 'logistic'.")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"train: dropout must be in [0, 1); got {self.dropout}.")
+
+
+def fit_classifier(
+    schema: Schema,
+    X: pd.DataFrame,
+    y: pd.Series | Sequence[Any],
+    recipe: Recipe = Recipe(),
+    *,
+    classes: Sequence[Any] | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> TorchModel:
+    """A seeded MLP classifier on the canonical tensor (softmax cross-entropy; logits out)."""
+    x = schema.encode(X)
+    labels = pd.Series(list(y))
+    if labels.isna().any():
+        raise DataError("train: the target column has missing values; drop those rows first.")
+    if classes is None:
+        classes = schema.target.classes if schema.target is not None and schema.target.classes else None
+    classes = tuple(classes) if classes is not None else tuple(sorted(pd.unique(labels).tolist(), key=str))
+    lookup = {str(c): i for i, c in enumerate(classes)}
+    unknown = sorted({str(v) for v in labels} - set(lookup))
+    if unknown:
+        raise DataError(f"train: target values {unknown[:5]} are not among the classes {list(classes)}.")
+    if len(classes) < 2:
+        raise DataError(
+            f"train: the target has a single class {list(classes)}; a classifier needs two or more."
+        )
+    codes = torch.as_tensor([lookup[str(v)] for v in labels], dtype=torch.int64)
+    net = _fit(x, codes, _scaler(schema, x, recipe.scaling), len(classes), recipe, nn.CrossEntropyLoss())
+    info = {"trainer": "actionable.training.fit_classifier", "recipe": asdict(recipe), "version": __version__}
+    return TorchModel(
+        net, schema, task="classification", classes=classes, provenance=info | (provenance or {})
+    )
+
+
+def fit_regressor(
+    schema: Schema,
+    X: pd.DataFrame,
+    y: pd.Series | Sequence[float],
+    recipe: Recipe = Recipe(),
+    *,
+    provenance: dict[str, Any] | None = None,
+) -> TorchModel:
+    """A seeded MLP regressor on the canonical tensor (mean squared error on the standardised target)."""
+    x = schema.encode(X)
+    target = torch.as_tensor(np.asarray(y, dtype=np.float64)).reshape(len(x), -1)
+    mean, std = target.mean(0), target.std(0).clamp_min(1e-12)
+    net = _fit(
+        x, (target - mean) / std, _scaler(schema, x, recipe.scaling), target.shape[1], recipe, nn.MSELoss()
+    )
+    net.append(L.ColumnMap(torch.arange(target.shape[1]), std, mean))
+    name = schema.target.name if schema.target is not None else "output"
+    info = {"trainer": "actionable.training.fit_regressor", "recipe": asdict(recipe), "version": __version__}
+    return TorchModel(net, schema, task="regression", outputs=(name,), provenance=info | (provenance or {}))
+
+
+def fit_indirect(
+    schema: Schema,
+    X: pd.DataFrame,
+    recipe: Recipe = Recipe(hidden=(10,)),
+    *,
+    bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> TorchModel:
+    """The indirect model of Lash et al.: predicts the indirect features from the fixed and direct ones.
+
+    Inputs and outputs are min-max scaled by ``bounds`` (default: the schema's), the output layer is ReLU
+    as in the original, and the result is mapped back to raw units, so the model reads and writes raw units.
+    """
+    indirect = [f for f in schema.features if f.mutability == "indirect"]
+    if not indirect:
+        raise ConfigError("train: the schema has no indirect features, so there is no indirect model to fit.")
+    if any(f.kind == "category" for f in indirect):
+        raise ConfigError(
+            "train: indirect category features are not supported; declare them binary or numeric."
+        )
+    x = schema.encode(X)
+    lo, hi = bounds if bounds is not None else schema.bounds_tensor()
+    span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    inputs = torch.nonzero(~schema.mask("indirect")).flatten()
+    outputs = torch.as_tensor([schema.slice(f.name).start for f in indirect])
+    scaler = L.ColumnMap(inputs, 1 / span[inputs], -lo[inputs] / span[inputs])
+    target = (x[:, outputs] - lo[outputs]) / span[outputs]
+    net = _fit(x, target, scaler, len(indirect), recipe, nn.MSELoss(), out_activation=L.ReLU())
+    net.append(L.ColumnMap(torch.arange(len(indirect)), span[outputs], lo[outputs]))
+    info = {"trainer": "actionable.training.fit_indirect", "recipe": asdict(recipe), "version": __version__}
+    return TorchModel(
+        net,
+        schema,
+        task="regression",
+        outputs=tuple(f.name for f in indirect),
+        provenance=info | (provenance or {}),
+    )
+
+
+def minmax_bounds(schema: Schema, X: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per canonical column min and max of a frame (the training ranges Lash et al. scale by)."""
+    x = schema.encode(X)
+    return x.min(0).values, x.max(0).values
+
+
+def _scaler(schema: Schema, x: torch.Tensor, scaling: Scaling) -> L.Layer:
+    if scaling == "standard":
+        return L.Standardize(x.mean(0), x.std(0).clamp_min(1e-12))
+    if scaling == "minmax":
+        lo, hi = x.min(0).values, x.max(0).values
+        span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+        return L.ColumnMap(torch.arange(schema.width), 1 / span, -lo / span)
+    raise ConfigError(f"train: scaling {scaling!r}; use 'standard' or 'minmax'.")
+
+
+def _fit(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    scaler: L.Layer,
+    n_out: int,
+    recipe: Recipe,
+    loss_fn: nn.Module,
+    out_activation: L.Layer | None = None,
+) -> nn.Sequential:
+    """Mini-batch Adam on a seeded MLP; dropout layers are used in training only and not kept."""
+    generator = torch.Generator().manual_seed(recipe.seed)
+    torch.manual_seed(recipe.seed)
+    width = int(scaler(x[:1]).shape[1])
+    sizes = [width, *recipe.hidden, n_out]
+    body: list[nn.Module] = []
+    kept: list[L.Layer] = []
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        linear = L.Linear(a, b).to(DTYPE)
+        body.append(linear)
+        kept.append(linear)
+        if i < len(sizes) - 2:
+            act = L.ACTIVATIONS[recipe.activation]()
+            body.append(act)
+            kept.append(act)
+            if recipe.dropout:
+                body.append(nn.Dropout(recipe.dropout))
+    if out_activation is not None:
+        body.append(out_activation)
+        kept.append(out_activation)
+    train_net = nn.Sequential(*body)
+    z = scaler(x).detach()
+    optimiser = torch.optim.Adam(train_net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    n = len(z)
+    for _ in range(recipe.epochs):
+        train_net.train()
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, recipe.batch_size):
+            batch = order[start : start + recipe.batch_size]
+            optimiser.zero_grad()
+            loss = loss_fn(train_net(z[batch]), y[batch])
+            loss.backward()
+            optimiser.step()
+    train_net.eval()
+    return nn.Sequential(scaler, *kept).to(DTYPE)
