@@ -168,7 +168,7 @@ def _train_user(
         "data_sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
         "seed": seed,
     }
-    X = frame[list(schema.names)]
+    X = schema.validate(frame)
     if regression:
         model = fit_regressor(schema, X.iloc[train], y.iloc[train], recipe, provenance=provenance)
         residual = y.iloc[test].to_numpy(np.float64) - model.predict(X.iloc[test])

@@ -1,0 +1,136 @@
+"""The command line: every command has --help; bad input exits 2 naming the fix; train writes a model file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from actionable import load_model
+from actionable.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("command", ["datasets", "info", "train", "demo"])
+def test_every_command_has_help(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_unknown_dataset_exits_2_with_the_valid_names() -> None:
+    result = runner.invoke(app, ["info", "germn"])
+    assert result.exit_code == 2
+    assert "german" in result.output and "adult" in result.output and "california" in result.output
+
+
+def test_datasets_lists_all() -> None:
+    result = runner.invoke(app, ["datasets"])
+    assert result.exit_code == 0
+    for name in ("german", "adult", "student", "california"):
+        assert name in result.output
+
+
+def test_info_shows_schema_and_model_quality() -> None:
+    result = runner.invoke(app, ["info", "german"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "credit_amount" in result.output and "test_accuracy" in result.output
+
+
+def test_demo_runs_without_arguments() -> None:
+    result = runner.invoke(app, ["demo"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "denies" in result.output
+
+
+SCHEMA = """
+[target]
+name = "approved"
+favourable = "yes"
+classes = ["no", "yes"]
+
+[[feature]]
+name = "income"
+kind = "real"
+bounds = [0, 500]
+mutability = "direct"
+
+[[feature]]
+name = "region"
+kind = "category"
+levels = ["north", "south"]
+"""
+
+
+def user_files(tmp_path: Path, n: int = 200) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    income = rng.uniform(0, 500, n)
+    region = rng.choice(["north", "south"], n)
+    approved = np.where(income + (region == "south") * 100 > 300, "yes", "no")
+    data = tmp_path / "loans.csv"
+    pd.DataFrame({"income": income, "region": region, "approved": approved}).to_csv(data, index=False)
+    schema = tmp_path / "schema.toml"
+    schema.write_text(SCHEMA)
+    return data, schema
+
+
+def test_train_on_a_users_csv(tmp_path: Path) -> None:
+    data, schema = user_files(tmp_path)
+    out = tmp_path / "model"
+    args = ["train", "--data", str(data), "--schema", str(schema), "--target", "approved", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--epochs", "60", "--hidden", "8"])
+    assert result.exit_code == 0, result.output
+    model = load_model(out)
+    assert model.classes == ("no", "yes") and model.provenance["metrics"]["test_accuracy"] > 0.85
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d, s: ["--target", "nope"], "target column 'nope' is not in"),
+        (lambda d, s: ["--hidden", "a,b"], "--hidden 'a,b' must be comma-separated"),
+        (lambda d, s: ["--schema", str(d)], "not valid TOML"),
+    ],
+)
+def test_train_bad_input_exits_2(tmp_path: Path, change: object, message: str) -> None:
+    data, schema = user_files(tmp_path, 40)
+    base = {
+        "--data": str(data),
+        "--schema": str(schema),
+        "--target": "approved",
+        "--out": str(tmp_path / "m"),
+    }
+    extra = change(data, schema)  # type: ignore[operator]
+    base[extra[0]] = extra[1]
+    result = runner.invoke(app, ["train", *[x for kv in base.items() for x in kv], "--epochs", "1"])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+
+
+def test_train_needs_a_source(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--dataset NAME" in result.output
+
+
+def test_bad_row_in_users_csv_names_row_and_column(tmp_path: Path) -> None:
+    data, schema = user_files(tmp_path, 40)
+    frame = pd.read_csv(data)
+    frame.loc[7, "region"] = "west"
+    frame.to_csv(data, index=False)
+    args = [
+        "train",
+        "--data",
+        str(data),
+        "--schema",
+        str(schema),
+        "--target",
+        "approved",
+        "--out",
+        str(tmp_path / "m"),
+    ]
+    result = runner.invoke(app, [*args, "--epochs", "1"])
+    assert result.exit_code == 2
+    assert "column 'region': unknown level 'west'" in " ".join(result.output.split())
