@@ -94,7 +94,7 @@ def fit_regressor(
 ) -> TorchModel:
     """A seeded MLP regressor on the canonical tensor (mean squared error on the standardised target)."""
     x = schema.encode(X)
-    target = torch.as_tensor(np.asarray(y, dtype=np.float64)).reshape(len(x), -1)
+    target = torch.tensor(np.asarray(y, dtype=np.float64)).reshape(len(x), -1)
     mean, std = target.mean(0), target.std(0).clamp_min(1e-12)
     net = _fit(
         x, (target - mean) / std, _scaler(schema, x, recipe.scaling), target.shape[1], recipe, nn.MSELoss()
