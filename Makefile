@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 # A local CPU wheel of torch, where the machine has one, keeps pip from pulling a multi-GB CUDA build.
 WHEELS := $(wildcard /opt/wheels)
 PIP_FLAGS := $(if $(WHEELS),--find-links $(WHEELS),)
+SOURCES := actionable tests $(wildcard benchmarks scripts)
 
 .PHONY: demo test lint types unit clean
 
@@ -24,8 +25,8 @@ demo: $(VENV)/.installed-base
 	$(BIN)/actionable demo
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check actionable tests benchmarks scripts
-	$(BIN)/ruff format --check actionable tests benchmarks scripts
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
 
 types: $(VENV)/.installed-test
 	$(BIN)/mypy actionable
