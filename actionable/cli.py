@@ -73,7 +73,7 @@ def info_command(
     data = datasets.load(name)
     console.print(f"[bold]{data.title}[/] ({data.name}): {len(data.frame)} rows, task {data.task}")
     console.print(data.description)
-    console.print(f"split: {dict(data.split.value_counts())}")
+    console.print("split: " + ", ".join(f"{k} {int(v)}" for k, v in data.split.value_counts().items()))
     console.print(schema_table(data.schema))
     models = Table("model", "task", "outputs", "quality", "trainer", title="Default models")
     for model_name, model in data.models.items():
