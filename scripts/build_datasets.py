@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from actionable.schema import Feature, Schema, Target
+from actionable.schema import Direction, Feature, Mutability, Schema, Target
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "actionable" / "datasets"
@@ -134,7 +134,10 @@ def sha256(path: Path) -> str:
 
 
 def checked(shared: Path, name: str) -> Path:
+    """The path of a source file, after checking its sha256 against the value recorded in SOURCES.md."""
     path = shared / name
+    if not path.is_file():
+        raise SystemExit(f"{path}: not found; give the folder of the raw files with --shared.")
     digest = sha256(path)
     if digest != SHA256[name]:
         raise SystemExit(
@@ -151,13 +154,19 @@ def write(name: str, frame: pd.DataFrame, schema: Schema, info: dict[str, Any], 
     frame.to_csv(text, index=False, lineterminator="\n")
     with gzip.GzipFile(folder / "data.csv.gz", "wb", mtime=0, compresslevel=9) as handle:
         handle.write(text.getvalue().encode())
+    # pandas writes floats with repr (shortest round-trip digits): the file must read back exactly.
+    with gzip.open(folder / "data.csv.gz", "rt", encoding="utf-8") as handle:
+        back = pd.read_csv(handle, keep_default_na=False)
+    for column in frame.columns:
+        if not np.array_equal(back[column].to_numpy(), frame[column].to_numpy()):
+            raise SystemExit(f"{name}: column {column!r} does not read back exactly from data.csv.gz.")
     schema.save(folder / "schema.toml")
     (folder / "dataset.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     (folder / "SOURCE.md").write_text(note, encoding="utf-8")
 
 
 def source_list(shared: Path, names: list[str], origin: str) -> list[dict[str, str]]:
-    return [{"file": n, "sha256": SHA256[n], "origin": origin} for n in names if (shared / n).is_file()]
+    return [{"file": n, "sha256": SHA256[n], "origin": origin} for n in names]
 
 
 def stratified_split(y: pd.Series, seed: int = 0, stratify: bool = True) -> pd.Series:
@@ -201,9 +210,20 @@ def german(shared: Path) -> None:
             raise SystemExit(f"german: unknown codes {unknown} in {column}")
         frame[column] = frame[column].map(levels)
     target = raw[20].map({1: "good", 2: "bad"})
+    counts = target.value_counts().to_dict()
+    if raw.shape != (1000, 21) or counts != {"good": 700, "bad": 300}:
+        raise SystemExit(
+            f"german: expected 1000 rows x 21 columns, 700 good / 300 bad; got {raw.shape}, {counts}"
+        )
+    absent = [
+        f"{column}: {text!r} ({code})"
+        for column, levels in GERMAN_LEVELS.items()
+        for code, text in levels.items()
+        if text not in set(frame[column])
+    ]
     frame["credit_risk"] = target
     frame["split"] = stratified_split(target)
-    numeric = {
+    numeric: dict[str, tuple[tuple[int, int], Mutability, Direction, str]] = {
         "duration": ((1, 120), "direct", "both", "loan duration in months"),
         "credit_amount": ((100, 100000), "direct", "both", "credit amount in DM"),
         "installment_rate": ((1, 4), "direct", "both", "instalment rate, % of disposable income (1-4)"),
@@ -212,7 +232,7 @@ def german(shared: Path) -> None:
         "existing_credits": ((1, 4), "direct", "both", "number of existing credits at this bank"),
         "liable_people": ((1, 2), "fixed", "both", "number of people liable to provide maintenance for"),
     }
-    categorical = {
+    categorical: dict[str, tuple[Mutability, str]] = {
         "checking_account": ("fixed", "status of existing checking account"),
         "credit_history": ("fixed", "credit history"),
         "purpose": ("fixed", "purpose of the credit"),
@@ -253,7 +273,7 @@ def german(shared: Path) -> None:
     files = source_list(
         shared, ["uci-german/german.data", "uci-german/german.doc"], "UCI Statlog German Credit"
     )
-    info = {
+    info: dict[str, Any] = {
         "name": "german",
         "title": "Statlog German Credit",
         "task": "classification",
@@ -264,9 +284,17 @@ def german(shared: Path) -> None:
         "source": files,
         "split": "stratified by credit_risk, 80/20, sklearn train_test_split(random_state=0)",
         "notes": [
-            "Attribute codes (A11, A61, ...) replaced by the texts of german.doc.",
-            "Mutability is illustrative: age may only increase; personal status, credit history, "
-            "purpose, checking account and residence are fixed.",
+            "Attributes 1-20 named in snake_case (checking_account, duration, ..., foreign_worker); "
+            "attribute codes (A11, A61, ...) replaced by the texts of german.doc, levels kept in code order.",
+            "Levels with no row in the data, kept so the schema lists every documented level: "
+            + "; ".join(absent)
+            + ".",
+            "Target credit_risk: class 1 -> 'good' (700 rows), 2 -> 'bad' (300 rows). No rows dropped.",
+            "Mutability is illustrative: age may only increase; duration and credit_amount may move either "
+            "way; savings, employment, debtors, property, housing, job, telephone, foreign_worker, "
+            "existing_credits and installment_rate are directly changeable; personal_status, "
+            "credit_history, purpose, checking_account, residence_since, liable_people and "
+            "other_installment_plans are fixed.",
         ],
         "default_model": "mlp",
     }
@@ -277,9 +305,9 @@ def german(shared: Path) -> None:
         info["citation"],
         files,
         [
-            "Codes replaced by readable level names from german.doc.",
-            "class 1 -> good, 2 -> bad.",
-            "Added a seeded stratified 80/20 `split` column.",
+            *info["notes"][:3],
+            "Added a `split` column: stratified by credit_risk, 80/20, "
+            "sklearn train_test_split(test_size=0.2, random_state=0) -> 800 train / 200 test.",
         ],
     )
     write("german", frame, schema, info, note)
@@ -306,7 +334,8 @@ ADULT_COLUMNS = [
 
 
 def adult(shared: Path) -> None:
-    parts, counts = [], {}
+    parts: list[pd.DataFrame] = []
+    counts: dict[str, dict[str, int]] = {}
     for name, skip in (("uci-adult/adult.data", 0), ("uci-adult/adult.test", 1)):
         raw = pd.read_csv(
             checked(shared, name),
@@ -393,7 +422,11 @@ def adult(shared: Path) -> None:
     schema = Schema(features, Target("income", favourable=">50K", classes=("<=50K", ">50K")), "adult")
     files = source_list(shared, ["uci-adult/adult.data", "uci-adult/adult.test"], "UCI Adult (Census Income)")
     total_pos = sum(c["positives"] for c in counts.values())
-    info = {
+    if len(frame) != 45222 or total_pos != 11208:
+        raise SystemExit(
+            f"adult: expected 45222 rows kept and 11208 positives; got {len(frame)}, {total_pos}"
+        )
+    info: dict[str, Any] = {
         "name": "adult",
         "title": "UCI Adult (Census Income)",
         "task": "classification",
@@ -405,12 +438,20 @@ def adult(shared: Path) -> None:
         "split": "the official one: adult.data = train, adult.test = test",
         "counts": counts,
         "notes": [
-            f"Labels re-derived from both raw files ('>50K.' in adult.test is '>50K'): {total_pos} positives "
-            f"of {len(frame)}; the original synthesis repo coded the test file's >50K rows as low income.",
+            f"Labels re-derived from both raw files (whitespace stripped; the trailing '.' of adult.test's "
+            f"'>50K.' / '<=50K.' removed): {total_pos} positives ('>50K') of {len(frame)} rows kept, "
+            + ", ".join(f"{n}: {c['positives']} of {c['kept']}" for n, c in counts.items())
+            + ". The original synthesis repo (goutham7r/synth-action-seq, models/adult/adult.data) coded "
+            f"the {counts['uci-adult/adult.test']['positives']} '>50K.' rows of the test file as low income.",
             "Rows with '?' in any column dropped: "
-            + ", ".join(f"{n}: {c['dropped_missing']}" for n, c in counts.items())
-            + ".",
-            "fnlwgt (a sampling weight) and education (duplicated by education_num) dropped, as in the paper.",
+            + ", ".join(f"{n}: {c['dropped_missing']} of {c['rows']}" for n, c in counts.items())
+            + f"; {len(frame)} rows kept. adult.test's first line ('|1x3 Cross validator') skipped.",
+            "fnlwgt (a sampling weight) and education (duplicated by education_num) dropped, as in the paper; "
+            "the other columns renamed to snake_case (education-num -> education_num, ...); category levels "
+            "sorted alphabetically.",
+            "Mutability is illustrative: age and education_num may only increase; hours_per_week, "
+            "capital_gain and capital_loss either way; occupation and workclass are directly changeable; "
+            "marital_status, relationship, race, sex and native_country are fixed.",
         ],
         "default_model": "mlp",
     }
@@ -420,7 +461,10 @@ def adult(shared: Path) -> None:
         UCI,
         info["citation"],
         files,
-        info["notes"],
+        [
+            *info["notes"][:3],
+            "Added a `split` column: the official split (adult.data = train, adult.test = test).",
+        ],
     )
     write("adult", frame, schema, info, note)
 
@@ -433,7 +477,16 @@ def student(shared: Path) -> None:
     raw = pd.read_csv(data_path)
     schema = Schema.from_lash_indices(indices_path, raw)
     schema = Schema(schema.features, schema.target, "student")
-    split = pd.read_csv(split_path).set_index("studid")["split"]
+    shipped = pd.read_csv(split_path)
+    if len(shipped) != len(raw) or not shipped["studid"].is_unique:
+        raise SystemExit(f"student: {split_path.name} has {len(shipped)} rows for {len(raw)} students")
+    joined = raw[["studid", "bad_grade"]].merge(shipped, on="studid", how="left", suffixes=("", "_split"))
+    if (
+        not (joined["bad_grade"] == joined["bad_grade_split"]).all()
+        or not (joined["csv_row_index"] == np.arange(len(raw))).all()
+    ):
+        raise SystemExit(f"student: {split_path.name} disagrees with {data_path.name} on labels or row order")
+    split = shipped.set_index("studid")["split"]
     frame = raw.drop(columns=["studid"]).copy()
     frame["split"] = raw["studid"].map(split).to_numpy()
     counts = frame["split"].value_counts().to_dict()
@@ -458,7 +511,7 @@ def student(shared: Path) -> None:
         ],
         "michael-lash/Inverse_Classification @ dcc4adc (MIT); UCI Student Performance",
     )
-    info = {
+    info: dict[str, Any] = {
         "name": "student",
         "title": "Student Performance (Portuguese), as processed by Lash et al.",
         "task": "classification",
@@ -471,7 +524,8 @@ def student(shared: Path) -> None:
         "notes": [
             "Feature groups and costs from stud_indices.csv via Schema.from_lash_indices; costs are per "
             "raw unit (the file's cost divided by the feature's range).",
-            "bad_grade = 1 is the unfavourable class.",
+            "bad_grade = 1 is the unfavourable class (favourable 0). Lash's 43 feature names kept; studid "
+            "dropped from the features; row order kept; no rows dropped.",
             "stud_indices.csv, processed_stud_minmax.csv (Lash's training min/max) and "
             "invresult_pos_only.csv (the published inverse-classification result) ship alongside.",
         ],
@@ -483,7 +537,11 @@ def student(shared: Path) -> None:
         info["license"],
         info["citation"],
         files,
-        info["notes"],
+        [
+            *info["notes"],
+            "Added a `split` column from processed_stud_split.csv (joined on studid): 519 train / 65 val / "
+            "65 test, 46 of the test rows with bad_grade = 1.",
+        ],
     )
     write("student", frame, schema, info, note)
 
@@ -491,8 +549,13 @@ def student(shared: Path) -> None:
 # ------------------------------------------------------------------------------------- california
 def california(shared: Path) -> None:
     frame = pd.read_csv(checked(shared, "california-housing/california_housing.csv"))
+    if frame.shape != (20640, 9):
+        raise SystemExit(f"california: expected 20640 rows x 9 columns; got {frame.shape}")
     for column in ("HouseAge", "Population"):
-        frame[column] = frame[column].astype(np.int64)
+        values = frame[column].to_numpy(np.float64)
+        if not np.array_equal(values, np.rint(values)):
+            raise SystemExit(f"california: {column} has fractional values; cannot store it as an integer")
+        frame[column] = values.astype(np.int64)
     frame["split"] = stratified_split(frame["MedHouseVal"], stratify=False)
     features = (
         Feature(
@@ -516,7 +579,7 @@ def california(shared: Path) -> None:
         ["california-housing/california_housing.csv"],
         "StatLib cal_housing (Pace and Barry 1997), laid out as scikit-learn's fetch_california_housing",
     )
-    info = {
+    info: dict[str, Any] = {
         "name": "california",
         "title": "California Housing",
         "task": "regression",
@@ -537,7 +600,12 @@ def california(shared: Path) -> None:
         info["license"],
         info["citation"],
         files,
-        ["HouseAge and Population stored as integers.", "Added a seeded random 80/20 `split` column."],
+        [
+            "Columns as scikit-learn names them (MedInc, HouseAge, ..., MedHouseVal); no rows dropped.",
+            "HouseAge and Population stored as integers (every value is a whole number).",
+            "Added a `split` column: random 80/20, sklearn train_test_split(test_size=0.2, random_state=0) "
+            "-> 16512 train / 4128 test.",
+        ],
     )
     write("california", frame, schema, info, note)
 
@@ -546,6 +614,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     args = parser.parse_args()
+    for name in SHA256:  # check every source first, so a mismatch leaves no half-built bundle
+        checked(args.shared, name)
     for build in (german, adult, student, california):
         build(args.shared)
         print(f"built {build.__name__}")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from actionable.errors import ConfigError, ModelError, did_you_mean
+from actionable.errors import ConfigError, DataError, ModelError, did_you_mean
 from actionable.schema import Schema
 
 if TYPE_CHECKING:
@@ -33,7 +33,13 @@ def names() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Dataset:
-    """One bundled dataset: the raw features, the target, the split, the schema and the default models."""
+    """One bundled dataset: the raw features, the target, the split, the schema and the default models.
+
+    ``frame`` holds the raw features in schema order (validated, index 0..n-1), ``target`` the labels,
+    ``split`` "train" / "val" / "test" per row, ``info`` the parsed ``dataset.json``. Loads are cached
+    and shared: do not mutate ``frame``, ``target`` or ``split`` (copy them first). Val rows are in
+    neither the train nor the test part.
+    """
 
     name: str
     title: str
@@ -75,7 +81,7 @@ class Dataset:
 
     @property
     def models(self) -> Mapping[str, TorchModel]:
-        """The default models shipped with the dataset, by name."""
+        """The default models shipped with the dataset, by name (empty if none are installed)."""
         return _models(self.name)
 
     @property
@@ -101,37 +107,56 @@ def load(name: str) -> Dataset:
 
 
 def folder(name: str) -> Path:
+    """The folder of a bundled dataset inside the installed package."""
     return Path(str(resources.files("actionable.datasets") / name))
+
+
+SPLITS = ("train", "val", "test")
 
 
 @functools.cache
 def _load(name: str) -> Dataset:
-    path = folder(name)
-    schema = Schema.from_toml(path / "schema.toml")
-    info = json.loads((path / "dataset.json").read_text(encoding="utf-8"))
+    files = resources.files("actionable.datasets") / name
+    where = f"bundled dataset {name!r}"
+    schema = Schema.from_toml(files.joinpath("schema.toml").read_text(encoding="utf-8"))
+    info = json.loads(files.joinpath("dataset.json").read_text(encoding="utf-8"))
+    if schema.target is None:
+        raise DataError(f"{where}: its schema.toml names no [target]; the bundle is damaged, reinstall it.")
+    target_name = schema.target.name
     dtypes: dict[str, Any] = {
         f.name: "string"
         if f.kind == "category"
         else ("int64" if f.kind in ("integer", "binary") else "float64")
         for f in schema.features
     }
-    with gzip.open(path / "data.csv.gz", "rt", encoding="utf-8") as handle:
-        raw = pd.read_csv(handle, dtype=dtypes | {"split": "string"}, keep_default_na=False)
+    classes = schema.target.classes
+    dtypes[target_name] = (
+        "float64" if not classes else ("string" if all(isinstance(c, str) for c in classes) else "int64")
+    )
+    with (
+        files.joinpath("data.csv.gz").open("rb") as packed,
+        gzip.open(packed, "rt", encoding="utf-8") as text,
+    ):
+        raw = pd.read_csv(text, dtype=dtypes | {"split": "string"}, keep_default_na=False)
     frame = schema.validate(raw)
-    if schema.target is None:
-        raise ConfigError(f"dataset {name!r}: its schema.toml names no [target]; the bundle is damaged.")
-    target = raw[schema.target.name]
-    if schema.target.classes:
-        kinds = {type(c) for c in schema.target.classes}
-        target = target.astype(object) if kinds == {str} else target.astype("int64")
+    target = raw[target_name].astype(object if dtypes[target_name] == "string" else dtypes[target_name])
+    if classes and not target.isin(classes).all():
+        raise DataError(
+            f"{where}: column {target_name!r} has labels {sorted(set(target) - set(classes), key=str)} "
+            f"outside the schema's classes {list(classes)}; the bundle is damaged, reinstall it."
+        )
+    split = raw["split"].astype(object)
+    if not split.isin(SPLITS).all():
+        raise DataError(f"{where}: column 'split' has values outside {list(SPLITS)}; reinstall the bundle.")
+    path = folder(name)
     return Dataset(
         name=name,
         title=str(info["title"]),
         description=str(info["description"]),
         task=str(info["task"]),
         frame=frame,
-        target=target.rename(schema.target.name),
-        split=raw["split"].astype(object).rename("split"),
+        target=target.rename(target_name),
+        split=split.rename("split"),
         schema=schema,
         info=info,
         path=path,
