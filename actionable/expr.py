@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Union
@@ -34,50 +35,67 @@ ALLOWED = (
 )
 
 
+# ---------------------------------------------------------------------------------------------- nodes
 @dataclass(frozen=True)
 class Const:
+    """A number (always a python float, so huge literals become inf), a bool, or a quoted category level."""
+
     value: float | str | bool
 
 
 @dataclass(frozen=True)
 class Name:
+    """A feature or parameter, looked up in the environment at evaluation."""
+
     id: str
 
 
 @dataclass(frozen=True)
 class Unary:
-    op: str  # "-" or "+"
+    """Sign: ``op`` is ``"-"`` or ``"+"``."""
+
+    op: str
     operand: Node
 
 
 @dataclass(frozen=True)
 class Binary:
-    op: str  # + - * / **
+    """Arithmetic: ``op`` is one of ``+ - * / **``."""
+
+    op: str
     left: Node
     right: Node
 
 
 @dataclass(frozen=True)
 class Call:
+    """A whitelisted function (``FUNCTIONS``); ``min``/``max`` are elementwise over two or more arguments."""
+
     func: str
     args: tuple[Node, ...]
 
 
 @dataclass(frozen=True)
 class Compare:
-    op: str  # < <= > >= == !=
+    """One comparison, ``op`` in ``< <= > >= == !=``; chains ``a < b < c`` become ``BoolOp("and", ...)``."""
+
+    op: str
     left: Node
     right: Node
 
 
 @dataclass(frozen=True)
 class BoolOp:
-    op: str  # "and" or "or"
+    """``op`` is ``"and"`` or ``"or"`` over two or more conditions."""
+
+    op: str
     values: tuple[Node, ...]
 
 
 @dataclass(frozen=True)
 class Not:
+    """Logical negation of a condition."""
+
     operand: Node
 
 
@@ -97,7 +115,7 @@ Value = Union[torch.Tensor, Categorical]  # noqa: UP007
 
 
 def walk(node: Node) -> Iterator[Node]:
-    """Every node of a tree, parents first."""
+    """Every node of a tree, parents first (trees are at most ``MAX_DEPTH`` deep, so recursion is safe)."""
     yield node
     if isinstance(node, Unary | Not):
         yield from walk(node.operand)
@@ -112,9 +130,20 @@ def walk(node: Node) -> Iterator[Node]:
             yield from walk(value)
 
 
+def _level_example(name: str, levels: Sequence[str]) -> str:
+    """A valid comparison to show in a fix, e.g. ``job == 'skilled'``."""
+    return f"{name} == {levels[0]!r}" if levels else f"{name} == 'level'"
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """``text`` cut for an error message, so a 2000-character expression does not flood it."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+# ---------------------------------------------------------------------------------------------- Expr
 @dataclass(frozen=True)
 class Expr:
-    """A parsed expression: its text, its tree and the names it reads."""
+    """A parsed expression: its text, its tree, the names it reads and where it came from (for errors)."""
 
     text: str
     node: Node
@@ -128,15 +157,16 @@ class Expr:
 
     @property
     def is_boolean(self) -> bool:
+        """The expression is a condition: a comparison, and/or/not, or ``True``/``False``."""
         return isinstance(self.node, Compare | BoolOp | Not) or (
             isinstance(self.node, Const) and isinstance(self.node.value, bool)
         )
 
     def evaluate(self, env: Mapping[str, Value]) -> torch.Tensor | str:
         """Value on tensors (batched, differentiable); comparisons give bool tensors; a level gives its text."""
-        if self.is_level:
-            return str(self.node.value)  # type: ignore[union-attr]
-        return _as_tensor(_evaluate(self.node, env, self.where), self.where)
+        if isinstance(self.node, Const) and isinstance(self.node.value, str):
+            return self.node.value
+        return _as_tensor(evaluate_node(self.node, env, self.where), self.where, _label(self.node))
 
 
 def parse(
@@ -152,64 +182,88 @@ def parse(
     feature -> its levels, to check quoted levels compared with a category feature.
     """
     if not isinstance(text, str):
-        raise SpecError(f"{where}: an expression must be a string; got {type(text).__name__} {text!r}.")
+        raise SpecError(
+            f"{where}: an expression must be a string (got {type(text).__name__} {text!r}); "
+            f'quote it in the file, e.g. "age >= 18".'
+        )
     if len(text) > MAX_LENGTH:
         raise SpecError(
-            f"{where}: the expression is {len(text)} characters long; at most {MAX_LENGTH} are allowed."
+            f"{where}: the expression is too long (got {len(text)} characters: {_short(text)!r}); "
+            f"at most {MAX_LENGTH} are allowed, so shorten or split it."
         )
-    if not text.strip():
-        raise SpecError(f"{where}: the expression is empty; write one using {ALLOWED}.")
+    source = text.strip()  # eval mode rejects leading indentation
+    if not source:
+        raise SpecError(f"{where}: the expression is empty (got {text!r}); write one using {ALLOWED}.")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():  # e.g. an invalid escape '\d': an error now, as in future Pythons
+            warnings.simplefilter("error")
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise SpecError(
-            f"{where}: {text!r} is not a valid expression ({exc.msg}); write one using {ALLOWED}."
+            f"{where}: not a valid expression ({exc.msg}; got {_short(text)!r}); write one using {ALLOWED}."
         ) from None
-    except (RecursionError, MemoryError, ValueError):
+    except (RecursionError, MemoryError):
         raise SpecError(
-            f"{where}: {text[:60]!r}... is nested too deeply or malformed; simplify it."
+            f"{where}: the expression is nested too deeply to read (got {_short(text)!r}); "
+            f"simplify it to at most {MAX_DEPTH} levels."
         ) from None
-    converter = _Converter(text, where, names, levels)
-    try:
-        node = converter.convert(tree.body, 0)
-    except RecursionError:
-        raise SpecError(f"{where}: the expression is nested too deeply; simplify it.") from None
+    except ValueError as exc:  # null bytes, unencodable characters, over-long integer literals
+        raise SpecError(
+            f"{where}: the expression cannot be read ({exc}; got {_short(text)!r}); "
+            f"write it in plain text using {ALLOWED}."
+        ) from None
+    node = _Converter(source, where, names, levels).convert(tree.body, 0)
     found = frozenset(n.id for n in walk(node) if isinstance(n, Name))
     return Expr(text, node, found, where)
 
 
 class _Converter:
-    """Python AST -> whitelisted nodes, checking names and levels on the way."""
+    """Python AST -> whitelisted nodes, checking names, levels and nesting on the way."""
 
     def __init__(
-        self, text: str, where: str, names: Collection[str] | None, levels: Mapping[str, Sequence[str]] | None
+        self,
+        source: str,
+        where: str,
+        names: Collection[str] | None,
+        levels: Mapping[str, Sequence[str]] | None,
     ) -> None:
-        self.text, self.where = text, where
-        self.names = None if names is None else set(names)
-        self.levels = None if levels is None else {k: tuple(map(str, v)) for k, v in levels.items()}
+        self.source, self.where = source, where
+        self.names = None if names is None else {str(n) for n in names}
+        self.levels = None if levels is None else {str(k): tuple(map(str, v)) for k, v in levels.items()}
+
+    def got(self, node: ast.AST) -> str:
+        """The source text of ``node`` (the whole expression when it cannot be located)."""
+        try:
+            segment = ast.get_source_segment(self.source, node)
+        except (ValueError, IndexError):  # defensive: odd positions must not escape as other errors
+            segment = None
+        return _short(segment or self.source)
 
     def fail(self, node: ast.AST, what: str) -> SpecError:
-        got = ast.get_source_segment(self.text.strip(), node) or self.text
-        return SpecError(f"{self.where}: {what} is not allowed in expressions (got {got!r}); use {ALLOWED}.")
+        return SpecError(
+            f"{self.where}: {what} is not allowed in expressions (got {self.got(node)!r}); use {ALLOWED}."
+        )
+
+    def is_category(self, node: Node) -> bool:
+        return self.levels is not None and isinstance(node, Name) and node.id in self.levels
+
+    def category_misuse(self, node: ast.AST, name: str) -> SpecError:
+        levels = (self.levels or {}).get(name, ())
+        return SpecError(
+            f"{self.where}: category feature {name!r} can only be compared with == or != to one of its levels "
+            f"{list(levels)} (got {self.got(node)!r}); it has no numeric value, so write e.g. "
+            f"{_level_example(name, levels)}."
+        )
 
     def convert(self, node: ast.AST, depth: int) -> Node:
         if depth > MAX_DEPTH:
             raise SpecError(
-                f"{self.where}: the expression is nested more than {MAX_DEPTH} deep; simplify it."
+                f"{self.where}: the expression is nested more than {MAX_DEPTH} deep "
+                f"(got {_short(self.source)!r}); simplify it."
             )
         d = depth + 1
         if isinstance(node, ast.Constant):
-            value = node.value
-            if isinstance(value, bool):
-                return Const(value)
-            if isinstance(value, int | float):
-                try:
-                    return Const(float(value))
-                except OverflowError:  # an integer literal beyond float range
-                    return Const(math.inf)
-            if isinstance(value, str):
-                return Const(value)
-            raise self.fail(node, f"the constant {type(value).__name__}")
+            return self.constant(node)
         if isinstance(node, ast.Name):
             return self.name(node)
         if isinstance(node, ast.UnaryOp):
@@ -217,12 +271,15 @@ class _Converter:
                 return Unary("-" if isinstance(node.op, ast.USub) else "+", self.number(node.operand, d))
             if isinstance(node.op, ast.Not):
                 return Not(self.condition(node.operand, d))
-            raise self.fail(node, "the operator ~")
+            raise self.fail(node, "the bitwise operator ~")
         if isinstance(node, ast.BinOp):
             ops = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
             op = ops.get(type(node.op))
             if op is None:
-                raise self.fail(node, f"the operator {type(node.op).__name__}")
+                symbol = {ast.FloorDiv: "//", ast.Mod: "%", ast.MatMult: "@", ast.LShift: "<<"}.get(
+                    type(node.op)
+                )
+                raise self.fail(node, f"the operator {symbol or type(node.op).__name__}")
             return Binary(op, self.number(node.left, d), self.number(node.right, d))
         if isinstance(node, ast.BoolOp):
             op = "and" if isinstance(node.op, ast.And) else "or"
@@ -243,37 +300,70 @@ class _Converter:
             ast.NamedExpr: "assignment (:=)",
             ast.IfExp: "a conditional expression",
             ast.Starred: "unpacking (*)",
-        }.get(type(node), f"{type(node).__name__}")
+            ast.List: "a list",
+            ast.Tuple: "a tuple",
+            ast.Set: "a set",
+            ast.Dict: "a dict",
+            ast.Await: "await",
+            ast.Yield: "yield",
+            ast.YieldFrom: "yield",
+        }.get(type(node), type(node).__name__)
         raise self.fail(node, what)
 
+    def constant(self, node: ast.Constant) -> Const:
+        value = node.value
+        if isinstance(value, bool | str):
+            return Const(value)
+        if isinstance(value, int | float):
+            try:
+                return Const(float(value))
+            except OverflowError:  # an integer literal beyond float range
+                return Const(math.inf)
+        kind = {bytes: "a bytes literal", complex: "a complex number"}.get(type(value), repr(value))
+        raise self.fail(node, f"the constant {kind}")
+
     def name(self, node: ast.Name) -> Name:
-        if node.id.startswith("_"):
+        ident = node.id
+        if ident.startswith("_"):
             raise self.fail(node, "a name starting with '_'")
-        if node.id in FUNCTIONS:
-            raise SpecError(f"{self.where}: {node.id!r} is a function; call it, e.g. {node.id}(x).")
-        if self.names is not None and node.id not in self.names:
+        if self.names is not None and ident in self.names:
+            return Name(ident)  # a feature may be called e.g. 'exp'; only then is a function name a value
+        if ident in FUNCTIONS:
             raise SpecError(
-                f"{self.where}: unknown name {node.id!r}."
-                + did_you_mean(node.id, self.names)
-                + f" Known names: {sorted(self.names)}."
+                f"{self.where}: {ident!r} is a function, not a value (got it without arguments); "
+                f"call it, e.g. {ident}(x), or use a feature or parameter name."
             )
-        return Name(node.id)
+        if self.names is not None:
+            raise SpecError(
+                f"{self.where}: unknown name {ident!r}."
+                + did_you_mean(ident, self.names)
+                + f" Use one of the known names: {sorted(self.names)}."
+            )
+        return Name(ident)
 
     def condition(self, node: ast.AST, depth: int) -> Node:
+        """An operand of and/or/not: a comparison, a logical expression, True/False or a (boolean) name."""
         out = self.convert(node, depth)
+        if isinstance(out, Name) and self.is_category(out):
+            raise self.category_misuse(node, out.id)
         if isinstance(out, Const) and isinstance(out.value, str):
             raise self.fail(node, "a quoted level used as a condition")
+        if isinstance(out, Binary | Unary | Call) or (
+            isinstance(out, Const) and not isinstance(out.value, bool)
+        ):
+            raise SpecError(
+                f"{self.where}: and/or/not need conditions, not numbers (got {self.got(node)!r}); "
+                f"compare it first, e.g. x > 0 and y <= 1."
+            )
         return out
 
     def number(self, node: ast.AST, depth: int) -> Node:
+        """An operand of arithmetic or of a function: no quoted levels, no category features."""
         out = self.convert(node, depth)
         if isinstance(out, Const) and isinstance(out.value, str):
             raise self.fail(node, "arithmetic on a quoted level")
-        if self.levels is not None and isinstance(out, Name) and out.id in self.levels:
-            raise SpecError(
-                f"{self.where}: category feature {out.id!r} can only be compared with == or != to one of its "
-                f"levels {list(self.levels[out.id])}; it has no numeric value."
-            )
+        if isinstance(out, Name) and self.is_category(out):
+            raise self.category_misuse(node, out.id)
         return out
 
     def compare(self, node: ast.Compare, depth: int) -> Node:
@@ -283,7 +373,10 @@ class _Converter:
         for op_ast, right_ast in zip(node.ops, node.comparators, strict=True):
             op = ops.get(type(op_ast))
             if op is None:
-                raise self.fail(node, f"the comparison {type(op_ast).__name__}")
+                symbol = {ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}.get(
+                    type(op_ast), "?"
+                )
+                raise self.fail(node, f"the comparison '{symbol}'")
             left, right = self.convert(left_ast, depth), self.convert(right_ast, depth)
             self.check_levels(node, op, left, right)
             parts.append(Compare(op, left, right))
@@ -291,44 +384,51 @@ class _Converter:
         return parts[0] if len(parts) == 1 else BoolOp("and", tuple(parts))
 
     def check_levels(self, node: ast.AST, op: str, left: Node, right: Node) -> None:
+        """A quoted level only as ``name == 'level'`` / ``name != 'level'``, and a known level of a category."""
         strings = [n for n in (left, right) if isinstance(n, Const) and isinstance(n.value, str)]
         if not strings:
             for side in (left, right):
-                if self.levels is not None and isinstance(side, Name) and side.id in self.levels:
-                    raise SpecError(
-                        f"{self.where}: category feature {side.id!r} can only be compared to a quoted level, "
-                        f"one of {list(self.levels[side.id])}."
-                    )
+                if isinstance(side, Name) and self.is_category(side):
+                    raise self.category_misuse(node, side.id)
             return
         other = right if strings[0] is left else left
         if op not in ("==", "!=") or not isinstance(other, Name) or len(strings) != 1:
             raise self.fail(node, "a quoted level outside `feature == 'level'` / `feature != 'level'`")
         if self.levels is None:
             return
+        level = str(strings[0].value)
         if other.id not in self.levels:
             raise SpecError(
-                f"{self.where}: {other.id!r} is not a category feature, so it cannot equal a quoted level."
+                f"{self.where}: {other.id!r} is not a category feature, so it cannot equal the quoted level "
+                f"{level!r} (got {self.got(node)!r}); compare a category feature "
+                f"({', '.join(sorted(self.levels)) or 'none declared'}) with one of its levels."
             )
-        level = str(strings[0].value)
-        if level not in self.levels[other.id]:
+        valid = self.levels[other.id]
+        if level not in valid:
             raise SpecError(
-                f"{self.where}: {level!r} is not a level of {other.id!r}; levels are {list(self.levels[other.id])}."
-                + did_you_mean(level, self.levels[other.id])
+                f"{self.where}: {level!r} is not a level of {other.id!r} (got {self.got(node)!r}); "
+                f"use one of {list(valid)}." + did_you_mean(level, valid)
             )
 
     def call(self, node: ast.Call, depth: int) -> Node:
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
             callee = node.func.id if isinstance(node.func, ast.Name) else "this"
-            raise self.fail(node, f"calling {callee!r}")
+            raise self.fail(node, f"calling {callee!r} (only abs min max log exp sqrt)")
         if node.keywords:
             raise self.fail(node, "a keyword argument")
         if any(isinstance(a, ast.Starred) for a in node.args):
             raise self.fail(node, "unpacking (*)")
-        lo, hi = FUNCTIONS[node.func.id]
+        func = node.func.id
+        lo, hi = FUNCTIONS[func]
         if len(node.args) < lo or (hi is not None and len(node.args) > hi):
-            count = f"{lo}" if lo == hi else f"{lo} or more"
-            raise SpecError(f"{self.where}: {node.func.id}() takes {count} arguments; got {len(node.args)}.")
-        return Call(node.func.id, tuple(self.number(a, depth + 1) for a in node.args))
+            count, example = (
+                ("one argument", f"{func}(x)") if lo == hi else ("two or more arguments", f"{func}(x, y)")
+            )
+            raise SpecError(
+                f"{self.where}: {func}() takes {count} (got {len(node.args)} in {self.got(node)!r}); "
+                f"write e.g. {example}."
+            )
+        return Call(func, tuple(self.number(a, depth + 1) for a in node.args))
 
 
 # ----------------------------------------------------------------------------------------- evaluation
@@ -356,75 +456,107 @@ COMPARISONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 _Result = Union[torch.Tensor, Categorical, str]  # noqa: UP007
 
 
-def _evaluate(node: Node, env: Mapping[str, Value], where: str) -> _Result:
+def _label(node: Node) -> str | None:
+    """The feature name behind a value, for error messages."""
+    return node.id if isinstance(node, Name) else None
+
+
+def evaluate_node(node: Node, env: Mapping[str, Value], where: str) -> _Result:
+    """Value of one node: a tensor, a ``Categorical`` (a bare category name) or a ``str`` (a quoted level)."""
     if isinstance(node, Const):
         if isinstance(node.value, str):
             return node.value
         return torch.tensor(node.value, dtype=torch.bool if isinstance(node.value, bool) else torch.float64)
     if isinstance(node, Name):
         if node.id not in env:
-            raise SpecError(f"{where}: no value for name {node.id!r} at evaluation; known: {sorted(env)}.")
+            raise SpecError(
+                f"{where}: no value for name {node.id!r} at evaluation (got values for {sorted(env)}); "
+                f"pass every name the expression reads."
+            )
         return env[node.id]
     if isinstance(node, Compare):
-        left, right = _evaluate(node.left, env, where), _evaluate(node.right, env, where)
+        left, right = evaluate_node(node.left, env, where), evaluate_node(node.right, env, where)
         if isinstance(left, str) or isinstance(right, str):
-            category, level = (right, left) if isinstance(left, str) else (left, right)
-            return _level_test(category, str(level), node.op, where)
-        a, b = _numbers(_as_tensor(left, where), _as_tensor(right, where))
+            if isinstance(left, str):
+                return _level_test(right, left, node.op, where, _label(node.right))
+            return _level_test(left, str(right), node.op, where, _label(node.left))
+        a, b = promote(
+            _as_tensor(left, where, _label(node.left)), _as_tensor(right, where, _label(node.right))
+        )
         return COMPARISONS[node.op](a, b)
     if isinstance(node, BoolOp):
-        values = [_as_bool(_evaluate(v, env, where), where) for v in node.values]
+        values = [_as_bool(evaluate_node(v, env, where), where, v) for v in node.values]
         out = values[0]
         for value in values[1:]:
             out = torch.logical_and(out, value) if node.op == "and" else torch.logical_or(out, value)
         return out
     if isinstance(node, Not):
-        return torch.logical_not(_as_bool(_evaluate(node.operand, env, where), where))
+        return torch.logical_not(_as_bool(evaluate_node(node.operand, env, where), where, node.operand))
     if isinstance(node, Unary):
-        operand = _number(_evaluate(node.operand, env, where), where)
+        operand = as_number(evaluate_node(node.operand, env, where), where, _label(node.operand))
         return -operand if node.op == "-" else operand
     if isinstance(node, Binary):
-        a, b = _numbers(
-            _number(_evaluate(node.left, env, where), where),
-            _number(_evaluate(node.right, env, where), where),
+        a, b = promote(
+            _as_tensor(evaluate_node(node.left, env, where), where, _label(node.left)),
+            _as_tensor(evaluate_node(node.right, env, where), where, _label(node.right)),
         )
         return ARITHMETIC[node.op](a, b)
     if isinstance(node, Call):
-        args = [_number(_evaluate(a, env, where), where) for a in node.args]
+        args = [_as_tensor(evaluate_node(a, env, where), where, _label(a)) for a in node.args]
         if node.func in UNARY_FUNCTIONS:
-            return UNARY_FUNCTIONS[node.func](args[0])
-        out = args[0]
+            return UNARY_FUNCTIONS[node.func](as_number(args[0], where))
+        out = args[0]  # min/max: promote() turns booleans into the other argument's float type
         for arg in args[1:]:
-            a, b = _numbers(out, arg)
+            a, b = promote(out, arg)
             out = torch.minimum(a, b) if node.func == "min" else torch.maximum(a, b)
         return out
-    raise SpecError(f"{where}: cannot evaluate node {node!r}.")  # unreachable for parsed expressions
+    raise SpecError(  # unreachable for trees built by parse()
+        f"{where}: cannot evaluate the node {node!r}; build expressions with parse()."
+    )
 
 
-def _level_test(category: _Result, level: str, op: str, where: str) -> torch.Tensor:
+def _level_test(category: _Result, level: str, op: str, where: str, name: str | None) -> torch.Tensor:
+    """``category == level`` (or ``!=``) as a bool tensor over rows."""
+    shown = repr(name) if name else "the other side"
     if not isinstance(category, Categorical):
-        raise SpecError(f"{where}: only a category feature can be compared with the level {level!r}.")
+        raise SpecError(
+            f"{where}: {shown} is not a category feature, so it cannot equal the quoted level {level!r} "
+            f"(got a {'number' if isinstance(category, torch.Tensor) else 'quoted level'}); "
+            f"pass it as a Categorical or compare it with a number."
+        )
     if level not in category.levels:
-        raise SpecError(f"{where}: {level!r} is not a level; levels are {list(category.levels)}.")
+        raise SpecError(
+            f"{where}: {level!r} is not a level of {shown} (got {level!r}); "
+            f"use one of {list(category.levels)}." + did_you_mean(level, category.levels)
+        )
     hit = category.onehot[..., category.levels.index(level)] > 0.5
-    return hit if op == "==" else ~hit
+    return hit if op == "==" else torch.logical_not(hit)
 
 
-def _as_tensor(value: _Result, where: str) -> torch.Tensor:
+def _as_tensor(value: _Result, where: str, name: str | None = None) -> torch.Tensor:
+    """The tensor behind a value; a category or a quoted level used as a number is a ``SpecError``."""
     if isinstance(value, Categorical):
-        raise SpecError(f"{where}: a category feature can only be compared with == or != to a quoted level.")
+        shown = f"category feature {name!r}" if name else "a category feature"
+        raise SpecError(
+            f"{where}: {shown} can only be compared with == or != to a level (got it used as a number); "
+            f"write e.g. {_level_example(name or 'feature', value.levels)}."
+        )
     if isinstance(value, str):
-        raise SpecError(f"{where}: the quoted level {value!r} has no numeric value.")
+        raise SpecError(
+            f"{where}: the quoted level {value!r} has no numeric value (got it used as a number); "
+            f"compare it with a category feature, e.g. feature == {value!r}."
+        )
     return value
 
 
-def _number(value: _Result, where: str) -> torch.Tensor:
-    tensor = _as_tensor(value, where)
+def as_number(value: _Result, where: str, name: str | None = None) -> torch.Tensor:
+    """A tensor fit for arithmetic: booleans become float64; categories and levels are ``SpecError``."""
+    tensor = _as_tensor(value, where, name)
     return tensor.to(torch.float64) if tensor.dtype == torch.bool else tensor
 
 
-def _numbers(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Booleans become the other operand's float type; mixed float types promote like torch does."""
+def promote(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Booleans become the other operand's float type (or float64); mixed float types promote like torch."""
     if a.dtype == torch.bool:
         a = a.to(b.dtype if b.is_floating_point() else torch.float64)
     if b.dtype == torch.bool:
@@ -432,8 +564,11 @@ def _numbers(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return a, b
 
 
-def _as_bool(value: _Result, where: str) -> torch.Tensor:
-    tensor = _as_tensor(value, where)
+def _as_bool(value: _Result, where: str, node: Node) -> torch.Tensor:
+    tensor = _as_tensor(value, where, _label(node))
     if tensor.dtype != torch.bool:
-        raise SpecError(f"{where}: and/or/not need conditions (comparisons), not numbers.")
+        got = f"{node.id!r} is a number" if isinstance(node, Name) else "a number"
+        raise SpecError(
+            f"{where}: and/or/not need conditions (got {got}); compare it first, e.g. x > 0 and y <= 1."
+        )
     return tensor
