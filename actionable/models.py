@@ -540,8 +540,9 @@ def load_model(path: str | Path, schema: Schema | None = None) -> TorchModel:
         schema = recorded
     elif schema.hash != meta.get("schema_hash"):
         raise ModelError(
-            f"load_model: {meta_path} was trained on a different schema (its features: "
-            f"{list(recorded.names)[:6]}...). Use the schema it records, or retrain on yours."
+            f"load_model: {meta_path} was trained on a schema with another encoding (its features: "
+            f"{list(recorded.names)[:6]}...; names, order, kinds and levels must match). Use the schema it "
+            "records, or retrain on yours."
         )
     dtype = getattr(torch, str(meta.get("dtype", "float64")), None)
     if not isinstance(dtype, torch.dtype):

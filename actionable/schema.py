@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import math
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
@@ -230,8 +231,13 @@ class Schema:
 
     @property
     def hash(self) -> str:
-        """sha256 of the canonical TOML text: model files record it to catch a schema mismatch."""
-        return hashlib.sha256(self.to_toml().encode()).hexdigest()
+        """sha256 of what the canonical encoding depends on (names, order, kinds, levels).
+
+        Model files record it: a model fits any schema with the same encoding, so descriptions, bounds,
+        mutability and costs can be edited without retraining.
+        """
+        encoding = [[f.name, f.kind, list(f.levels)] for f in self.features]
+        return hashlib.sha256(json.dumps(encoding, ensure_ascii=False).encode()).hexdigest()
 
     def with_features(self, **changes: Mapping[str, Any]) -> Schema:
         """A copy with some features' fields replaced, e.g. ``with_features(age={"mutability": "direct"})``."""

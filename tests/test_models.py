@@ -263,7 +263,10 @@ def test_tampered_model_files_raise_model_error(tmp_path: Path) -> None:
 def test_loading_on_another_schema_is_refused(tmp_path: Path) -> None:
     model = as_model(LogisticRegression().fit(canonical(raw(40, 0)), labels(raw(40, 0), 2)), SCHEMA)
     save_model(model, tmp_path / "m")
-    other = SCHEMA.with_features(income={"bounds": (0, 500)})
-    with pytest.raises(ModelError, match="different schema"):
+    other = SCHEMA.with_features(job={"levels": ("clerk", "manager", "owner", "retired")})
+    with pytest.raises(ModelError, match="another encoding"):
         load_model(tmp_path / "m", schema=other)
     assert load_model(tmp_path / "m", schema=SCHEMA).schema == SCHEMA
+    # bounds, mutability and descriptions are not part of the encoding: the model still fits
+    edited = SCHEMA.with_features(income={"bounds": (0, 500), "mutability": "direct", "description": "x"})
+    assert load_model(tmp_path / "m", schema=edited).schema == edited
