@@ -195,48 +195,169 @@ def read_csv(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: cannot read it as CSV ({exc}).") from None
 
 
+def _synthesize_with_progress(
+    model: Any, frame: pd.DataFrame, actions: Any, *, chunk: int = 100, **options: Any
+) -> Any:
+    """Synthesis in chunks of rows behind a progress bar; one ``RecourseBatch`` in input order."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from actionable.results import Recourse, RecourseBatch
+    from actionable.synthesis import synthesize
+
+    items: list[Recourse] = []
+    with Progress(
+        TextColumn("synthesising"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("rows", total=len(frame))
+        for start in range(0, len(frame), chunk):
+            part = synthesize(model, frame.iloc[start : start + chunk], actions, **options)
+            items += [Recourse(**{**r.__dict__, "row": r.row + start}) for r in part]
+            progress.advance(task, len(part))
+    return RecourseBatch(tuple(items))
+
+
+def _print_plans(batch: Any, frame: pd.DataFrame, show: int) -> None:
+    shown = 0
+    for r in batch:
+        if r.status != "found" or shown >= show:
+            continue
+        shown += 1
+        console.print(f"\n[bold]Applicant {frame.index[r.row]}[/] (row {r.row}):")
+        console.print(r.describe(), highlight=False)
+
+
+def _print_summary(batch: Any, seconds: float) -> None:
+    summary = batch.summary()
+    table = Table(
+        "rows",
+        "found",
+        "not found",
+        "already favourable",
+        "errors",
+        "median cost",
+        "seconds",
+        title="Summary",
+    )
+    table.add_row(
+        str(summary["rows"]),
+        str(summary["found"]),
+        str(summary["not_found"]),
+        str(summary["already_favourable"]),
+        str(summary["error"]),
+        f"{summary['cost_median']:.3g}",
+        f"{seconds:.1f}",
+    )
+    console.print(table)
+
+
+def _rows(frame: pd.DataFrame, rows: str | None) -> pd.DataFrame:
+    if rows is None:
+        return frame
+    try:
+        start, _, stop = rows.partition(":")
+        return frame.iloc[int(start) if start else None : int(stop) if stop else None]
+    except ValueError:
+        raise ConfigError(f"--rows {rows!r}: give a range A:B of row positions, e.g. 0:100.") from None
+
+
+@app.command("synthesize")
+@friendly
+def synthesize_command(
+    dataset: Annotated[str | None, typer.Option(help="A bundled dataset (its test rows are used).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Your CSV file of people (raw columns).")] = None,
+    schema: Annotated[Path | None, typer.Option(help="Your schema TOML file.")] = None,
+    actions: Annotated[Path | None, typer.Option(help="Your actions TOML file.")] = None,
+    model: Annotated[Path | None, typer.Option(help="Your model folder (model.json + weights).")] = None,
+    rows: Annotated[str | None, typer.Option(help="Row positions A:B to process.")] = None,
+    max_length: Annotated[int, typer.Option(help="Longest sequence of actions.")] = 4,
+    steps: Annotated[int, typer.Option(help="Optimisation steps per candidate.")] = 150,
+    margin: Annotated[float, typer.Option(help="How far past the decision boundary plans go.")] = 0.1,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write JSON Lines, one record per row.")
+    ] = None,
+    show: Annotated[int, typer.Option(help="Plans to print.")] = 5,
+) -> None:
+    """Cheapest verified action sequences that flip the model's decision, one per row."""
+    import time
+
+    from actionable.actions import ActionSet
+    from actionable.models import load_model
+    from actionable.schema import Schema
+
+    if dataset is not None:
+        if any(v is not None for v in (data, schema, actions, model)):
+            raise ConfigError(
+                "synthesize: give either --dataset, or --data --schema --actions --model; not both."
+            )
+        from actionable import datasets
+
+        bundle = datasets.load(dataset)
+        catalogue_path = bundle.path / "actions.toml"
+        if not catalogue_path.is_file():
+            raise ConfigError(f"synthesize: dataset {dataset!r} has no bundled actions.toml; pass --actions.")
+        the_schema, the_model, frame = bundle.schema, bundle.model, bundle.X_test
+        catalogue = ActionSet.from_toml(catalogue_path, the_schema)
+    else:
+        if data is None or schema is None or actions is None or model is None:
+            raise ConfigError("synthesize: give --dataset NAME, or all of --data --schema --actions --model.")
+        the_schema = Schema.from_toml(schema)
+        the_model = load_model(model, schema=the_schema)
+        catalogue = ActionSet.from_toml(actions, the_schema)
+        frame = read_csv(data)
+    frame = _rows(frame, rows)
+    started = time.perf_counter()
+    batch = _synthesize_with_progress(
+        the_model, frame, catalogue, max_length=max_length, steps=steps, margin=margin
+    )
+    _print_plans(batch, frame, show)
+    _print_summary(batch, time.perf_counter() - started)
+    if json_path is not None:
+        batch.to_jsonl(json_path)
+        console.print(f"wrote {len(batch)} records to {json_path}")
+    if batch.summary()["error"]:
+        raise typer.Exit(code=1)
+
+
 @app.command("demo")
 @friendly
 def demo_command() -> None:
     """Run the main job on bundled German credit with its default model (no arguments)."""
+    import time
+
+    import torch
+
     from actionable import datasets
+    from actionable.actions import ActionSet
     from actionable.goals import resolve_goal
 
     data = datasets.load("german")
     model = data.model
+    metrics = model.provenance.get("metrics", {})
     console.print(
         f"[bold]{data.title}[/]: {len(data.frame)} applicants, {len(data.schema)} features "
         f"({sum(f.mutable for f in data.schema.features)} changeable)."
     )
-    metrics = model.provenance.get("metrics", {})
     console.print(
         f"Default model: {_describe_network(model)}; test accuracy {metrics.get('test_accuracy', float('nan')):.3f}."
     )
     goal = resolve_goal(model)
-    import torch
-
     with torch.no_grad():
-        out = model(data.schema.encode(data.X_test))
-    denied = ~goal.satisfied(out)
-    p = goal.probability(out)
+        favourable = goal.satisfied(model(data.schema.encode(data.X_test))).numpy()
+    denied: pd.DataFrame = data.X_test.loc[~favourable]
     console.print(
-        f"Of {len(data.X_test)} test applicants, the model denies {int(denied.sum())} "
-        f"(goal: {goal.describe()})."
+        f"Of {len(data.X_test)} test applicants the model denies {len(denied)}; "
+        "finding the cheapest verified plan for each (at most 4 actions):"
     )
-    table = Table(
-        "applicant", "P(good)", "duration", "credit_amount", "savings", "age", title="Some denied applicants"
-    )
-    rows = data.X_test[denied.numpy()].head(5)
-    for (index, row), prob in zip(rows.iterrows(), p[denied][:5], strict=False):
-        table.add_row(
-            str(index),
-            f"{float(prob):.2f}",
-            str(row["duration"]),
-            str(row["credit_amount"]),
-            str(row["savings"]),
-            str(row["age"]),
-        )
-    console.print(table)
+    catalogue = ActionSet.from_toml(data.path / "actions.toml", data.schema)
+    started = time.perf_counter()
+    batch = _synthesize_with_progress(model, denied, catalogue, max_length=4)
+    _print_plans(batch, denied, 5)
+    _print_summary(batch, time.perf_counter() - started)
 
 
 def _describe_network(model: Any) -> str:

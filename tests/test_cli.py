@@ -134,3 +134,69 @@ def test_bad_row_in_users_csv_names_row_and_column(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--epochs", "1"])
     assert result.exit_code == 2
     assert "column 'region': unknown level 'west'" in " ".join(result.output.split())
+
+
+def test_synthesize_on_a_bundled_dataset_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "plans.jsonl"
+    result = runner.invoke(
+        app,
+        ["synthesize", "--dataset", "german", "--rows", "0:12", "--max-length", "2", "--json", str(out)],
+        terminal_width=200,
+    )
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == 12 and "Summary" in result.output
+
+
+ACTIONS = """
+[[action]]
+name = "earn_more"
+text = "Earn {amount:.0f} more"
+params = { amount = { bounds = [0, 300] } }
+effects = { income = "income + amount" }
+cost = "amount / 100"
+"""
+
+
+def test_synthesize_on_users_files_and_exit_codes(tmp_path: Path) -> None:
+    data, schema = user_files(tmp_path)
+    model_dir = tmp_path / "model"
+    train = [
+        "train",
+        "--data",
+        str(data),
+        "--schema",
+        str(schema),
+        "--target",
+        "approved",
+        "--out",
+        str(model_dir),
+    ]
+    assert runner.invoke(app, [*train, "--epochs", "60", "--hidden", "8"]).exit_code == 0
+    actions = tmp_path / "actions.toml"
+    actions.write_text(ACTIONS)
+    people = tmp_path / "people.csv"
+    pd.DataFrame({"income": [50.0, 120.0, 900.0], "region": ["north", "south", "north"]}).to_csv(
+        people, index=False
+    )
+    args = [
+        "synthesize",
+        "--data",
+        str(people),
+        "--schema",
+        str(schema),
+        "--actions",
+        str(actions),
+        "--model",
+        str(model_dir),
+        "--json",
+        str(tmp_path / "out.jsonl"),
+    ]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 1, result.output  # row 2 is out of bounds: recorded, the others still run
+    records = [__import__("json").loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records] == ["found", "found", "error"]
+    assert "Earn" in records[0]["steps"][0]["text"]
+    actions.write_text(ACTIONS.replace('income = "income + amount"', "region = \"'west'\""))
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 2 and "fixed in the schema" in " ".join(result.output.split())

@@ -1,0 +1,505 @@
+"""Domain actions: what a person can do, with parameters in raw units, costs, pre- and postconditions.
+
+An ``Action`` changes some features by expressions of the state *before* it and of its parameters; its
+cost is an expression of the same; preconditions hold on the state before it, postconditions on the state
+after it. An ``ActionSet`` is bound to a ``Schema`` and checked statically before any solve.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from actionable import expr as E
+from actionable.errors import SpecError, did_you_mean
+from actionable.schema import DTYPE, Schema
+
+PARAM_KEYS = {"bounds", "kind", "resolution", "init"}
+ACTION_KEYS = {"name", "text", "params", "effects", "cost", "pre", "post", "repeatable"}
+CONDITION_KEYS = {"condition", "scale"}
+BARRIER_WEIGHT = 0.1  # height of a condition's barrier at its boundary, in cost units
+
+
+@dataclass(frozen=True)
+class Param:
+    """An action parameter in raw units: a finite box, real or whole-number, with an optional resolution."""
+
+    name: str
+    bounds: tuple[float, float]
+    kind: Literal["real", "integer"] = "real"
+    resolution: float | None = None
+    init: float | None = None
+
+    def __post_init__(self) -> None:
+        where = f"parameter {self.name!r}"
+        try:
+            lo, hi = (float(b) for b in self.bounds)
+        except (TypeError, ValueError):
+            raise SpecError(
+                f"{where}: 'bounds' must be [lower, upper] numbers; got {self.bounds!r}."
+            ) from None
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+            raise SpecError(f"{where}: bounds [{lo}, {hi}] must be finite with lower <= upper.")
+        if self.kind not in ("real", "integer"):
+            raise SpecError(f"{where}: kind = {self.kind!r}; use 'real' or 'integer'.")
+        if self.resolution is not None and not (
+            isinstance(self.resolution, int | float) and self.resolution > 0
+        ):
+            raise SpecError(f"{where}: resolution must be a number > 0; got {self.resolution!r}.")
+        object.__setattr__(self, "bounds", (lo, hi))
+        start = self.init if self.init is not None else min(max(0.0, lo), hi)
+        if not lo <= float(start) <= hi:
+            raise SpecError(f"{where}: init {start} is outside bounds [{lo}, {hi}].")
+        object.__setattr__(self, "init", float(start))
+
+    def round(self, value: torch.Tensor) -> torch.Tensor:
+        """What a person can do: whole numbers for integer parameters, else the resolution grid."""
+        lo, hi = self.bounds
+        if self.kind == "integer":
+            value = torch.round(value)
+        elif self.resolution is not None:
+            value = torch.round(value / self.resolution) * self.resolution
+        return value.clamp(
+            math.ceil(lo) if self.kind == "integer" else lo, math.floor(hi) if self.kind == "integer" else hi
+        )
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A boolean expression with the scale of its barrier (raw units; default from the features' ranges)."""
+
+    expr: E.Expr
+    scale: float | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    """A domain action. Build it in Python with expression strings, or load it from ``actions.toml``."""
+
+    name: str
+    effects: Mapping[str, str]
+    cost: str
+    text: str = ""
+    params: Sequence[Param] = ()
+    pre: Sequence[str | Condition] = ()
+    post: Sequence[str | Condition] = ()
+    repeatable: bool = False
+    _parsed: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise SpecError(f"action {self.name!r}: the name must be an identifier (letters, digits, _).")
+        object.__setattr__(self, "params", tuple(self.params))
+        object.__setattr__(self, "effects", dict(self.effects))
+        object.__setattr__(self, "pre", tuple(self.pre))
+        object.__setattr__(self, "post", tuple(self.post))
+        if not self.effects:
+            raise SpecError(f"action {self.name!r}: no effects; an action must change at least one feature.")
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise SpecError(f"action {self.name!r}: parameter names repeat: {names}.")
+
+    # ------------------------------------------------------------------------------- structure
+    @property
+    def footprint(self) -> frozenset[str]:
+        """The features this action writes."""
+        return frozenset(self.effects)
+
+    @property
+    def reads(self) -> frozenset[str]:
+        """The features its effects, cost and conditions read (bound actions only)."""
+        p = self._bound()
+        params = {q.name for q in self.params}
+        exprs = [*p["effects"].values(), p["cost"], *(c.expr for c in (*p["pre"], *p["post"]))]
+        return frozenset(n for e in exprs for n in e.names if n not in params)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.params)
+
+    def _bound(self) -> dict[str, Any]:
+        if not self._parsed:
+            raise SpecError(
+                f"action {self.name!r}: not checked against a schema; use ActionSet(..., schema)."
+            )
+        return self._parsed
+
+    def bind(self, schema: Schema, where: str) -> None:
+        """Parse every expression against the schema's features and this action's parameters; check it."""
+        here = f"{where}, action {self.name!r}"
+        params = {q.name for q in self.params}
+        clash = params & set(schema.names)
+        if clash:
+            raise SpecError(f"{here}: parameter names {sorted(clash)} are also feature names; rename them.")
+        levels = {f.name: f.levels for f in schema.features if f.kind == "category"}
+        names = set(schema.names) | params
+        effects: dict[str, E.Expr] = {}
+        for feature, text in self.effects.items():
+            if feature not in schema:
+                raise SpecError(
+                    f"{here}, effects: unknown feature {feature!r}."
+                    + did_you_mean(feature, schema.names)
+                    + f" Features: {list(schema.names)}."
+                )
+            target = schema[feature]
+            if target.mutability == "fixed":
+                raise SpecError(
+                    f"{here}, effects: {feature!r} is fixed in the schema and cannot be changed; remove the effect "
+                    "or make the feature mutable (mutability = 'direct')."
+                )
+            if target.mutability == "indirect":
+                raise SpecError(
+                    f"{here}, effects: {feature!r} is indirect (predicted from other features); act on direct "
+                    "features only."
+                )
+            parsed = E.parse(str(text), names=names, levels=levels, where=f"{here}, effect on {feature!r}")
+            if target.kind == "category":
+                if not parsed.is_level:
+                    raise SpecError(
+                        f"{here}, effect on {feature!r}: a category is set to a quoted level, e.g. "
+                        f"\"'{target.levels[-1]}'\"; got {text!r}."
+                    )
+                target.level_index(parsed.evaluate({}))
+            elif parsed.is_level or parsed.is_boolean:
+                raise SpecError(f"{here}, effect on {feature!r}: must be a number expression; got {text!r}.")
+            effects[feature] = parsed
+        cost = E.parse(str(self.cost), names=names, levels=levels, where=f"{here}, cost")
+        if cost.is_level or cost.is_boolean:
+            raise SpecError(f"{here}, cost: must be a number expression; got {self.cost!r}.")
+        pre = tuple(self._condition(c, names, levels, f"{here}, pre") for c in self.pre)
+        post = tuple(self._condition(c, names, levels, f"{here}, post") for c in self.post)
+        self._parsed.update(effects=effects, cost=cost, pre=pre, post=post)
+        for param in self.params:
+            for feature, parsed in effects.items():
+                lo, hi = schema[feature].bounds
+                if parsed.text.strip() == param.name and not (
+                    lo <= param.bounds[0] and param.bounds[1] <= hi
+                ):
+                    raise SpecError(
+                        f"{here}: parameter {param.name!r} sets {feature!r} directly, but its bounds "
+                        f"{list(param.bounds)} leave the feature's bounds [{lo:g}, {hi:g}]; narrow the parameter."
+                    )
+
+    @staticmethod
+    def _condition(
+        item: str | Condition, names: set[str], levels: Mapping[str, Sequence[str]], where: str
+    ) -> Condition:
+        if isinstance(item, Condition):
+            text, scale = item.expr.text, item.scale
+        elif isinstance(item, Mapping):
+            unknown = set(item) - CONDITION_KEYS
+            if unknown or "condition" not in item:
+                raise SpecError(
+                    f"{where}: a condition is a string or {{condition = '...', scale = 1.0}}; got {item!r}."
+                )
+            text, scale = str(item["condition"]), item.get("scale")
+        else:
+            text, scale = str(item), None
+        parsed = E.parse(text, names=names, levels=levels, where=where)
+        if not parsed.is_boolean:
+            raise SpecError(f"{where}: {text!r} is not a condition; write a comparison such as 'age >= 18'.")
+        if scale is not None and not (isinstance(scale, int | float) and scale > 0):
+            raise SpecError(f"{where}: scale must be a number > 0; got {scale!r}.")
+        return Condition(parsed, None if scale is None else float(scale))
+
+    # ------------------------------------------------------------------------------ evaluation
+    def env(self, schema: Schema, x: torch.Tensor, params: torch.Tensor) -> dict[str, E.Value]:
+        """Names -> values for expressions: features of canonical rows ``x``, parameters ``params[..., i]``."""
+        env: dict[str, E.Value] = {}
+        for feature, part in schema.split(x).items():
+            f = schema[feature]
+            env[feature] = E.Categorical(part, f.levels) if f.kind == "category" else part
+        for i, param in enumerate(self.params):
+            env[param.name] = params[..., i]
+        return env
+
+    def apply(self, schema: Schema, x: torch.Tensor, env: Mapping[str, E.Value]) -> torch.Tensor:
+        """The state after this action (differentiable in numeric effects)."""
+        parts = dict(schema.split(x))
+        for feature, parsed in self._bound()["effects"].items():
+            value = parsed.evaluate(env)
+            f = schema[feature]
+            if isinstance(value, str):
+                block = torch.zeros_like(parts[feature])
+                block[..., f.level_index(value)] = 1.0
+                parts[feature] = block
+            else:
+                parts[feature] = torch.broadcast_to(value.to(x.dtype), parts[feature].shape)
+        return schema.assemble(parts)
+
+    def cost_of(self, env: Mapping[str, E.Value], shape: torch.Size) -> torch.Tensor:
+        value = self._bound()["cost"].evaluate(env)
+        return torch.broadcast_to(torch.as_tensor(value, dtype=DTYPE), shape)
+
+    def conditions(self, when: Literal["pre", "post"]) -> tuple[Condition, ...]:
+        return tuple(self._bound()[when])
+
+    def describe(self, params: Mapping[str, float]) -> str:
+        """The sentence a person reads, e.g. ``Save 1200 DM more``."""
+        if not self.text:
+            shown = ", ".join(f"{k} = {v:g}" for k, v in params.items())
+            return f"{self.name}({shown})" if shown else self.name
+        try:
+            return self.text.format(**params)
+        except (KeyError, ValueError, IndexError) as exc:
+            raise SpecError(f"action {self.name!r}: text {self.text!r} cannot be filled ({exc}).") from None
+
+
+def holds(condition: Condition, env: Mapping[str, E.Value]) -> torch.Tensor:
+    """The exact boolean value of a condition."""
+    value = condition.expr.evaluate(env)
+    if not isinstance(value, torch.Tensor) or value.dtype != torch.bool:
+        raise SpecError(f"{condition.expr.where}: {condition.expr.text!r} did not evaluate to a condition.")
+    return value
+
+
+def relax(
+    condition: Condition, env: Mapping[str, E.Value], default_scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The relaxed condition and its exact truth, from one evaluation.
+
+    Penalty for a comparison with slack d (>= 0 when it holds) and scale s: w exp(-d/s) for d >= 0 and
+    w (1 - d/s) below 0, so it is 0 deep inside, ``BARRIER_WEIGHT`` at the boundary and grows linearly past
+    it, with a continuous slope. ``and`` sums, ``or`` takes the minimum; comparisons of categories carry no
+    gradient (a constant penalty when false).
+    """
+    scale = condition.scale or default_scale
+    return _relax(condition.expr.node, env, scale, negate=False, where=condition.expr.where)
+
+
+def _relax(
+    node: E.Node, env: Mapping[str, E.Value], scale: float, negate: bool, where: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(node, E.Not):
+        return _relax(node.operand, env, scale, not negate, where)
+    if isinstance(node, E.BoolOp):
+        conjunction = (node.op == "and") != negate
+        parts = [_relax(v, env, scale, negate, where) for v in node.values]
+        penalties = torch.stack(torch.broadcast_tensors(*(p for p, _ in parts)))
+        truths = torch.stack(torch.broadcast_tensors(*(t for _, t in parts)))
+        if conjunction:
+            return penalties.sum(0), truths.all(0)
+        return penalties.min(0).values, truths.any(0)
+    if isinstance(node, E.Compare):
+        op = NEGATED[node.op] if negate else node.op
+        left = E.evaluate_node(node.left, env, where)
+        right = E.evaluate_node(node.right, env, where)
+        if (
+            isinstance(left, str | E.Categorical)
+            or isinstance(right, str | E.Categorical)
+            or op in ("==", "!=")
+        ):
+            truth = E.evaluate_node(E.Compare(op, node.left, node.right), env, where)
+            if not isinstance(truth, torch.Tensor):
+                raise SpecError(f"{where}: cannot evaluate {node!r} as a condition.")
+            return (~truth).to(DTYPE) * (10 * BARRIER_WEIGHT), truth
+        a, b = E.promote(E.as_number(left, where), E.as_number(right, where))
+        slack = (a - b) if op in (">", ">=") else (b - a)
+        truth = slack > 0 if op in (">", "<") else slack >= 0
+        d = slack / scale
+        return BARRIER_WEIGHT * torch.where(d >= 0, torch.exp(-d.clamp_min(0)), 1 - d), truth
+    if isinstance(node, E.Const) and isinstance(node.value, bool):
+        truth = torch.tensor(node.value != negate)
+        return (~truth).to(DTYPE) * (10 * BARRIER_WEIGHT), truth
+    raise SpecError(f"{where}: cannot relax {node!r} into a barrier.")
+
+
+NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
+
+
+# ------------------------------------------------------------------------------------ ActionSet
+class ActionSet:
+    """The catalogue of actions, bound to a schema and checked before any solve."""
+
+    def __init__(self, actions: Iterable[Action], schema: Schema, *, where: str = "actions") -> None:
+        self.actions: tuple[Action, ...] = tuple(actions)
+        self.schema = schema
+        self.where = where
+        self.check(schema)
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def __iter__(self) -> Iterator[Action]:
+        return iter(self.actions)
+
+    def __getitem__(self, name: str) -> Action:
+        for action in self.actions:
+            if action.name == name:
+                return action
+        raise SpecError(f"{self.where}: no action {name!r}." + did_you_mean(name, self.names))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.actions)
+
+    def check(self, schema: Schema) -> None:
+        """Static checks: names, features, levels, fixed features, costs >= 0 and directions on samples."""
+        if not self.actions:
+            raise SpecError(f"{self.where}: the catalogue is empty; declare at least one [[action]].")
+        names = [a.name for a in self.actions]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise SpecError(
+                f"{self.where}: action names {repeated} are declared more than once; names must be unique."
+            )
+        for action in self.actions:
+            action.bind(schema, self.where)
+        self._check_samples(schema)
+
+    def _check_samples(self, schema: Schema, n: int = 512) -> None:
+        """Costs must be >= 0 and effects must respect directions on random states and parameter corners."""
+        generator = torch.Generator().manual_seed(0)
+        x = sample_states(schema, n, generator)
+        for action in self.actions:
+            here = f"{self.where}, action {action.name!r}"
+            params = sample_params(action, n, generator)
+            env = action.env(schema, x, params)
+            pre_ok = torch.ones(n, dtype=torch.bool)
+            for condition in action.conditions("pre"):
+                pre_ok &= torch.broadcast_to(holds(condition, env), (n,))
+            with torch.no_grad():
+                cost = action.cost_of(env, torch.Size([n]))
+                after = action.apply(schema, x, env)
+            bad = pre_ok & ~(cost >= 0)
+            if bad.any():
+                i = int(bad.nonzero()[0])
+                shown = ", ".join(f"{p.name} = {float(params[i, j]):g}" for j, p in enumerate(action.params))
+                raise SpecError(
+                    f"{here}, cost: {action.cost!r} can be negative on the parameter box (got {float(cost[i]):g} "
+                    f"at {shown or 'a sampled state'}); use abs(...) or restrict the parameters' bounds."
+                )
+            for feature in action.footprint:
+                f = schema[feature]
+                if f.kind == "category" or f.direction == "both":
+                    continue
+                cols = schema.slice(feature).start
+                moved = after[:, cols] - x[:, cols]
+                wrong = pre_ok & ((moved < -1e-9) if f.direction == "increase" else (moved > 1e-9))
+                if wrong.any():
+                    raise SpecError(
+                        f"{here}, effect on {feature!r}: the schema lets {feature!r} only {f.direction}, but this "
+                        f"effect can move it the other way; restrict the parameter's bounds."
+                    )
+
+    # --------------------------------------------------------------------------------- TOML
+    @classmethod
+    def from_toml(cls, source: str | Path, schema: Schema) -> ActionSet:
+        """Load ``[[action]]`` tables; ``SpecError`` names file, action, key and fix."""
+        if isinstance(source, Path) or ("\n" not in source and source.endswith(".toml")):
+            path = Path(source)
+            if not path.is_file():
+                raise SpecError(f"{path}: no such file. Give the path of an actions TOML file.")
+            text, where = path.read_text(encoding="utf-8"), path.name
+        else:
+            text, where = source, "actions text"
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SpecError(f"{where}: not valid TOML ({exc}). Fix the syntax at that line.") from None
+        unknown = set(data) - {"action"}
+        if unknown:
+            raise SpecError(
+                f"{where}: unknown top-level key(s) {sorted(unknown)}; only [[action]] tables are read."
+            )
+        entries = data.get("action", [])
+        if not isinstance(entries, list):
+            raise SpecError(f"{where}: 'action' must be an array of tables: write [[action]].")
+        return cls([_action_from_dict(where, i, e) for i, e in enumerate(entries)], schema, where=where)
+
+
+def _action_from_dict(where: str, i: int, entry: Any) -> Action:
+    label = f"{where}, [[action]] #{i + 1}"
+    if not isinstance(entry, Mapping) or "name" not in entry:
+        raise SpecError(f"{label}: an action is a table with at least 'name', 'effects' and 'cost'.")
+    label = f"{where}, action {entry['name']!r}"
+    for key in entry:
+        if key not in ACTION_KEYS:
+            raise SpecError(
+                f"{label}: unknown key {key!r}."
+                + did_you_mean(key, ACTION_KEYS)
+                + f" Allowed keys: {sorted(ACTION_KEYS)}."
+            )
+    for key in ("effects", "cost"):
+        if key not in entry:
+            raise SpecError(f"{label}: missing key {key!r}.")
+    params = []
+    raw_params = entry.get("params", {})
+    if not isinstance(raw_params, Mapping):
+        raise SpecError(f"{label}, params: give a table such as {{ amount = {{ bounds = [0, 100] }} }}.")
+    for name, spec in raw_params.items():
+        if not isinstance(spec, Mapping):
+            raise SpecError(f"{label}, params.{name}: give a table with 'bounds'.")
+        for key in spec:
+            if key not in PARAM_KEYS:
+                raise SpecError(
+                    f"{label}, params.{name}: unknown key {key!r}." + did_you_mean(key, PARAM_KEYS)
+                )
+        if "bounds" not in spec:
+            raise SpecError(f"{label}, params.{name}: missing 'bounds' = [lower, upper] (raw units).")
+        try:
+            params.append(
+                Param(name, tuple(spec["bounds"]), **{k: v for k, v in spec.items() if k != "bounds"})
+            )
+        except SpecError as exc:
+            raise SpecError(f"{label}, params.{name}: {str(exc).split(': ', 1)[-1]}") from None
+        except TypeError:
+            raise SpecError(f"{label}, params.{name}: 'bounds' must be [lower, upper].") from None
+    effects = entry["effects"]
+    if not isinstance(effects, Mapping):
+        raise SpecError(f'{label}, effects: give a table feature = "expression".')
+    for key in ("pre", "post"):
+        if not isinstance(entry.get(key, []), list):
+            raise SpecError(f'{label}, {key}: give a list of conditions, e.g. ["age >= 18"].')
+    try:
+        return Action(
+            name=str(entry["name"]),
+            effects={str(k): str(v) for k, v in effects.items()},
+            cost=str(entry["cost"]),
+            text=str(entry.get("text", "")),
+            params=params,
+            pre=entry.get("pre", []),
+            post=entry.get("post", []),
+            repeatable=bool(entry.get("repeatable", False)),
+        )
+    except SpecError as exc:
+        raise SpecError(f"{where}, {exc}") from None
+
+
+# ------------------------------------------------------------------------------------ samples
+def sample_states(schema: Schema, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Random canonical rows within the schema's bounds (infinite bounds sampled in [-1e3, 1e3])."""
+    parts: dict[str, torch.Tensor] = {}
+    for f in schema.features:
+        if f.kind == "category":
+            codes = torch.randint(len(f.levels), (n,), generator=generator)
+            parts[f.name] = torch.nn.functional.one_hot(codes, len(f.levels)).to(DTYPE)
+            continue
+        lo, hi = (
+            (max(f.bounds[0], -1e3), min(f.bounds[1], 1e3))
+            if not all(map(math.isfinite, f.bounds))
+            else f.bounds
+        )
+        value = lo + (hi - lo) * torch.rand(n, generator=generator, dtype=DTYPE)
+        parts[f.name] = torch.round(value) if f.kind in ("integer", "binary") else value
+    return schema.assemble(parts)
+
+
+def sample_params(action: Action, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Random parameters in the box, with its corners included."""
+    if not action.params:
+        return torch.zeros(n, 0, dtype=DTYPE)
+    lo = torch.tensor([p.bounds[0] for p in action.params], dtype=DTYPE)
+    hi = torch.tensor([p.bounds[1] for p in action.params], dtype=DTYPE)
+    u = torch.rand(n, len(action.params), generator=generator, dtype=DTYPE)
+    u[: n // 4] = torch.randint(0, 2, (n // 4, len(action.params)), generator=generator).to(DTYPE)
+    values = lo + (hi - lo) * u
+    for j, p in enumerate(action.params):
+        values[:, j] = p.round(values[:, j])
+    return values

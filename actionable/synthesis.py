@@ -1,0 +1,658 @@
+"""Action-sequence synthesis (Ramakrishnan, Lee and Albarghouthi, AAAI 2020), batched and exactly verified.
+
+For every person the model treats unfavourably, find the cheapest short sequence of actions, with concrete
+parameters, that flips the decision. All candidate sequences of one length x all people are optimised at
+once as one tensor program (Adam on the parameters, scaled to their boxes; Carlini-Wagner objective
+cost + barriers + c * max(0, margin - goal margin) with an adaptive c). Every answer is then replayed
+exactly on the rounded plan; only a plan that passes is ``found``, and its cost excludes penalties.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from actionable import __version__
+from actionable import expr as E
+from actionable.actions import Action, ActionSet, relax
+from actionable.errors import ConfigError, DataError
+from actionable.goals import Goal, resolve_goal
+from actionable.models import TorchModel, as_model
+from actionable.results import Recourse, RecourseBatch, Step
+from actionable.schema import DTYPE, Schema
+
+Search = Literal["bfs"]
+NOOP = -1  # the padding action of sequences shorter than the longest: changes nothing, costs nothing
+
+
+@dataclass(frozen=True)
+class SynthesisConfig:
+    """Settings of the search and of the inner optimisation (stored as given, validated here)."""
+
+    max_length: int = 4
+    steps: int = 150
+    lr: float = 0.05
+    margin: float = 0.1
+    c_init: float = 1.0
+    check_every: int = 20
+    chunk: int = 50_000
+    seed: int = 0
+    search: Search = "bfs"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_length, int) or self.max_length < 1:
+            raise ConfigError(f"synthesize: max_length must be a whole number >= 1; got {self.max_length!r}.")
+        if self.steps < 1 or self.check_every < 1 or self.chunk < 1:
+            raise ConfigError("synthesize: steps, check_every and chunk must be >= 1.")
+        if not (self.lr > 0 and self.c_init > 0 and self.margin >= 0):
+            raise ConfigError("synthesize: lr and c_init must be > 0 and margin >= 0.")
+        if self.search != "bfs":
+            raise ConfigError(f"synthesize: search {self.search!r} is not available; use 'bfs'.")
+
+
+def synthesize(
+    model: Any,
+    X: pd.DataFrame,
+    actions: ActionSet,
+    *,
+    goal: Any = None,
+    max_length: int = 4,
+    search: Search = "bfs",
+    margin: float = 0.1,
+    steps: int = 150,
+    seed: int = 0,
+    **options: Any,
+) -> RecourseBatch:
+    """The cheapest verified action sequence per row of ``X`` (one ``Recourse`` per row, in order).
+
+    ``model``: a ``TorchModel``, torch module or fitted scikit-learn model (converted with ``as_model``
+    on ``actions.schema``). ``goal``: as in ``resolve_goal`` (default: the schema's target).
+    ``margin``: how far past the decision boundary (in logits, or the goal's units) plans are pushed.
+    Other settings (``lr``, ``c_init``, ``check_every``, ``chunk``) are ``SynthesisConfig`` fields.
+    """
+    unknown = set(options) - {"lr", "c_init", "check_every", "chunk"}
+    if unknown:
+        raise ConfigError(f"synthesize: unknown option(s) {sorted(unknown)}; see SynthesisConfig.")
+    config = SynthesisConfig(
+        max_length=max_length, steps=steps, margin=margin, seed=seed, search=search, **options
+    )
+    if not isinstance(actions, ActionSet):
+        raise ConfigError(f"synthesize: actions must be an ActionSet; got {type(actions).__name__}.")
+    schema = actions.schema
+    torch_model = as_model(model, schema)
+    return Synthesizer(torch_model, actions, resolve_goal(torch_model, goal), config).run(X)
+
+
+# ------------------------------------------------------------------------------------ sequences
+def commutes(a: Action, b: Action) -> bool:
+    """Two actions commute when neither writes what the other writes or reads."""
+    return not (a.footprint & b.footprint or a.footprint & b.reads or b.footprint & a.reads)
+
+
+def canonical_sequences(actions: Sequence[Action], length: int) -> list[tuple[int, ...]]:
+    """All sequences of ``length`` action indices, one per class of orders that commuting actions make equal.
+
+    A sequence is kept iff it is in lexicographic normal form: no later action that is smaller could move
+    in front of an earlier one by commuting with everything in between. Repeats only for repeatable actions.
+    """
+    n = len(actions)
+    swap = [[commutes(actions[i], actions[j]) for j in range(n)] for i in range(n)]
+    kept = []
+    for seq in itertools.product(range(n), repeat=length):
+        if any(seq.count(a) > 1 and not actions[a].repeatable for a in set(seq)):
+            continue
+        if any(seq[i] == seq[i + 1] for i in range(length - 1)):
+            continue  # the same action twice in a row is one action with a larger parameter
+        normal = True
+        for j in range(1, length):
+            i = j - 1
+            while i >= 0 and swap[seq[j]][seq[i]]:
+                if seq[j] < seq[i]:
+                    normal = False
+                    break
+                i -= 1
+            if not normal:
+                break
+        if normal:
+            kept.append(seq)
+    return kept
+
+
+def constant_cost(action: Action) -> float:
+    """A lower bound on the action's cost: its value if constant, else 0 (costs are never negative)."""
+    parsed = action._bound()["cost"]
+    if parsed.names:
+        return 0.0
+    return float(parsed.evaluate({}))
+
+
+# ------------------------------------------------------------------------------------ kernels
+class _Kernel:
+    """One action prepared for batched evaluation: only the columns it reads and writes are touched."""
+
+    def __init__(self, action: Action, schema: Schema) -> None:
+        self.action, self.schema = action, schema
+        self.n_params = action.n_params
+        bound = action._bound()
+        self.effects = [(schema[f], schema.slice(f), e) for f, e in bound["effects"].items()]
+        self.cost = bound["cost"]
+        self.pre, self.post = action.conditions("pre"), action.conditions("post")
+        params = {p.name for p in action.params}
+        before = set(self.cost.names) | {n for _, _, e in self.effects for n in e.names}
+        before |= {n for c in self.pre for n in c.expr.names}
+        self.read_before = sorted(before - params)
+        self.read_after = sorted({n for c in self.post for n in c.expr.names} - params)
+        ranges = {f.name: f.bounds[1] - f.bounds[0] for f in schema.features if f.kind != "category"}
+        ranges |= {p.name: p.bounds[1] - p.bounds[0] for p in action.params}
+        self.scales = {id(c): self._scale(c, ranges) for c in (*self.pre, *self.post)}
+        numeric = [(f, cols) for f, cols, _ in self.effects if f.kind != "category"]
+        self.cols = torch.as_tensor([cols.start for _, cols in numeric], dtype=torch.int64)
+        self.integer = torch.as_tensor(
+            [f.kind in ("integer", "binary") for f, _ in numeric], dtype=torch.bool
+        )
+        self.lo = torch.as_tensor([f.bounds[0] for f, _ in numeric], dtype=DTYPE)
+        self.hi = torch.as_tensor([f.bounds[1] for f, _ in numeric], dtype=DTYPE)
+        self.up = torch.as_tensor([f.direction == "increase" for f, _ in numeric], dtype=torch.bool)
+        self.down = torch.as_tensor([f.direction == "decrease" for f, _ in numeric], dtype=torch.bool)
+        span = self.hi - self.lo
+        scale = torch.where(torch.isfinite(span) & (span > 0), span / 100, torch.ones_like(span))
+        # the slacks that can bind: finite lower and upper bounds, and the allowed direction of change
+        self.slack_lo, self.slack_hi = torch.isfinite(self.lo), torch.isfinite(self.hi)
+        self.slack_scale = torch.cat(
+            [scale[self.slack_lo], scale[self.slack_hi], scale[self.up], scale[self.down]]
+        )
+
+    @staticmethod
+    def _scale(condition: Any, ranges: dict[str, float]) -> float:
+        """Default barrier scale: 1% of the smallest finite range among the names the condition reads."""
+        spans = [ranges[n] for n in condition.expr.names if n in ranges and 0 < ranges[n] < math.inf]
+        return float(condition.scale or (min(spans) / 100 if spans else 1.0))
+
+    def bind(self, touched: dict[int, int]) -> None:
+        """Where each numeric column it writes lives in the small, differentiable state ``z``."""
+        self.touched = touched
+        self.zcols = torch.as_tensor([touched[int(c)] for c in self.cols], dtype=torch.int64)
+
+    def env(self, z: torch.Tensor, xs: torch.Tensor, p: torch.Tensor, names: list[str]) -> dict[str, Any]:
+        env: dict[str, Any] = {}
+        for name in names:
+            f, cols = self.schema[name], self.schema.slice(name)
+            if f.kind == "category":
+                env[name] = E.Categorical(xs[:, cols], f.levels)
+            else:
+                pos = self.touched.get(cols.start)
+                env[name] = z[:, pos] if pos is not None else xs[:, cols.start]
+        for i, param in enumerate(self.action.params):
+            env[param.name] = p[:, i]
+        return env
+
+    def set_levels(self, xs: torch.Tensor) -> torch.Tensor:
+        """The static columns after this action: its category effects applied (they are constants)."""
+        out = xs
+        for f, cols, effect in self.effects:
+            if effect.is_level:
+                out = out.clone() if out is xs else out
+                out[:, cols] = 0.0
+                out[:, cols.start + f.level_index(effect.evaluate({}))] = 1.0
+        return out
+
+    def step(
+        self, z: torch.Tensor, xs: torch.Tensor, p: torch.Tensor, exact: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The action on a batch: new numeric state ``z``, new static state ``xs`` (categories), its cost,
+        the relaxed penalty (0 when exact) and the exact validity of conditions, bounds and directions."""
+        n = len(z)
+        env = self.env(z, xs, p, self.read_before)
+        cost = torch.broadcast_to(torch.as_tensor(self.cost.evaluate(env), dtype=DTYPE), (n,))
+        numeric = []
+        xs_after = xs
+        for f, cols, effect in self.effects:
+            value = effect.evaluate(env)
+            if isinstance(value, str):
+                if xs_after is xs:
+                    xs_after = xs.clone()
+                block = torch.zeros(len(f.levels), dtype=xs.dtype)
+                block[f.level_index(value)] = 1.0
+                xs_after[:, cols] = block
+            else:
+                numeric.append(torch.broadcast_to(torch.as_tensor(value, dtype=z.dtype), (n,)))
+        z_after = z
+        ok = torch.ones(n, dtype=torch.bool)
+        pen = torch.zeros(n, dtype=DTYPE)
+        if numeric:
+            new = torch.stack(numeric, 1)
+            if exact:  # an integer feature stays a whole number after every action
+                new = torch.where(self.integer, torch.round(new), new)
+            old = z[:, self.zcols]
+            z_after = z.index_copy(1, self.zcols, new)
+            slack = torch.cat(
+                [
+                    (new - self.lo)[:, self.slack_lo],
+                    (self.hi - new)[:, self.slack_hi],
+                    (new - old)[:, self.up],
+                    (old - new)[:, self.down],
+                ],
+                1,
+            )
+            ok = (slack >= -1e-9).all(1)
+            if not exact and slack.shape[1]:
+                d = slack / self.slack_scale
+                pen = (0.1 * torch.where(d >= 0, torch.exp(-d.clamp_min(0)), 1 - d)).sum(1)
+        env_after = self.env(z_after, xs_after, p, self.read_after) if self.post else {}
+        for conditions, environment in ((self.pre, env), (self.post, env_after)):
+            for condition in conditions:
+                c_pen, truth = relax(condition, environment, self.scales[id(condition)])
+                ok = ok & torch.broadcast_to(truth, (n,))
+                if not exact:
+                    pen = pen + torch.broadcast_to(c_pen, (n,))
+        return z_after, xs_after, cost, pen, ok
+
+
+# ------------------------------------------------------------------------------------ the engine
+@dataclass
+class _Path:
+    """A rollout of many (sequence, person) pairs: final states, costs per step, penalties, exact validity."""
+
+    x: torch.Tensor
+    step_costs: torch.Tensor
+    penalty: torch.Tensor
+    ok: torch.Tensor
+
+
+class Synthesizer:
+    """One synthesis run: a model, a checked catalogue, a goal and a configuration."""
+
+    def __init__(self, model: TorchModel, actions: ActionSet, goal: Goal, config: SynthesisConfig) -> None:
+        self.model, self.actions, self.goal, self.config = model, actions, goal, config
+        self.schema: Schema = actions.schema
+        self.acts = actions.actions
+        self.n_params = max((a.n_params for a in self.acts), default=0)
+        self.kernels = [_Kernel(a, self.schema) for a in self.acts]
+        columns = sorted({int(c) for k in self.kernels for c in k.cols})
+        self.touched = torch.as_tensor(columns, dtype=torch.int64)
+        for kernel in self.kernels:
+            kernel.bind({c: i for i, c in enumerate(columns)})
+        self.lower_bounds = [constant_cost(a) for a in self.acts]
+        lo, hi = self.schema.bounds_tensor()
+        self.lo, self.hi = lo, hi
+        self.span = torch.where(torch.isfinite(hi - lo) & (hi > lo), hi - lo, torch.ones_like(hi))
+        self.integer_cols = torch.zeros(self.schema.width, dtype=torch.bool)
+        for f in self.schema.features:
+            if f.kind in ("integer", "binary"):
+                self.integer_cols[self.schema.slice(f.name)] = True
+
+    # ------------------------------------------------------------------------------- public
+    def run(self, X: pd.DataFrame) -> RecourseBatch:
+        started = time.perf_counter()
+        if not isinstance(X, pd.DataFrame):
+            raise DataError(f"synthesize: X must be a pandas DataFrame of raw rows; got {type(X).__name__}.")
+        errors = self.schema.row_errors(X)
+        good = [i for i in range(len(X)) if i not in errors]
+        x0 = self.schema.encode(X.iloc[good]) if good else torch.zeros(0, self.schema.width, dtype=DTYPE)
+        with torch.no_grad():
+            out0 = self.model(x0)
+        need = ~self.goal.satisfied(out0)
+        best = self.search(x0[need]) if bool(need.any()) else {}
+        rows_needing = need.nonzero().flatten().tolist()
+        elapsed = (time.perf_counter() - started) / max(len(X), 1)
+        before = self._records(x0)
+        plans = {k: best[j] for j, k in enumerate(rows_needing) if j in best}
+        after = (
+            dict(zip(plans, self._records(torch.stack([p["x"] for p in plans.values()])), strict=True))
+            if plans
+            else {}
+        )
+        with torch.no_grad():
+            p_after = (
+                self.goal.probability(self.model(torch.stack([p["x"] for p in plans.values()])))
+                if plans
+                else None
+            )
+        p0 = self.goal.probability(out0)
+        good_pos = {row: k for k, row in enumerate(good)}
+        common: dict[str, Any] = {"seconds": elapsed, "provenance": self.provenance()}
+        items: list[Recourse] = []
+        for row in range(len(X)):
+            if row in errors:
+                items.append(Recourse(row=row, status="error", error=errors[row], **common))
+                continue
+            k = good_pos[row]
+            if not bool(need[k]):
+                items.append(
+                    Recourse(
+                        row=row,
+                        status="already_favourable",
+                        x_before=before[k],
+                        x_after=before[k],
+                        p_before=float(p0[k]),
+                        p_after=float(p0[k]),
+                        cost=0.0,
+                        **common,
+                    )
+                )
+            elif k not in plans:
+                items.append(
+                    Recourse(
+                        row=row,
+                        status="not_found",
+                        x_before=before[k],
+                        p_before=float(p0[k]),
+                        error=f"no verified plan of at most {self.config.max_length} actions",
+                        **common,
+                    )
+                )
+            else:
+                index = list(plans).index(k)
+                items.append(
+                    Recourse(
+                        row=row,
+                        status="found",
+                        steps=self._steps(plans[k]),
+                        cost=float(plans[k]["step_costs"].sum()),
+                        x_before=before[k],
+                        x_after=after[k],
+                        p_before=float(p0[k]),
+                        p_after=float(p_after[index]),  # type: ignore[index]
+                        **common,
+                    )
+                )
+        return RecourseBatch(tuple(items))
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "method": "ramakrishnan2020",
+            "config": asdict(self.config),
+            "goal": self.goal.describe(),
+            "actions": list(self.actions.names),
+            "version": __version__,
+        }
+
+    # ------------------------------------------------------------------------------- search
+    def search(self, x0: torch.Tensor) -> dict[int, dict[str, Any]]:
+        """Best verified plan per person (index into ``x0``).
+
+        Every canonical sequence of length 1..max_length, padded with no-ops, is optimised with every person
+        in one tensor program; pairs whose constant costs already reach the person's best plan are skipped
+        (the bound tightens from chunk to chunk, shorter sequences first).
+        """
+        torch.manual_seed(self.config.seed)
+        n = len(x0)
+        best_cost = torch.full((n,), math.inf, dtype=DTYPE)
+        best: dict[int, dict[str, Any]] = {}
+        sequences = [
+            s for k in range(1, self.config.max_length + 1) for s in canonical_sequences(self.acts, k)
+        ]
+        if not sequences:
+            return best
+        width = self.config.max_length
+        seqs = torch.as_tensor([list(s) + [NOOP] * (width - len(s)) for s in sequences], dtype=torch.int64)
+        bound = torch.as_tensor([sum(self.lower_bounds[a] for a in s) for s in sequences], dtype=DTYPE)
+        pair_seq = torch.arange(len(sequences)).repeat_interleave(n)
+        pair_row = torch.arange(n).repeat(len(sequences))
+        for start in range(0, len(pair_seq), self.config.chunk):
+            s_idx, r_idx = (
+                pair_seq[start : start + self.config.chunk],
+                pair_row[start : start + self.config.chunk],
+            )
+            keep = bound[s_idx] < best_cost[r_idx]
+            s_idx, r_idx = s_idx[keep], r_idx[keep]
+            if not len(s_idx):
+                continue
+            ids = seqs[s_idx]
+            used = ids != NOOP
+            ids = ids[:, : int(used.sum(1).max())]
+            params = self.optimise(ids, x0[r_idx])
+            found, cost, final_params, step_costs, x_final = self.verify(ids, x0[r_idx], params)
+            for j in torch.nonzero(found).flatten().tolist():
+                row = int(r_idx[j])
+                if cost[j] < best_cost[row]:
+                    best_cost[row] = cost[j]
+                    length = int((ids[j] != NOOP).sum())
+                    best[row] = {
+                        "ids": ids[j, :length].tolist(),
+                        "params": final_params[j, :length],
+                        "step_costs": step_costs[j, :length],
+                        "x": x_final[j],
+                        "x0": x0[row],
+                    }
+        return {row: self._without_idle_steps(plan) for row, plan in best.items()}
+
+    def _without_idle_steps(self, plan: dict[str, Any]) -> dict[str, Any]:
+        """Drop steps that change nothing and cost nothing (e.g. 'study 0 more years'): same plan, shorter."""
+        ids = torch.as_tensor(plan["ids"])[None, :]
+        keep = []
+        x = plan["x0"][None, :]
+        with torch.no_grad():
+            for j in range(len(plan["ids"])):
+                step = self.rollout(ids[:, j : j + 1], x, plan["params"][None, j : j + 1], exact=True)
+                if not (torch.equal(step.x, x) and float(plan["step_costs"][j]) == 0.0):
+                    keep.append(j)
+                x = step.x
+        index = torch.as_tensor(keep, dtype=torch.int64)
+        return plan | {
+            "ids": [plan["ids"][j] for j in keep],
+            "params": plan["params"][index],
+            "step_costs": plan["step_costs"][index],
+        }
+
+    # ------------------------------------------------------------------------------- rollout
+    def dispatch(self, ids: torch.Tensor) -> list[tuple[list[tuple[int, torch.Tensor]], torch.Tensor]]:
+        """Per step: which pairs each action acts on, and the permutation that restores the pairs' order."""
+        plan = []
+        for j in range(ids.shape[1]):
+            groups = [
+                (int(a), torch.nonzero(ids[:, j] == a).flatten()) for a in torch.unique(ids[:, j]).tolist()
+            ]
+            order = torch.argsort(torch.cat([rows for _, rows in groups]))
+            plan.append((groups, order))
+        return plan
+
+    def static_states(
+        self,
+        ids: torch.Tensor,
+        x0: torch.Tensor,
+        plan: list[tuple[list[tuple[int, torch.Tensor]], torch.Tensor]],
+    ) -> tuple[list[list[torch.Tensor]], torch.Tensor]:
+        """The columns no parameter can move (categories, unwritten numbers) per step and action group.
+
+        Category effects set constant levels, so this trajectory is the same at every optimisation step.
+        """
+        xs = x0
+        per_step = []
+        for groups, order in plan:
+            before, after = [], []
+            for a, rows in groups:
+                xa = xs[rows]
+                before.append(xa)
+                after.append(xa if a == NOOP else self.kernels[a].set_levels(xa))
+            per_step.append(before)
+            xs = torch.cat(after)[order]
+        return per_step, xs
+
+    def rollout(
+        self,
+        ids: torch.Tensor,
+        x0: torch.Tensor,
+        params: torch.Tensor,
+        *,
+        exact: bool,
+        plan: list[tuple[list[tuple[int, torch.Tensor]], torch.Tensor]] | None = None,
+        static: tuple[list[list[torch.Tensor]], torch.Tensor] | None = None,
+    ) -> _Path:
+        """Apply each pair's sequence step by step, dispatching every action to the pairs that use it.
+
+        Gradients flow only through ``z``, the numeric columns some action writes; categories and the
+        other columns come from ``static_states`` and meet ``z`` once, before the model.
+        """
+        plan = plan if plan is not None else self.dispatch(ids)
+        per_step, xs_final = static if static is not None else self.static_states(ids, x0, plan)
+        batch = len(ids)
+        z = x0[:, self.touched]
+        step_costs: list[torch.Tensor] = []
+        penalty = torch.zeros(batch, dtype=DTYPE)
+        ok = torch.ones(batch, dtype=torch.bool)
+        for (groups, order), xs_groups in zip(plan, per_step, strict=True):
+            zs, costs, pens, oks = [], [], [], []
+            for (a, rows), xa in zip(groups, xs_groups, strict=True):
+                za = z[rows]
+                if a == NOOP:
+                    zs.append(za)
+                    costs.append(torch.zeros(len(rows), dtype=DTYPE))
+                    pens.append(torch.zeros(len(rows), dtype=DTYPE))
+                    oks.append(torch.ones(len(rows), dtype=torch.bool))
+                    continue
+                kernel = self.kernels[a]
+                za, _, cost, pen, good = kernel.step(
+                    za, xa, params[rows, len(step_costs), : kernel.n_params], exact
+                )
+                zs.append(za)
+                costs.append(cost)
+                pens.append(pen)
+                oks.append(good)
+            z = torch.cat(zs)[order]
+            step_costs.append(torch.cat(costs)[order])
+            penalty = penalty + torch.cat(pens)[order]
+            ok = ok & torch.cat(oks)[order]
+        x = xs_final.index_copy(1, self.touched, z) if len(self.touched) else xs_final
+        return _Path(x, torch.stack(step_costs, dim=1), penalty, ok)
+
+    # --------------------------------------------------------------------------- optimisation
+    def _boxes(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per pair, step and parameter slot: lower bound, span and initial value (raw units)."""
+        slots = max(self.n_params, 1)
+        table_lo = torch.zeros(len(self.acts) + 1, slots, dtype=DTYPE)  # the last row is the no-op's
+        table_hi = torch.zeros_like(table_lo)
+        table_init = torch.zeros_like(table_lo)
+        for a, action in enumerate(self.acts):
+            for i, param in enumerate(action.params):
+                table_lo[a, i], table_hi[a, i] = param.bounds
+                table_init[a, i] = float(param.init)  # type: ignore[arg-type]
+        index = torch.where(ids == NOOP, len(self.acts), ids)
+        lo, hi, init = table_lo[index], table_hi[index], table_init[index]
+        span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+        return lo, span, init
+
+    def optimise(self, ids: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        """Adam on parameters scaled to [0, 1] in their boxes; returns the best parameters seen (raw units).
+
+        Best = the cheapest iterate whose exact conditions hold and whose goal margin reaches ``margin``
+        (else the cheapest that merely meets the goal). The Adam update is written out on one tensor: a
+        cosine-decayed step, clipped to the box after each update.
+        """
+        cfg = self.config
+        lo, span, init = self._boxes(ids)
+        if not any(self.acts[a].n_params for a in torch.unique(ids).tolist() if a != NOOP):
+            return init
+        plan = self.dispatch(ids)
+        static = self.static_states(ids, x0, plan)
+        u = ((init - lo) / span).clamp(0, 1)
+        m1, m2 = torch.zeros_like(u), torch.zeros_like(u)
+        beta1, beta2, eps = 0.9, 0.999, 1e-8
+        batch = len(ids)
+        c = torch.full((batch,), cfg.c_init, dtype=DTYPE)
+        best_cost = torch.full((batch,), math.inf, dtype=DTYPE)
+        best_any = torch.full((batch,), math.inf, dtype=DTYPE)
+        best_u, any_u = u.clone(), u.clone()
+        met_since_check = torch.zeros(batch, dtype=torch.bool)
+        for t in range(cfg.steps):
+            u.requires_grad_(True)
+            path = self.rollout(ids, x0, lo + u * span, exact=False, plan=plan, static=static)
+            margin = self.goal.margin(self.model(path.x))
+            cost = path.step_costs.sum(1)
+            loss = cost + path.penalty + c * torch.relu(cfg.margin - margin)
+            (grad,) = torch.autograd.grad(loss.sum(), u)
+            with torch.no_grad():
+                u = u.detach()
+                valid = path.ok & (margin >= 0)
+                strong = valid & (margin >= cfg.margin)
+                better = strong & (cost < best_cost)
+                best_cost = torch.where(better, cost, best_cost)
+                best_u[better] = u[better]
+                better_any = valid & (cost < best_any)
+                best_any = torch.where(better_any, cost, best_any)
+                any_u[better_any] = u[better_any]
+                met_since_check |= strong
+                if (t + 1) % cfg.check_every == 0:
+                    c = torch.where(met_since_check, c * 0.7, c * 2.0).clamp(1e-3, 1e6)
+                    met_since_check[:] = False
+                grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
+                m1.mul_(beta1).add_(grad, alpha=1 - beta1)
+                m2.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                lr = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t / cfg.steps)))
+                step = lr * (m1 / (1 - beta1 ** (t + 1))) / ((m2 / (1 - beta2 ** (t + 1))).sqrt() + eps)
+                u = (u - step).clamp(0, 1)
+        chosen = torch.where(torch.isfinite(best_cost)[:, None, None], best_u, any_u)
+        return (lo + chosen * span).detach()
+
+    # -------------------------------------------------------------------------- verification
+    def round_params(self, ids: torch.Tensor, params: torch.Tensor, mode: str) -> torch.Tensor:
+        """Parameters as a person can carry them out: whole numbers or the resolution grid, in their box."""
+        out = params.clone()
+        for a, action in enumerate(self.acts):
+            mask = ids == a
+            if not mask.any():
+                continue
+            for i, param in enumerate(action.params):
+                values = out[..., i][mask]
+                if mode != "round" and (param.kind == "integer" or param.resolution):
+                    step = 1.0 if param.kind == "integer" else float(param.resolution)  # type: ignore[arg-type]
+                    values = (torch.floor if mode == "floor" else torch.ceil)(values / step) * step
+                out[..., i][mask] = param.round(values)
+        return out
+
+    def verify(
+        self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Replay each plan exactly on rounded parameters; the cheapest rounding that passes is kept."""
+        batch = len(ids)
+        found = torch.zeros(batch, dtype=torch.bool)
+        cost = torch.full((batch,), math.inf, dtype=DTYPE)
+        final = params.clone()
+        step_costs = torch.zeros(ids.shape, dtype=DTYPE)
+        x_final = x0.clone()
+        with torch.no_grad():
+            for mode in ("round", "floor", "ceil"):
+                rounded = self.round_params(ids, params, mode)
+                path = self.rollout(ids, x0, rounded, exact=True)
+                total = path.step_costs.sum(1)
+                valid = (
+                    path.ok & self.goal.satisfied(self.model(path.x)) & torch.isfinite(total) & (total < cost)
+                )
+                found |= valid
+                cost = torch.where(valid, total, cost)
+                final[valid] = rounded[valid]
+                step_costs[valid] = path.step_costs[valid]
+                x_final[valid] = path.x[valid]
+        return found, cost, final, step_costs, x_final
+
+    # ---------------------------------------------------------------------------------- output
+    def _records(self, x: torch.Tensor) -> list[dict[str, Any]]:
+        """Raw feature dicts for canonical rows, decoded in one batch."""
+        if not len(x):
+            return []
+        frame = self.schema.decode(x)
+        return [
+            {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+            for row in frame.astype(object).to_dict("records")
+        ]
+
+    def _steps(self, plan: dict[str, Any]) -> tuple[Step, ...]:
+        steps = []
+        for j, a in enumerate(plan["ids"]):
+            action = self.acts[a]
+            values = {
+                p.name: round(float(plan["params"][j, i]))
+                if p.kind == "integer"
+                else float(plan["params"][j, i])
+                for i, p in enumerate(action.params)
+            }
+            steps.append(Step(action.name, values, float(plan["step_costs"][j]), action.describe(values)))
+        return tuple(steps)

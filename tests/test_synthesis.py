@@ -1,0 +1,203 @@
+"""Synthesis: closed-form and brute-force optima, exact replay of every plan, batch = loop, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from actionable import ConfigError, DataError, Feature, Schema, Target, as_model, datasets
+from actionable.actions import ActionSet, relax
+from actionable.results import RecourseBatch
+from actionable.synthesis import canonical_sequences, commutes, synthesize
+
+SCHEMA = Schema(
+    (
+        Feature("a", "real", (0, 100), mutability="direct"),
+        Feature("b", "real", (0, 100), mutability="direct"),
+        Feature("g", "category", levels=("x", "y")),
+    ),
+    Target("y", favourable="good", classes=("bad", "good")),
+)
+
+
+def linear_model() -> object:
+    """logit(good) - logit(bad) = 0.1 a + 0.05 b - 5."""
+    layer = torch.nn.Linear(SCHEMA.width, 1).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.1, 0.05, 0.0, 0.0]]))
+        layer.bias.fill_(-5.0)
+    return as_model(layer, SCHEMA)
+
+
+def catalogue(cost_a: str, cost_b: str) -> ActionSet:
+    return ActionSet.from_toml(
+        f"""
+[[action]]
+name = "raise_a"
+params = {{ d = {{ bounds = [0, 90] }} }}
+effects = {{ a = "a + d" }}
+cost = "{cost_a}"
+
+[[action]]
+name = "raise_b"
+params = {{ d = {{ bounds = [0, 90] }} }}
+effects = {{ b = "b + d" }}
+cost = "{cost_b}"
+""",
+        SCHEMA,
+    )
+
+
+PERSON = pd.DataFrame([{"a": 10.0, "b": 10.0, "g": "x"}])  # margin -3.5
+
+
+def test_linear_costs_closed_form() -> None:
+    # reaching margin 0.1 costs 1 per margin unit through a, 4 through b: raise a by 36, cost 3.6
+    result = synthesize(linear_model(), PERSON, catalogue("d / 10", "d / 5"), margin=0.1, steps=300)[0]
+    assert result.status == "found"
+    assert [s.action for s in result.steps] == ["raise_a"]
+    assert result.cost == pytest.approx(3.6, rel=0.01)
+    assert result.p_after > 0.5 > result.p_before
+
+
+def test_quadratic_costs_match_brute_force() -> None:
+    actions = catalogue("(d / 30) ** 2", "(d / 30) ** 2")
+    result = synthesize(linear_model(), PERSON, actions, margin=0.1, steps=400)[0]
+    grid = np.arange(0, 90.01, 0.25)
+    da, db = np.meshgrid(grid, grid)
+    feasible = 0.1 * (10 + da) + 0.05 * (10 + db) - 5 >= 0.1
+    oracle = ((da / 30) ** 2 + (db / 30) ** 2)[feasible].min()  # analytically 1.152: a by 28.8, b by 14.4
+    assert oracle == pytest.approx(1.152, rel=0.01)
+    assert result.status == "found" and len(result.steps) == 2
+    assert result.cost <= oracle * 1.02
+
+
+def test_commuting_actions_are_tried_in_one_order_only() -> None:
+    actions = catalogue("d / 10", "d / 5")
+    assert commutes(actions["raise_a"], actions["raise_b"])
+    assert canonical_sequences(actions.actions, 2) == [(0, 1)]
+    german = datasets.load("german")
+    full = ActionSet.from_toml(german.path / "actions.toml", german.schema)
+    counts = [len(canonical_sequences(full.actions, k)) for k in range(1, 5)]
+    assert counts[0] == 7 and sum(counts) < 7 + 42 + 210 + 840  # far fewer than all orders
+
+
+def test_already_favourable_and_config_errors() -> None:
+    rich = pd.DataFrame([{"a": 100.0, "b": 100.0, "g": "y"}])
+    result = synthesize(linear_model(), rich, catalogue("d", "d"))[0]
+    assert result.status == "already_favourable" and result.cost == 0 and not result.steps
+    with pytest.raises(ConfigError, match="max_length"):
+        synthesize(linear_model(), PERSON, catalogue("d", "d"), max_length=0)
+    with pytest.raises(ConfigError, match="unknown option"):
+        synthesize(linear_model(), PERSON, catalogue("d", "d"), learning_rate=0.1)
+    with pytest.raises(ConfigError, match="search 'astar' is not available"):
+        synthesize(linear_model(), PERSON, catalogue("d", "d"), search="astar")  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="missing column"):
+        synthesize(linear_model(), PERSON.drop(columns="b"), catalogue("d", "d"))
+
+
+def test_bad_rows_get_status_error_and_keep_their_place(tmp_path: Path) -> None:
+    people = pd.concat([PERSON, PERSON.assign(g="z"), PERSON.assign(a=500.0), PERSON], ignore_index=True)
+    batch = synthesize(linear_model(), people, catalogue("d / 10", "d / 5"), steps=100)
+    assert [r.status for r in batch] == ["found", "error", "error", "found"]
+    assert "column 'g': unknown level 'z'" in batch[1].error and "outside bounds" in batch[2].error
+    path = batch.to_jsonl(tmp_path / "plans.jsonl")
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["row"] for r in records] == [0, 1, 2, 3]
+    assert set(records[0]) >= {
+        "row",
+        "status",
+        "steps",
+        "cost",
+        "x_before",
+        "x_after",
+        "p_before",
+        "p_after",
+        "seconds",
+        "error",
+    }
+    assert set(records[0]["steps"][0]) == {"action", "params", "cost", "text"}
+    assert RecourseBatch.from_jsonl(path) == batch
+    assert batch.summary()["found"] == 2 and batch.summary()["error"] == 2
+
+
+def test_sklearn_pipeline_is_accepted_directly() -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"a": rng.uniform(0, 100, 300), "b": rng.uniform(0, 100, 300), "g": rng.choice(["x", "y"], 300)}
+    )
+    y = np.where(frame.a + frame.b > 120, "good", "bad")
+    pipeline = Pipeline(
+        [
+            ("ct", ColumnTransformer([("n", StandardScaler(), ["a", "b"]), ("c", OneHotEncoder(), ["g"])])),
+            ("m", LogisticRegression()),
+        ]
+    ).fit(frame, y)
+    result = synthesize(pipeline, PERSON, catalogue("d / 10", "d / 5"), steps=150)[0]
+    assert result.status == "found"
+    assert pipeline.predict(pd.DataFrame([result.x_after]))[0] == "good"  # the user's own model agrees
+
+
+# ------------------------------------------------------------------------------- German, exactly replayed
+@pytest.fixture(scope="module")
+def german_run() -> tuple[object, ActionSet, pd.DataFrame, RecourseBatch]:
+    data = datasets.load("german")
+    actions = ActionSet.from_toml(data.path / "actions.toml", data.schema)
+    denied = data.X_test[data.model.predict(data.X_test) == "bad"].head(8)
+    return data, actions, denied, synthesize(data.model, denied, actions, max_length=3, steps=150)
+
+
+def test_german_plans_replay_exactly(german_run: tuple) -> None:  # type: ignore[type-arg]
+    data, actions, denied, batch = german_run
+    schema = data.schema
+    assert [r.status for r in batch] == ["found"] * len(denied)
+    for r in batch:
+        x = schema.encode(pd.DataFrame([r.x_before]))
+        total = 0.0
+        for step in r.steps:
+            action = actions[step.action]
+            params = torch.tensor([[step.params[p.name] for p in action.params]], dtype=torch.float64)
+            env = action.env(schema, x, params)
+            assert all(bool(relax(c, env, 1.0)[1]) for c in action.conditions("pre")), step
+            total += float(action.cost_of(env, torch.Size([1]))[0])
+            x = action.apply(schema, x, env)
+            for f in schema.features:
+                if f.kind == "integer":
+                    x[:, schema.slice(f.name)] = torch.round(x[:, schema.slice(f.name)])
+            env_after = action.env(schema, x, params)
+            assert all(bool(relax(c, env_after, 1.0)[1]) for c in action.conditions("post")), step
+        replayed = schema.decode(x).iloc[0].to_dict()
+        assert {k: str(v) for k, v in replayed.items()} == {k: str(v) for k, v in r.x_after.items()}
+        assert total == pytest.approx(r.cost, rel=1e-9, abs=1e-12)
+        assert sum(s.cost for s in r.steps) == pytest.approx(r.cost)
+        for f in schema.features:
+            if f.mutability == "fixed":
+                assert r.x_after[f.name] == r.x_before[f.name]
+        schema.validate(pd.DataFrame([r.x_after]))  # bounds and levels hold
+        assert data.model.predict(pd.DataFrame([r.x_after]))[0] == "good"
+        assert r.p_after >= 0.5 > r.p_before
+
+
+def test_batch_equals_loop_and_seeds_reproduce(german_run: tuple) -> None:  # type: ignore[type-arg]
+    data, actions, denied, batch = german_run
+    again = synthesize(data.model, denied, actions, max_length=3, steps=150)
+    assert [r.cost for r in again] == [r.cost for r in batch]
+    for i in (0, 3):
+        alone = synthesize(data.model, denied.iloc[[i]], actions, max_length=3, steps=150)[0]
+        assert alone.status == batch[i].status
+        assert alone.cost == pytest.approx(batch[i].cost, rel=1e-6)
+
+
+def test_describe_reads_as_numbered_sentences(german_run: tuple) -> None:  # type: ignore[type-arg]
+    text = german_run[3][0].describe()
+    assert text.startswith("1. ") and "probability of the favourable outcome" in text
