@@ -423,7 +423,64 @@ class Synthesizer:
                         "x": x_final[j],
                         "x0": x0[row],
                     }
-        return {row: self._without_idle_steps(plan) for row, plan in best.items()}
+        polished = self.polish(x0, best)
+        return {row: self._without_idle_steps(plan) for row, plan in polished.items()}
+
+    def polish(
+        self, x0: torch.Tensor, best: dict[int, dict[str, Any]], points: int = 48
+    ) -> dict[int, dict[str, Any]]:
+        """Shrink each winning plan's parameters toward their no-change values, checked exactly.
+
+        Rounding (whole months, whole units) is a step function the continuous optimisation cannot see, so
+        a smaller change often reaches the same rounded state. Candidates: all parameters shrunk together,
+        and each step's alone, by factors in (0, 1]; each is replayed exactly and must keep the plan's goal
+        margin (at least ``margin``, or what the plan had). The cheapest valid candidate wins.
+        """
+        if not best:
+            return best
+        rows = list(best)
+        width = max(len(best[r]["ids"]) for r in rows)
+        slots = max(self.n_params, 1)
+        ids = torch.full((len(rows), width), NOOP, dtype=torch.int64)
+        params = torch.zeros(len(rows), width, slots, dtype=DTYPE)
+        for i, r in enumerate(rows):
+            n = len(best[r]["ids"])
+            ids[i, :n] = torch.as_tensor(best[r]["ids"])
+            params[i, :n] = best[r]["params"]
+        _, _, init = self._boxes(ids)
+        factors = torch.linspace(0, 1, points + 1, dtype=DTYPE)[1:]
+        masks = [torch.ones(width, dtype=DTYPE)] + [torch.eye(width, dtype=DTYPE)[j] for j in range(width)]
+        candidates = []
+        for mask in masks:  # shrink = init + f (p - init) on the masked steps, unchanged elsewhere
+            f = 1 - mask[None, :, None] * (1 - factors[:, None, None])
+            candidates.append(init[:, None] + f[None] * (params - init)[:, None])
+        cand = torch.cat(candidates, dim=1)  # (plans, candidates, steps, slots)
+        per = cand.shape[1]
+        flat_ids = ids.repeat_interleave(per, 0)
+        flat = self.round_params(flat_ids, cand.reshape(-1, width, slots), "round")
+        with torch.no_grad():
+            path = self.rollout(
+                flat_ids, x0[torch.as_tensor(rows)].repeat_interleave(per, 0), flat, exact=True
+            )
+            margin = self.goal.margin(self.model(path.x)).reshape(len(rows), per)
+            own = self.goal.margin(self.model(torch.stack([best[r]["x"] for r in rows])))
+        need = torch.minimum(own, torch.full_like(own, self.config.margin)).clamp_min(0)
+        total = path.step_costs.sum(1).reshape(len(rows), per)
+        valid = path.ok.reshape(len(rows), per) & (margin >= need[:, None]) & torch.isfinite(total)
+        total = torch.where(valid, total, torch.inf)
+        choice = total.argmin(1)
+        out = dict(best)
+        for i, r in enumerate(rows):
+            k = int(choice[i])
+            if bool(valid[i, k]) and float(total[i, k]) < float(best[r]["step_costs"].sum()) - 1e-12:
+                n = len(best[r]["ids"])
+                j = i * per + k
+                out[r] = best[r] | {
+                    "params": flat[j, :n],
+                    "step_costs": path.step_costs[j, :n],
+                    "x": path.x[j],
+                }
+        return out
 
     def _without_idle_steps(self, plan: dict[str, Any]) -> dict[str, Any]:
         """Drop steps that change nothing and cost nothing (e.g. 'study 0 more years'): same plan, shorter."""
