@@ -8,7 +8,6 @@ after it. An ``ActionSet`` is bound to a ``Schema`` and checked statically befor
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 
 from actionable import expr as E
 from actionable.errors import SpecError, did_you_mean
-from actionable.schema import DTYPE, Schema
+from actionable.schema import DTYPE, Schema, check_keys, read_toml
 
 PARAM_KEYS = {"bounds", "kind", "resolution", "init"}
 ACTION_KEYS = {"name", "text", "params", "effects", "cost", "pre", "post", "repeatable"}
@@ -392,22 +391,8 @@ class ActionSet:
     @classmethod
     def from_toml(cls, source: str | Path, schema: Schema) -> ActionSet:
         """Load ``[[action]]`` tables; ``SpecError`` names file, action, key and fix."""
-        if isinstance(source, Path) or ("\n" not in source and source.endswith(".toml")):
-            path = Path(source)
-            if not path.is_file():
-                raise SpecError(f"{path}: no such file. Give the path of an actions TOML file.")
-            text, where = path.read_text(encoding="utf-8"), path.name
-        else:
-            text, where = source, "actions text"
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise SpecError(f"{where}: not valid TOML ({exc}). Fix the syntax at that line.") from None
-        unknown = set(data) - {"action"}
-        if unknown:
-            raise SpecError(
-                f"{where}: unknown top-level key(s) {sorted(unknown)}; only [[action]] tables are read."
-            )
+        data, where = read_toml(source, "actions")
+        check_keys(where, "top level", data, {"action"})
         entries = data.get("action", [])
         if not isinstance(entries, list):
             raise SpecError(f"{where}: 'action' must be an array of tables: write [[action]].")
@@ -419,13 +404,7 @@ def _action_from_dict(where: str, i: int, entry: Any) -> Action:
     if not isinstance(entry, Mapping) or "name" not in entry:
         raise SpecError(f"{label}: an action is a table with at least 'name', 'effects' and 'cost'.")
     label = f"{where}, action {entry['name']!r}"
-    for key in entry:
-        if key not in ACTION_KEYS:
-            raise SpecError(
-                f"{label}: unknown key {key!r}."
-                + did_you_mean(key, ACTION_KEYS)
-                + f" Allowed keys: {sorted(ACTION_KEYS)}."
-            )
+    check_keys(where, f"action {entry['name']!r}", entry, ACTION_KEYS)
     for key in ("effects", "cost"):
         if key not in entry:
             raise SpecError(f"{label}: missing key {key!r}.")

@@ -370,17 +370,13 @@ class Schema:
     @classmethod
     def from_toml(cls, source: str | Path) -> Schema:
         """Read a schema from a TOML file (or TOML text); ``SpecError`` names file, entry, key and fix."""
-        text, where = _read_source(source)
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise SpecError(f"{where}: not valid TOML ({exc}). Fix the syntax at that line.") from None
+        data, where = read_toml(source, "schema")
         return cls.from_dict(data, where=where)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "schema") -> Schema:
         """Build a schema from the parsed TOML structure, checking every key."""
-        _known_keys(where, "top level", data, {"name", "target", "feature"})
+        check_keys(where, "top level", data, {"name", "target", "feature"})
         target = None
         if "target" in data:
             entry = data["target"]
@@ -388,7 +384,7 @@ class Schema:
                 raise SpecError(
                     f"{where}, [target]: must be a table with 'name' and 'favourable' or 'above'."
                 )
-            _known_keys(where, "[target]", entry, {"name", "favourable", "classes", "above", "below"})
+            check_keys(where, "[target]", entry, {"name", "favourable", "classes", "above", "below"})
             if "name" not in entry:
                 raise SpecError(f"{where}, [target]: missing key 'name' (the label column).")
             try:
@@ -515,7 +511,7 @@ def _feature_from_dict(where: str, i: int, entry: Any) -> Feature:
     if "name" not in entry:
         raise SpecError(f"{where}, {label}: missing key 'name'.")
     label = f"[[feature]] {entry['name']!r}"
-    _known_keys(where, label, entry, FEATURE_KEYS)
+    check_keys(where, label, entry, FEATURE_KEYS)
     kwargs = dict(entry)
     if "bounds" in kwargs:
         bounds = kwargs["bounds"]
@@ -534,7 +530,8 @@ def _feature_from_dict(where: str, i: int, entry: Any) -> Feature:
         raise SpecError(f"{where}, {label}: {str(exc).split(': ', 1)[-1]}") from None
 
 
-def _known_keys(where: str, table: str, entry: Mapping[str, Any], allowed: set[str]) -> None:
+def check_keys(where: str, table: str, entry: Mapping[str, Any], allowed: set[str]) -> None:
+    """``SpecError`` naming the first key of a spec table that is not allowed, with a hint."""
     for key in entry:
         if key not in allowed:
             raise SpecError(
@@ -571,13 +568,19 @@ def _optional_float(where: str, table: str, key: str, value: Any) -> float | Non
     return float(value)
 
 
-def _read_source(source: str | Path) -> tuple[str, str]:
+def read_toml(source: str | Path, kind: str) -> tuple[dict[str, Any], str]:
+    """A spec file's parsed tables and the name errors call it by (the file name, or "<kind> text")."""
     if isinstance(source, Path) or ("\n" not in source and source.endswith(".toml")):
         path = Path(source)
         if not path.is_file():
-            raise SpecError(f"{path}: no such file. Give the path of a TOML spec file.")
-        return path.read_text(encoding="utf-8"), path.name
-    return source, "schema text"
+            raise SpecError(f"{path}: no such file. Give the path of a {kind} TOML file.")
+        text, where = path.read_text(encoding="utf-8"), path.name
+    else:
+        text, where = source, f"{kind} text"
+    try:
+        return tomllib.loads(text), where
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{where}: not valid TOML ({exc}). Fix the syntax at that line.") from None
 
 
 # TOML basic strings: escape the quote, the backslash and every control character (DEL included).
