@@ -1,25 +1,36 @@
 """actionable: what a person can do to change a model's decision, and why the model decided.
 
-The public API: the nouns (``Schema``, ``Feature``, ``Target``, models via ``as_model``), goals, the
-bundled datasets and the error family. Engines (``attribute``, ``invert``, ``synthesize``) build on these.
+The public API: the nouns (``Schema``, ``Feature``, ``Target``, models via ``as_model``, actions), goals,
+the error family, and the verbs built on them: ``synthesize`` (with ``survival``) today; ``attribute`` and
+``invert`` next. Bundled data: ``actionable.datasets``.
 """
 
 __version__ = "0.1.0"
 
+from actionable.actions import Action, ActionSet, Param
 from actionable.errors import ActionableError, ConfigError, DataError, ModelError, SpecError
 from actionable.goals import Goal, resolve_goal
 from actionable.models import TorchModel, as_model, load_model, save_model
+from actionable.results import Recourse, RecourseBatch, Step
+from actionable.robustness import survival
 from actionable.schema import Feature, Schema, Target
+from actionable.synthesis import synthesize
 
 __all__ = [
+    "Action",
+    "ActionSet",
     "ActionableError",
     "ConfigError",
     "DataError",
     "Feature",
     "Goal",
     "ModelError",
+    "Param",
+    "Recourse",
+    "RecourseBatch",
     "Schema",
     "SpecError",
+    "Step",
     "Target",
     "TorchModel",
     "__version__",
@@ -27,4 +38,6 @@ __all__ = [
     "load_model",
     "resolve_goal",
     "save_model",
+    "survival",
+    "synthesize",
 ]
