@@ -109,8 +109,6 @@ def canonical_sequences(actions: Sequence[Action], length: int) -> list[tuple[in
     for seq in itertools.product(range(n), repeat=length):
         if any(seq.count(a) > 1 and not actions[a].repeatable for a in set(seq)):
             continue
-        if any(seq[i] == seq[i + 1] for i in range(length - 1)):
-            continue  # the same action twice in a row is one action with a larger parameter
         normal = True
         for j in range(1, length):
             i = j - 1

@@ -88,6 +88,28 @@ def test_commuting_actions_are_tried_in_one_order_only() -> None:
     assert counts[0] == 7 and sum(counts) < 7 + 42 + 210 + 840  # far fewer than all orders
 
 
+def test_repeatable_actions_may_repeat_others_may_not() -> None:
+    actions = ActionSet.from_toml(
+        """
+[[action]]
+name = "step_a"
+effects = { a = "a + 1" }
+cost = "1"
+repeatable = true
+
+[[action]]
+name = "step_b"
+effects = { b = "b * 2" }
+cost = "1"
+""",
+        SCHEMA,
+    )
+    assert canonical_sequences(actions.actions, 2) == [(0, 0), (0, 1)]
+    assert canonical_sequences(actions.actions, 3) == [(0, 0, 0), (0, 0, 1)]
+    result = synthesize(linear_model(), PERSON, actions, max_length=4)[0]
+    assert result.status == "not_found"  # four steps of +1 on a cannot reach a = 45
+
+
 def test_already_favourable_and_config_errors() -> None:
     rich = pd.DataFrame([{"a": 100.0, "b": 100.0, "g": "y"}])
     result = synthesize(linear_model(), rich, catalogue("d", "d"))[0]
