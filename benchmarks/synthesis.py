@@ -74,8 +74,9 @@ def quality_table(rows: int) -> None:
         print(f"| {steps} | {len(costs)} | {np.median(costs):.4f} | {np.mean(costs):.4f} | {seconds:.2f} |")
 
 
-def robustness_table(rows: int) -> None:
+def robustness_table(rows: int, figure: str | None = None) -> None:
     thetas = (0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1)
+    curves: dict[tuple[str, float], list[float]] = {}
     print(
         f"\n### Share of plans that survive noise theta with probability >= 0.8 (paper's Figure 3), {rows} rows\n"
     )
@@ -88,7 +89,34 @@ def robustness_table(rows: int) -> None:
             shares = [
                 np.nanmean(survival(data.model, batch, actions, theta=t, samples=200) >= 0.8) for t in thetas
             ]
+            curves[(name, margin)] = [float(v) for v in shares]
             print(f"| {name} | {margin:g} | " + " | ".join(f"{s:.2f}" for s in shares) + " |")
+    if figure:
+        plot_robustness(thetas, curves, figure)
+
+
+def plot_robustness(
+    thetas: tuple[float, ...], curves: dict[tuple[str, float], list[float]], path: str
+) -> None:
+    """The paper's Figure 3: share of plans surviving noise theta with probability >= 0.8."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+    for ax, name in zip(axes, ("german", "adult"), strict=True):
+        for (dataset, margin), shares in curves.items():
+            if dataset == name:
+                ax.plot(thetas, [100 * v for v in shares], marker="o", label=f"margin {margin:g}")
+        ax.set_title(name)
+        ax.set_xlabel("noise theta")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("% of plans surviving with p >= 0.8")
+    axes[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"\n![Robustness to noise]({path.split('/')[-1]})")
 
 
 def grid(param: Any, points: int) -> torch.Tensor:
@@ -162,15 +190,24 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-oracle", action="store_true", help="skip the (slow) grid-search oracle")
+    parser.add_argument(
+        "--figure", default="benchmarks/results/robustness.png", help="PNG of the robustness curves"
+    )
+    parser.add_argument(
+        "--only", choices=["success", "quality", "robustness", "oracle"], help="one table only"
+    )
     args = parser.parse_args()
     print(
         f"Machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads). Date: {datetime.date.today()}."
     )
-    success_table(args.rows, args.repeats)
-    quality_table(args.rows)
-    robustness_table(args.rows)
-    if not args.skip_oracle:
+    if args.only in (None, "success"):
+        success_table(args.rows, args.repeats)
+    if args.only in (None, "quality"):
+        quality_table(args.rows)
+    if args.only in (None, "robustness"):
+        robustness_table(args.rows, args.figure)
+    if args.only in (None, "oracle") and not args.skip_oracle:
         optimality_table(args.rows)
 
 
