@@ -274,6 +274,8 @@ class Synthesizer:
         self.acts = actions.actions
         self.n_params = max((a.n_params for a in self.acts), default=0)
         self.kernels = [_Kernel(a, self.schema) for a in self.acts]
+        # when a dict, search() records per person: sequence -> (objective, verified cost, end state)
+        self.trace: dict[int, dict[tuple[int, ...], tuple[float, float, torch.Tensor]]] | None = None
         columns = sorted({int(c) for k in self.kernels for c in k.cols})
         self.touched = torch.as_tensor(columns, dtype=torch.int64)
         for kernel in self.kernels:
@@ -409,6 +411,8 @@ class Synthesizer:
             ids = ids[:, : int(used.sum(1).max())]
             params = self.optimise(ids, x0[r_idx])
             found, cost, final_params, step_costs, x_final = self.verify(ids, x0[r_idx], params)
+            if self.trace is not None:
+                self._record(ids, x0[r_idx], r_idx, params, cost)
             for j in torch.nonzero(found).flatten().tolist():
                 row = int(r_idx[j])
                 if cost[j] < best_cost[row]:
@@ -423,6 +427,27 @@ class Synthesizer:
                     }
         polished = self.polish(x0, best)
         return {row: self._without_idle_steps(plan) for row, plan in polished.items()}
+
+    def _record(
+        self,
+        ids: torch.Tensor,
+        x0: torch.Tensor,
+        rows: torch.Tensor,
+        params: torch.Tensor,
+        verified: torch.Tensor,
+    ) -> None:
+        """Keep each pair's outcome for replaying other search orders (``actionable.scores``).
+
+        Objective = the exact cost of the rounded plan plus 10 x the goal margin it still misses.
+        """
+        with torch.no_grad():
+            path = self.rollout(ids, x0, self.round_params(ids, params, "round"), exact=True)
+            missing = torch.relu(self.config.margin - self.goal.margin(self.model(path.x)))
+        objective = path.step_costs.sum(1) + 10 * missing + torch.where(path.ok, 0.0, 10.0)
+        trace = self.trace if self.trace is not None else {}
+        for j in range(len(ids)):
+            seq = tuple(int(a) for a in ids[j].tolist() if a != NOOP)
+            trace.setdefault(int(rows[j]), {})[seq] = (float(objective[j]), float(verified[j]), path.x[j])
 
     def polish(
         self, x0: torch.Tensor, best: dict[int, dict[str, Any]], points: int = 48

@@ -26,6 +26,7 @@ from actionable import datasets
 from actionable.actions import ActionSet
 from actionable.goals import resolve_goal
 from actionable.robustness import survival
+from actionable.scores import SCORES, explore
 from actionable.synthesis import SynthesisConfig, Synthesizer, canonical_sequences, synthesize
 
 UNFAVOURABLE = {"german": "bad", "adult": "<=50K"}
@@ -119,6 +120,66 @@ def plot_robustness(
     print(f"\n![Robustness to noise]({path.split('/')[-1]})")
 
 
+def scores_table(rows: int, figure: str | None = None) -> None:
+    """The paper's Figures 1-2: sequences tried before the optimum, per score function."""
+    print(
+        f"\n### Sequences tried before the optimum, per score function (paper's Figures 1-2), {rows} rows\n"
+    )
+    print(
+        "| dataset | optimum length | applicants | vanilla median (mean) | objective median (mean) | "
+        "gradient median (mean) | fewest tries: vanilla / objective / gradient |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    tables = {}
+    for name in ("german", "adult"):
+        data, actions, people = denied(name, rows)
+        table = explore(data.model, people, actions).dropna()
+        tables[name] = table
+        for length in ["all", *sorted(table.length.unique())]:
+            part = table if length == "all" else table[table.length == length]
+            tries = part[[f"tried_{s}" for s in SCORES]]
+            best = tries.min(axis=1)
+            wins = [int((tries[f"tried_{s}"] == best).sum()) for s in SCORES]
+            cells = [f"{tries[f'tried_{s}'].median():.0f} ({tries[f'tried_{s}'].mean():.1f})" for s in SCORES]
+            print(
+                f"| {name} | {length} | {len(part)} | "
+                + " | ".join(cells)
+                + f" | {' / '.join(map(str, wins))} |"
+            )
+    print(
+        f"\nOrdered sequences of length <= 4: german {int(tables['german'].sequences.iloc[0])}, "
+        f"adult {int(tables['adult'].sequences.iloc[0])}. Ties count as a win for each tied score."
+    )
+    if figure:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(2, 2, figsize=(8, 8))
+        for row, name in enumerate(("german", "adult")):
+            t = tables[name]
+            ax = axes[row, 0]
+            ax.scatter(t.tried_vanilla, t.tried_gradient, s=14, color="tab:blue", label="gradient")
+            ax.scatter(t.tried_vanilla, t.tried_objective, s=14, color="tab:red", label="objective")
+            ax.set_xlabel("vanilla")
+            ax.set_ylabel("gradient (blue) / objective (red)")
+            ax = axes[row, 1]
+            ax.scatter(t.tried_objective, t.tried_gradient, s=14, color="tab:purple")
+            ax.set_xlabel("objective")
+            ax.set_ylabel("gradient")
+            for ax in axes[row]:
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                lims = [1, max(2, float(t[[f"tried_{s}" for s in SCORES]].max().max()) * 1.5)]
+                ax.plot(lims, lims, color="grey", lw=0.8)
+                ax.set_title(f"{name}: sequences tried before the optimum", fontsize=9)
+        axes[0, 0].legend()
+        fig.tight_layout()
+        fig.savefig(figure, dpi=110)
+        print(f"\n![Score functions]({figure.split('/')[-1]})")
+
+
 def grid(param: Any, points: int) -> torch.Tensor:
     """A dense grid over a parameter's box: every whole number if there are few, else ``points`` values."""
     lo, hi = param.bounds
@@ -193,8 +254,9 @@ def main() -> None:
     parser.add_argument(
         "--figure", default="benchmarks/results/robustness.png", help="PNG of the robustness curves"
     )
+    parser.add_argument("--scores-figure", default="benchmarks/results/scores.png", help="PNG of Figures 1-2")
     parser.add_argument(
-        "--only", choices=["success", "quality", "robustness", "oracle"], help="one table only"
+        "--only", choices=["success", "quality", "robustness", "scores", "oracle"], help="one table only"
     )
     args = parser.parse_args()
     print(
@@ -207,6 +269,8 @@ def main() -> None:
         quality_table(args.rows)
     if args.only in (None, "robustness"):
         robustness_table(args.rows, args.figure)
+    if args.only in (None, "scores"):
+        scores_table(args.rows, args.scores_figure)
     if args.only in (None, "oracle") and not args.skip_oracle:
         optimality_table(args.rows)
 
