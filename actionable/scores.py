@@ -22,8 +22,7 @@ from actionable.actions import ActionSet
 from actionable.errors import ConfigError
 from actionable.goals import resolve_goal
 from actionable.models import as_model
-from actionable.schema import DTYPE
-from actionable.synthesis import SynthesisConfig, Synthesizer, commutes
+from actionable.synthesis import SynthesisConfig, Synthesizer, commutes, normal_form
 
 Score = Literal["vanilla", "objective", "gradient"]
 SCORES: tuple[Score, ...] = ("vanilla", "objective", "gradient")
@@ -96,7 +95,7 @@ def _replay(
     heap: list[tuple[float, int, tuple[int, ...]]] = []
 
     def push(prefix: tuple[int, ...]) -> None:
-        grads = _gradient_scores(engine, states[prefix]) if score == "gradient" else None
+        grads = engine.gradient_scores(states[prefix]) if score == "gradient" else None
         for a in range(n):
             seq = (*prefix, a)
             if not _allowed(seq, acts):
@@ -114,7 +113,7 @@ def _replay(
     while heap:
         _, _, seq = heapq.heappop(heap)
         tried += 1
-        objective, cost, state = outcomes[_normal_form(seq, swap)]
+        objective, cost, state = outcomes[normal_form(seq, swap)]
         if cost <= best * (1 + 1e-9) + 1e-12:
             return float(tried), total
         states[seq], objectives[seq] = state, objective
@@ -125,32 +124,3 @@ def _replay(
 
 def _allowed(seq: tuple[int, ...], acts: Any) -> bool:
     return all(seq.count(a) == 1 or acts[a].repeatable for a in set(seq))
-
-
-def _normal_form(seq: tuple[int, ...], swap: list[list[bool]]) -> tuple[int, ...]:
-    """The lexicographically smallest order reachable by swapping adjacent commuting actions.
-
-    Greedy: repeatedly take the smallest action that commutes with every action still before it.
-    """
-    rest, out = list(seq), []
-    while rest:
-        movable = [j for j in range(len(rest)) if all(swap[rest[j]][rest[i]] for i in range(j))]
-        j = min(movable, key=lambda k: rest[k])
-        out.append(rest.pop(j))
-    return tuple(out)
-
-
-def _gradient_scores(engine: Synthesizer, x: torch.Tensor) -> torch.Tensor:
-    """Per action: mean |d loss / d x_j| over its footprint's columns, each column scaled by its range."""
-    schema = engine.schema
-    lo, hi = schema.bounds_tensor()
-    scale = torch.where(torch.isfinite(hi - lo) & (hi > lo), hi - lo, torch.ones_like(hi))
-    point = x.detach().clone()[None, :].requires_grad_(True)
-    loss = -engine.goal.margin(engine.model(point)).sum()  # the paper's target loss, up to a monotone map
-    (grad,) = torch.autograd.grad(loss, point)
-    magnitude = (grad[0] * scale).abs()
-    out = torch.zeros(len(engine.acts), dtype=DTYPE)
-    for a, action in enumerate(engine.acts):
-        cols = [c for f in action.footprint for c in range(schema.slice(f).start, schema.slice(f).stop)]
-        out[a] = magnitude[cols].mean()
-    return out

@@ -9,10 +9,11 @@ exactly on the rounded plan; only a plan that passes is ``found``, and its cost 
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -29,7 +30,7 @@ from actionable.models import TorchModel, as_model
 from actionable.results import Recourse, RecourseBatch, Step
 from actionable.schema import DTYPE, Schema
 
-Search = Literal["bfs"]
+Search = Literal["bfs", "objective", "gradient"]
 NOOP = -1  # the padding action of sequences shorter than the longest: changes nothing, costs nothing
 
 
@@ -46,6 +47,8 @@ class SynthesisConfig:
     chunk: int = 50_000
     seed: int = 0
     search: Search = "bfs"
+    budget: int | None = None
+    round_size: int = 16
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_length, int) or self.max_length < 1:
@@ -54,8 +57,16 @@ class SynthesisConfig:
             raise ConfigError("synthesize: steps, check_every and chunk must be >= 1.")
         if not (self.lr > 0 and self.c_init > 0 and self.margin >= 0):
             raise ConfigError("synthesize: lr and c_init must be > 0 and margin >= 0.")
-        if self.search != "bfs":
-            raise ConfigError(f"synthesize: search {self.search!r} is not available; use 'bfs'.")
+        if self.search not in ("bfs", "objective", "gradient"):
+            raise ConfigError(
+                f"synthesize: search {self.search!r} is not available; use 'bfs', 'objective' or 'gradient'."
+            )
+        if self.budget is not None and (self.search == "bfs" or self.budget < 1):
+            raise ConfigError(
+                "synthesize: budget (sequences per person, >= 1) applies to 'objective' and 'gradient'."
+            )
+        if self.round_size < 1:
+            raise ConfigError("synthesize: round_size must be >= 1.")
 
 
 def synthesize(
@@ -78,7 +89,7 @@ def synthesize(
     ``margin``: how far past the decision boundary (in logits, or the goal's units) plans are pushed.
     Other settings (``lr``, ``c_init``, ``check_every``, ``chunk``) are ``SynthesisConfig`` fields.
     """
-    unknown = set(options) - {"lr", "c_init", "check_every", "chunk"}
+    unknown = set(options) - {"lr", "c_init", "check_every", "chunk", "budget", "round_size"}
     if unknown:
         raise ConfigError(f"synthesize: unknown option(s) {sorted(unknown)}; see SynthesisConfig.")
     config = SynthesisConfig(
@@ -122,6 +133,19 @@ def canonical_sequences(actions: Sequence[Action], length: int) -> list[tuple[in
         if normal:
             kept.append(seq)
     return kept
+
+
+def normal_form(seq: tuple[int, ...], swap: list[list[bool]]) -> tuple[int, ...]:
+    """The lexicographically smallest order reachable by swapping adjacent commuting actions.
+
+    Greedy: repeatedly take the smallest action that commutes with every action still before it.
+    """
+    rest, out = list(seq), []
+    while rest:
+        movable = [j for j in range(len(rest)) if all(swap[rest[j]][rest[i]] for i in range(j))]
+        j = min(movable, key=lambda k: rest[k])
+        out.append(rest.pop(j))
+    return tuple(out)
 
 
 def constant_cost(action: Action) -> float:
@@ -377,77 +401,171 @@ class Synthesizer:
 
     # ------------------------------------------------------------------------------- search
     def search(self, x0: torch.Tensor) -> dict[int, dict[str, Any]]:
-        """Best verified plan per person (index into ``x0``).
-
-        Every canonical sequence of length 1..max_length, padded with no-ops, is optimised with every person
-        in one tensor program; pairs whose constant costs already reach the person's best plan are skipped
-        (the bound tightens from chunk to chunk, shorter sequences first).
-        """
+        """Best verified plan per person (index into ``x0``), by the configured search."""
         torch.manual_seed(self.config.seed)
-        n = len(x0)
-        best_cost = torch.full((n,), math.inf, dtype=DTYPE)
+        best_cost = torch.full((len(x0),), math.inf, dtype=DTYPE)
         best: dict[int, dict[str, Any]] = {}
+        if self.config.search == "bfs":
+            self._exhaustive(x0, best, best_cost)
+        else:
+            self._best_first(x0, best, best_cost)
+        polished = self.polish(x0, best)
+        return {row: self._without_idle_steps(plan) for row, plan in polished.items()}
+
+    def _pad(self, sequences: Sequence[tuple[int, ...]]) -> torch.Tensor:
+        width = max(len(s) for s in sequences)
+        return torch.as_tensor([list(s) + [NOOP] * (width - len(s)) for s in sequences], dtype=torch.int64)
+
+    def _bound(self, seq: tuple[int, ...]) -> float:
+        """A real lower bound on a sequence's cost: the sum of its actions' constant costs."""
+        return sum(self.lower_bounds[a] for a in seq)
+
+    def _exhaustive(self, x0: torch.Tensor, best: dict[int, dict[str, Any]], best_cost: torch.Tensor) -> None:
+        """Every canonical sequence of length 1..max_length, padded with no-ops, with every person in one
+        tensor program; pairs whose bound already reaches the person's best plan are skipped (the bound
+        tightens from chunk to chunk, shorter sequences first)."""
+        n = len(x0)
         sequences = [
             s for k in range(1, self.config.max_length + 1) for s in canonical_sequences(self.acts, k)
         ]
         if not sequences:
-            return best
-        width = self.config.max_length
-        seqs = torch.as_tensor([list(s) + [NOOP] * (width - len(s)) for s in sequences], dtype=torch.int64)
-        bound = torch.as_tensor([sum(self.lower_bounds[a] for a in s) for s in sequences], dtype=DTYPE)
+            return
+        seqs = self._pad(sequences)
+        bound = torch.as_tensor([self._bound(s) for s in sequences], dtype=DTYPE)
         pair_seq = torch.arange(len(sequences)).repeat_interleave(n)
         pair_row = torch.arange(n).repeat(len(sequences))
         for start in range(0, len(pair_seq), self.config.chunk):
-            s_idx, r_idx = (
-                pair_seq[start : start + self.config.chunk],
-                pair_row[start : start + self.config.chunk],
-            )
+            s_idx = pair_seq[start : start + self.config.chunk]
+            r_idx = pair_row[start : start + self.config.chunk]
             keep = bound[s_idx] < best_cost[r_idx]
-            s_idx, r_idx = s_idx[keep], r_idx[keep]
-            if not len(s_idx):
-                continue
-            ids = seqs[s_idx]
-            used = ids != NOOP
-            ids = ids[:, : int(used.sum(1).max())]
-            params = self.optimise(ids, x0[r_idx])
-            found, cost, final_params, step_costs, x_final = self.verify(ids, x0[r_idx], params)
-            if self.trace is not None:
-                self._record(ids, x0[r_idx], r_idx, params, cost)
-            for j in torch.nonzero(found).flatten().tolist():
-                row = int(r_idx[j])
-                if cost[j] < best_cost[row]:
-                    best_cost[row] = cost[j]
-                    length = int((ids[j] != NOOP).sum())
-                    best[row] = {
-                        "ids": ids[j, :length].tolist(),
-                        "params": final_params[j, :length],
-                        "step_costs": step_costs[j, :length],
-                        "x": x_final[j],
-                        "x0": x0[row],
-                    }
-        polished = self.polish(x0, best)
-        return {row: self._without_idle_steps(plan) for row, plan in polished.items()}
+            if keep.any():
+                self._evaluate(seqs[s_idx[keep]], r_idx[keep], x0, best, best_cost)
 
-    def _record(
+    def _best_first(self, x0: torch.Tensor, best: dict[int, dict[str, Any]], best_cost: torch.Tensor) -> None:
+        """The paper's Algorithm 1 with the objective or gradient score, batched across people in rounds.
+
+        Each round takes, for every person, the next ``round_size`` sequences by score from that person's
+        frontier (one order per class of commuting orders; at most ``budget`` in all), skips those whose
+        bound reaches the person's best verified plan, optimises the rest together, and pushes their
+        one-action extensions with scores from the results.
+        """
+        cfg = self.config
+        n, k = len(x0), len(self.acts)
+        swap = [[commutes(self.acts[i], self.acts[j]) for j in range(k)] for i in range(k)]
+        counter = itertools.count()
+        frontier: list[list[tuple[float, int, tuple[int, ...]]]] = [[] for _ in range(n)]
+        seen: list[set[tuple[int, ...]]] = [set() for _ in range(n)]
+        tried = [0] * n
+        budget = cfg.budget if cfg.budget is not None else math.inf
+        for person in range(n):
+            self._push(person, (), x0[person], 0.0, frontier, seen, swap, counter)
+        while True:
+            batch_seq: list[tuple[int, ...]] = []
+            batch_row: list[int] = []
+            for person in range(n):
+                taken = 0
+                while frontier[person] and taken < cfg.round_size and tried[person] < budget:
+                    _, _, seq = heapq.heappop(frontier[person])
+                    if self._bound(seq) >= float(best_cost[person]):
+                        continue  # cannot beat the best plan, and extensions only add to the bound
+                    tried[person] += 1
+                    batch_seq.append(seq)
+                    batch_row.append(person)
+                    taken += 1
+            if not batch_seq:
+                return
+            rows = torch.as_tensor(batch_row)
+            objective, state = self._evaluate(self._pad(batch_seq), rows, x0, best, best_cost, outcomes=True)
+            for j, (seq, person) in enumerate(zip(batch_seq, batch_row, strict=True)):
+                if len(seq) < cfg.max_length:
+                    self._push(person, seq, state[j], float(objective[j]), frontier, seen, swap, counter)
+
+    def _push(
+        self,
+        person: int,
+        prefix: tuple[int, ...],
+        state: torch.Tensor,
+        objective: float,
+        frontier: list[list[tuple[float, int, tuple[int, ...]]]],
+        seen: list[set[tuple[int, ...]]],
+        swap: list[list[bool]],
+        counter: Iterator[int],
+    ) -> None:
+        grads = self.gradient_scores(state) if self.config.search == "gradient" else None
+        for a in range(len(self.acts)):
+            seq = (*prefix, a)
+            if any(seq.count(b) > 1 and not self.acts[b].repeatable for b in set(seq)):
+                continue
+            canonical = normal_form(seq, swap)
+            if canonical in seen[person]:
+                continue
+            seen[person].add(canonical)
+            key = objective if grads is None else -float(grads[a])
+            heapq.heappush(frontier[person], (key, next(counter), canonical))
+
+    def gradient_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Per action: mean |d loss / d x_j| over its footprint's columns, each scaled by the column's range."""
+        lo, hi = self.lo, self.hi
+        scale = torch.where(torch.isfinite(hi - lo) & (hi > lo), hi - lo, torch.ones_like(hi))
+        point = x.detach().clone()[None, :].requires_grad_(True)
+        loss = -self.goal.margin(self.model(point)).sum()
+        (grad,) = torch.autograd.grad(loss, point)
+        magnitude = (grad[0] * scale).abs()
+        out = torch.zeros(len(self.acts), dtype=DTYPE)
+        for a, action in enumerate(self.acts):
+            cols = [
+                c
+                for f in action.footprint
+                for c in range(self.schema.slice(f).start, self.schema.slice(f).stop)
+            ]
+            out[a] = magnitude[cols].mean()
+        return out
+
+    def _evaluate(
         self,
         ids: torch.Tensor,
+        r_idx: torch.Tensor,
         x0: torch.Tensor,
-        rows: torch.Tensor,
-        params: torch.Tensor,
-        verified: torch.Tensor,
-    ) -> None:
-        """Keep each pair's outcome for replaying other search orders (``actionable.scores``).
+        best: dict[int, dict[str, Any]],
+        best_cost: torch.Tensor,
+        outcomes: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Optimise and verify (sequence, person) pairs, keep each person's cheapest verified plan.
 
-        Objective = the exact cost of the rounded plan plus 10 x the goal margin it still misses.
+        With ``outcomes``: each pair's objective (exact cost of the rounded plan + 10 x the goal margin it
+        still misses + 10 if a condition fails) and the state it reaches, for scoring its extensions.
         """
-        with torch.no_grad():
-            path = self.rollout(ids, x0, self.round_params(ids, params, "round"), exact=True)
-            missing = torch.relu(self.config.margin - self.goal.margin(self.model(path.x)))
-        objective = path.step_costs.sum(1) + 10 * missing + torch.where(path.ok, 0.0, 10.0)
-        trace = self.trace if self.trace is not None else {}
-        for j in range(len(ids)):
-            seq = tuple(int(a) for a in ids[j].tolist() if a != NOOP)
-            trace.setdefault(int(rows[j]), {})[seq] = (float(objective[j]), float(verified[j]), path.x[j])
+        ids = ids[:, : int((ids != NOOP).sum(1).max())]
+        params = self.optimise(ids, x0[r_idx])
+        found, cost, final_params, step_costs, x_final = self.verify(ids, x0[r_idx], params)
+        objective = state = torch.zeros(0)
+        if outcomes or self.trace is not None:
+            with torch.no_grad():
+                path = self.rollout(ids, x0[r_idx], self.round_params(ids, params, "round"), exact=True)
+                missing = torch.relu(self.config.margin - self.goal.margin(self.model(path.x)))
+            objective = path.step_costs.sum(1) + 10 * missing + torch.where(path.ok, 0.0, 10.0)
+            state = path.x
+            if self.trace is not None:
+                for j in range(len(ids)):
+                    seq = tuple(int(a) for a in ids[j].tolist() if a != NOOP)
+                    self.trace.setdefault(int(r_idx[j]), {})[seq] = (
+                        float(objective[j]),
+                        float(cost[j]),
+                        state[j],
+                    )
+        for j in torch.nonzero(found).flatten().tolist():
+            row = int(r_idx[j])
+            if cost[j] < best_cost[row]:
+                best_cost[row] = cost[j]
+                length = int((ids[j] != NOOP).sum())
+                best[row] = {
+                    "ids": ids[j, :length].tolist(),
+                    "params": final_params[j, :length],
+                    "step_costs": step_costs[j, :length],
+                    "x": x_final[j],
+                    "x0": x0[row],
+                }
+        return objective, state
 
     def polish(
         self, x0: torch.Tensor, best: dict[int, dict[str, Any]], points: int = 48

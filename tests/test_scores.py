@@ -9,8 +9,8 @@ import pytest
 
 from actionable import datasets
 from actionable.actions import ActionSet
-from actionable.scores import _normal_form, explore
-from actionable.synthesis import canonical_sequences, commutes
+from actionable.scores import explore
+from actionable.synthesis import canonical_sequences, commutes, normal_form
 from tests.test_synthesis import PERSON, catalogue, linear_model
 
 
@@ -32,7 +32,7 @@ def test_every_order_maps_to_a_canonical_sequence(name: str) -> None:
     for k in (1, 2, 3, 4):
         canonical = set(canonical_sequences(actions, k))
         for seq in itertools.permutations(range(len(actions)), k):
-            assert _normal_form(seq, swap) in canonical
+            assert normal_form(seq, swap) in canonical
 
 
 def test_german_counts_and_bounds() -> None:

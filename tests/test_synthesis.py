@@ -203,3 +203,30 @@ def test_batch_equals_loop_and_seeds_reproduce(german_run: tuple) -> None:  # ty
 def test_describe_reads_as_numbered_sentences(german_run: tuple) -> None:  # type: ignore[type-arg]
     text = german_run[3][0].describe()
     assert text.startswith("1. ") and "probability of the favourable outcome" in text
+
+
+@pytest.mark.parametrize("search", ["objective", "gradient"])
+def test_best_first_without_budget_finds_the_exhaustive_optimum(german_run: tuple, search: str) -> None:  # type: ignore[type-arg]
+    data, actions, denied, batch = german_run
+    people = denied.head(4)
+    ours = synthesize(data.model, people, actions, max_length=3, steps=150, search=search)  # type: ignore[arg-type]
+    assert [r.cost for r in ours] == pytest.approx([r.cost for r in list(batch)[:4]], rel=1e-9)
+    assert check_plans(ours, people, actions, data.model) == []
+
+
+def test_budget_limits_sequences_per_person() -> None:
+    from actionable.goals import resolve_goal
+    from actionable.synthesis import SynthesisConfig, Synthesizer
+
+    data = datasets.load("german")
+    actions = ActionSet.from_toml(data.path / "actions.toml", data.schema)
+    people = data.X_test[data.model.predict(data.X_test) == "bad"].head(3)
+    for budget in (1, 5):
+        config = SynthesisConfig(search="gradient", budget=budget, round_size=2, steps=60)
+        engine = Synthesizer(data.model, actions, resolve_goal(data.model), config)
+        engine.trace = {}
+        result = engine.run(people)
+        assert all(len(tried) <= budget for tried in engine.trace.values())
+        assert check_plans(result, people, actions, data.model) == []
+    with pytest.raises(ConfigError, match="budget"):
+        synthesize(data.model, people, actions, budget=3)  # budget is for best-first searches
