@@ -277,6 +277,10 @@ def synthesize_command(
     max_length: Annotated[int, typer.Option(help="Longest sequence of actions.")] = 4,
     steps: Annotated[int, typer.Option(help="Optimisation steps per candidate.")] = 150,
     margin: Annotated[float, typer.Option(help="How far past the decision boundary plans go.")] = 0.1,
+    search: Annotated[
+        str, typer.Option(help="bfs (exhaustive), objective or gradient (best-first).")
+    ] = "bfs",
+    budget: Annotated[int | None, typer.Option(help="Best-first only: sequences tried per person.")] = None,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write JSON Lines, one record per row.")
     ] = None,
@@ -311,8 +315,16 @@ def synthesize_command(
         frame = read_csv(data)
     frame = _rows(frame, rows)
     started = time.perf_counter()
+    options: dict[str, Any] = {"budget": budget} if budget is not None else {}
     batch = _synthesize_with_progress(
-        the_model, frame, catalogue, max_length=max_length, steps=steps, margin=margin
+        the_model,
+        frame,
+        catalogue,
+        max_length=max_length,
+        steps=steps,
+        margin=margin,
+        search=search,
+        **options,
     )
     _print_plans(batch, frame, show)
     _print_summary(batch, time.perf_counter() - started)

@@ -200,3 +200,13 @@ def test_synthesize_on_users_files_and_exit_codes(tmp_path: Path) -> None:
     actions.write_text(ACTIONS.replace('income = "income + amount"', "region = \"'west'\""))
     result = runner.invoke(app, args, terminal_width=200)
     assert result.exit_code == 2 and "fixed in the schema" in " ".join(result.output.split())
+
+
+def test_synthesize_search_options_are_passed_and_checked() -> None:
+    base = ["synthesize", "--dataset", "german", "--rows", "0:3", "--max-length", "2"]
+    result = runner.invoke(app, [*base, "--search", "astar"], terminal_width=200)
+    assert result.exit_code == 2 and "search 'astar' is not available" in " ".join(result.output.split())
+    result = runner.invoke(app, [*base, "--budget", "3"], terminal_width=200)
+    assert result.exit_code == 2 and "budget" in result.output
+    result = runner.invoke(app, [*base, "--search", "gradient", "--budget", "5"], terminal_width=200)
+    assert result.exit_code == 0, result.output
