@@ -153,7 +153,7 @@ class Conv1d(nn.Conv1d, Layer):
             "out": self.out_channels,
             "kernel": self.kernel_size[0],
             "stride": self.stride[0],
-            "padding": int(self.padding[0]),  # type: ignore[index]
+            "padding": int(self.padding[0]),
             "bias": self.bias is not None,
         }
 
