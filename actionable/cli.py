@@ -274,7 +274,9 @@ def synthesize_command(
     actions: Annotated[Path | None, typer.Option(help="Your actions TOML file.")] = None,
     model: Annotated[Path | None, typer.Option(help="Your model folder (model.json + weights).")] = None,
     rows: Annotated[str | None, typer.Option(help="Row positions A:B to process.")] = None,
-    max_length: Annotated[int, typer.Option(help="Longest sequence of actions.")] = 4,
+    max_length: Annotated[
+        int | None, typer.Option(help="Longest sequence of actions (default: the dataset's, else 4).")
+    ] = None,
     steps: Annotated[int, typer.Option(help="Optimisation steps per candidate.")] = 150,
     margin: Annotated[float, typer.Option(help="How far past the decision boundary plans go.")] = 0.1,
     search: Annotated[
@@ -285,6 +287,9 @@ def synthesize_command(
         Path | None, typer.Option("--json", help="Write JSON Lines, one record per row.")
     ] = None,
     show: Annotated[int, typer.Option(help="Plans to print.")] = 5,
+    figure: Annotated[
+        Path | None, typer.Option(help="Drawings only (quickdraw): PNG of found plans, added strokes in red.")
+    ] = None,
 ) -> None:
     """Cheapest verified action sequences that flip the model's decision, one per row."""
     import time
@@ -306,6 +311,8 @@ def synthesize_command(
             raise ConfigError(f"synthesize: dataset {dataset!r} has no bundled actions.toml; pass --actions.")
         the_schema, the_model, frame = bundle.schema, bundle.model, bundle.X_test
         catalogue = ActionSet.from_toml(catalogue_path, the_schema)
+        if max_length is None:
+            max_length = int(bundle.info.get("synthesis", {}).get("max_length", 4))
     else:
         if data is None or schema is None or actions is None or model is None:
             raise ConfigError("synthesize: give --dataset NAME, or all of --data --schema --actions --model.")
@@ -314,13 +321,17 @@ def synthesize_command(
         catalogue = ActionSet.from_toml(actions, the_schema)
         frame = read_csv(data)
     frame = _rows(frame, rows)
+    if figure is not None:  # fail before a long search, not after it
+        from actionable.drawing import strokes
+
+        strokes(dict.fromkeys(the_schema.names, 1.0))
     started = time.perf_counter()
     options: dict[str, Any] = {"budget": budget} if budget is not None else {}
     batch = _synthesize_with_progress(
         the_model,
         frame,
         catalogue,
-        max_length=max_length,
+        max_length=4 if max_length is None else max_length,
         steps=steps,
         margin=margin,
         search=search,
@@ -331,6 +342,10 @@ def synthesize_command(
     if json_path is not None:
         batch.to_jsonl(json_path)
         console.print(f"wrote {len(batch)} records to {json_path}")
+    if figure is not None:
+        from actionable.drawing import draw_recourse
+
+        console.print(f"wrote {draw_recourse(batch, figure)}")
     if batch.summary()["error"]:
         raise typer.Exit(code=1)
 

@@ -2,7 +2,8 @@
 
 Spec files are untrusted data. An expression is parsed by Python's ``ast`` parser, then converted into this
 module's own small node types; anything outside the whitelist (attribute access, subscripts, calls other
-than ``abs min max log exp sqrt``, lambdas, comprehensions, ...) is a ``SpecError``. Evaluation walks the
+than ``abs min max log exp sqrt``, lambdas, comprehensions, ...) is a ``SpecError``. A conditional
+``a if condition else b`` picks a number per row (e.g. write a value only into the slot a condition marks). Evaluation walks the
 nodes with torch operations, batched over rows and differentiable. Nothing is ever passed to ``eval``.
 """
 
@@ -31,7 +32,7 @@ FUNCTIONS: dict[str, tuple[int, int | None]] = {  # name -> (min args, max args)
 }
 ALLOWED = (
     "feature and parameter names, numbers, quoted category levels, + - * / **, abs min max log exp sqrt, "
-    "comparisons (< <= > >= == !=) and and/or/not"
+    "comparisons (< <= > >= == !=), and/or/not, and 'a if condition else b'"
 )
 
 
@@ -99,8 +100,20 @@ class Not:
     operand: Node
 
 
-Node = Union[Const, Name, Unary, Binary, Call, Compare, BoolOp, Not]  # noqa: UP007 (a runtime alias)
-NODE_TYPES = (Const, Name, Unary, Binary, Call, Compare, BoolOp, Not)
+@dataclass(frozen=True)
+class IfElse:
+    """``then if test else other``: per row, ``then`` where the condition holds, else ``other`` (numbers only).
+
+    Both branches are evaluated on every row (it is a ``torch.where``); gradients reach the chosen branch.
+    """
+
+    test: Node
+    then: Node
+    other: Node
+
+
+Node = Union[Const, Name, Unary, Binary, Call, Compare, BoolOp, Not, IfElse]  # noqa: UP007 (a runtime alias)
+NODE_TYPES = (Const, Name, Unary, Binary, Call, Compare, BoolOp, Not, IfElse)
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,10 @@ def walk(node: Node) -> Iterator[Node]:
     elif isinstance(node, BoolOp):
         for value in node.values:
             yield from walk(value)
+    elif isinstance(node, IfElse):
+        yield from walk(node.test)
+        yield from walk(node.then)
+        yield from walk(node.other)
 
 
 def _level_example(name: str, levels: Sequence[str]) -> str:
@@ -288,6 +305,10 @@ class _Converter:
             return self.compare(node, d)
         if isinstance(node, ast.Call):
             return self.call(node, d)
+        if isinstance(node, ast.IfExp):
+            return IfElse(
+                self.condition(node.test, d), self.number(node.body, d), self.number(node.orelse, d)
+            )
         what = {
             ast.Attribute: "attribute access",
             ast.Subscript: "indexing",
@@ -298,7 +319,6 @@ class _Converter:
             ast.GeneratorExp: "a generator",
             ast.JoinedStr: "an f-string",
             ast.NamedExpr: "assignment (:=)",
-            ast.IfExp: "a conditional expression",
             ast.Starred: "unpacking (*)",
             ast.List: "a list",
             ast.Tuple: "a tuple",
@@ -348,7 +368,7 @@ class _Converter:
             raise self.category_misuse(node, out.id)
         if isinstance(out, Const) and isinstance(out.value, str):
             raise self.fail(node, "a quoted level used as a condition")
-        if isinstance(out, Binary | Unary | Call) or (
+        if isinstance(out, Binary | Unary | Call | IfElse) or (
             isinstance(out, Const) and not isinstance(out.value, bool)
         ):
             raise SpecError(
@@ -501,6 +521,13 @@ def evaluate_node(node: Node, env: Mapping[str, Value], where: str) -> _Result:
             _as_tensor(evaluate_node(node.right, env, where), where, _label(node.right)),
         )
         return ARITHMETIC[node.op](a, b)
+    if isinstance(node, IfElse):
+        test = _as_bool(evaluate_node(node.test, env, where), where, node.test)
+        then, other = promote(
+            as_number(evaluate_node(node.then, env, where), where, _label(node.then)),
+            as_number(evaluate_node(node.other, env, where), where, _label(node.other)),
+        )
+        return torch.where(test, then, other)
     if isinstance(node, Call):
         args = [_as_tensor(evaluate_node(a, env, where), where, _label(a)) for a in node.args]
         if node.func in UNARY_FUNCTIONS:

@@ -118,8 +118,93 @@ class BinaryLogits(Layer):
         return torch.cat([torch.zeros_like(x), x], dim=-1)
 
 
+class Sequence1d(Layer):
+    """(n, length * channels) -> (n, channels, length): canonical columns laid out slot by slot (e.g. 128
+    strokes x 4 coordinates) become the channels-first sequence a 1-D convolution reads."""
+
+    kind = "Sequence1d"
+
+    def __init__(self, length: int, channels: int) -> None:
+        super().__init__()
+        if length < 1 or channels < 1:
+            raise ValueError(f"length and channels must be >= 1; got {length} and {channels}")
+        self.length, self.channels = int(length), int(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(*x.shape[:-1], self.length, self.channels).transpose(-1, -2)
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": self.kind, "length": self.length, "channels": self.channels}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Layer:
+        return cls(int(spec["length"]), int(spec["channels"]))
+
+
+class Conv1d(nn.Conv1d, Layer):
+    """A 1-D convolution over (n, channels, length); no dilation or groups, zero padding only."""
+
+    kind = "Conv1d"
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "in": self.in_channels,
+            "out": self.out_channels,
+            "kernel": self.kernel_size[0],
+            "stride": self.stride[0],
+            "padding": int(self.padding[0]),
+            "bias": self.bias is not None,
+        }
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Layer:
+        return cls(
+            int(spec["in"]),
+            int(spec["out"]),
+            int(spec["kernel"]),
+            stride=int(spec.get("stride", 1)),
+            padding=int(spec.get("padding", 0)),
+            bias=bool(spec.get("bias", True)),
+        )
+
+
+class MaxPool1d(nn.MaxPool1d, Layer):
+    """Max over windows of the last axis (stride = window unless given)."""
+
+    kind = "MaxPool1d"
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": self.kind, "kernel": int(self.kernel_size), "stride": int(self.stride)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Layer:
+        kernel = int(spec["kernel"])
+        return cls(kernel, stride=int(spec.get("stride", kernel)))
+
+
+class Flatten(nn.Flatten, Layer):
+    """(n, ...) -> (n, everything else): the bridge from convolutions to Linear layers."""
+
+    kind = "Flatten"
+
+
 LAYERS: dict[str, type[Layer]] = {
-    cls.kind: cls for cls in (Linear, ReLU, Sigmoid, Tanh, Identity, Standardize, ColumnMap, BinaryLogits)
+    cls.kind: cls
+    for cls in (
+        Linear,
+        ReLU,
+        Sigmoid,
+        Tanh,
+        Identity,
+        Standardize,
+        ColumnMap,
+        BinaryLogits,
+        Sequence1d,
+        Conv1d,
+        MaxPool1d,
+        Flatten,
+    )
 }
 ACTIVATIONS: dict[str, type[Layer]] = {"relu": ReLU, "logistic": Sigmoid, "tanh": Tanh, "identity": Identity}
 

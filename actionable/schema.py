@@ -280,9 +280,9 @@ class Schema:
             if feature.kind == "category":
                 out[feature.name] = pd.Categorical(column.map(str), categories=list(feature.levels))
             elif feature.kind in ("integer", "binary"):
-                out[feature.name] = pd.to_numeric(column.map(_plain)).astype("int64")
+                out[feature.name] = pd.to_numeric(_numbers(column)).astype("int64")
             else:
-                out[feature.name] = pd.to_numeric(column.map(_plain)).astype("float64")
+                out[feature.name] = pd.to_numeric(_numbers(column)).astype("float64")
         return pd.DataFrame(out, index=frame.index)
 
     # --------------------------------------------------------------- encoding
@@ -620,6 +620,15 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _numeric(column: pd.Series) -> bool:
+    """A column of plain numbers (not booleans, not objects): checked without per-value Python calls."""
+    return pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype)
+
+
+def _numbers(column: pd.Series) -> pd.Series:
+    return column if _numeric(column) else column.map(_plain)
+
+
 def _column_problems(feature: Feature, column: pd.Series) -> list[tuple[int, str]]:
     """(row position, message) for each value this feature does not accept; vectorised, loops only on bad rows."""
     values = column.to_numpy(dtype=object)
@@ -635,8 +644,12 @@ def _column_problems(feature: Feature, column: pd.Series) -> list[tuple[int, str
                 value, feature.levels
             )
         return sorted(bad.items())
-    numbers = pd.to_numeric(
-        column.map(lambda v: int(v) if isinstance(v, bool | np.bool_) else v), errors="coerce"
+    numbers = (
+        column
+        if _numeric(column)
+        else pd.to_numeric(
+            column.map(lambda v: int(v) if isinstance(v, bool | np.bool_) else v), errors="coerce"
+        )
     )
     x = numbers.to_numpy(dtype=np.float64)
     for pos in np.flatnonzero(np.isnan(x) & ~missing):

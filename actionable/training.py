@@ -190,17 +190,107 @@ def _fit(
         body.append(out_activation)
         kept.append(out_activation)
     train_net = nn.Sequential(*body)
-    z = scaler(x).detach()
-    optimiser = torch.optim.Adam(train_net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    _train(train_net, scaler(x).detach(), y, loss_fn, recipe, generator)
+    return nn.Sequential(scaler, *kept).to(DTYPE)
+
+
+def _train(
+    net: nn.Module,
+    z: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: nn.Module,
+    recipe: Recipe | ConvRecipe,
+    generator: torch.Generator,
+) -> None:
+    """Seeded mini-batch Adam over shuffled batches; leaves ``net`` in eval mode."""
+    optimiser = torch.optim.Adam(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     n = len(z)
     for _ in range(recipe.epochs):
-        train_net.train()
+        net.train()
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, recipe.batch_size):
             batch = order[start : start + recipe.batch_size]
             optimiser.zero_grad()
-            loss = loss_fn(train_net(z[batch]), y[batch])
+            loss = loss_fn(net(z[batch]), y[batch])
             loss.backward()
             optimiser.step()
-    train_net.eval()
-    return nn.Sequential(scaler, *kept).to(DTYPE)
+    net.eval()
+
+
+# ------------------------------------------------------------------------------ 1-D convolutions
+@dataclass(frozen=True)
+class ConvRecipe:
+    """A small 1-D convolutional classifier over slot-major columns (``length`` slots x ``channels``).
+
+    Convolutions keep the length (zero padding), a max-pool shrinks it, then Linear + ReLU layers.
+    """
+
+    length: int
+    channels: int
+    filters: tuple[int, ...] = (8, 8, 8)
+    kernel: int = 5
+    pool: int = 4
+    hidden: tuple[int, ...] = (64,)
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        sizes = (self.length, self.channels, self.kernel, self.pool, self.epochs, self.batch_size)
+        if min(sizes) < 1 or any(f < 1 for f in (*self.filters, *self.hidden)) or self.lr <= 0:
+            raise ConfigError(f"train: sizes, epochs and batch_size must be >= 1 and lr > 0; got {self}.")
+        if self.kernel % 2 == 0:
+            raise ConfigError(
+                f"train: kernel must be odd so convolutions keep the length; got {self.kernel}."
+            )
+
+
+def fit_conv_classifier(
+    schema: Schema,
+    X: pd.DataFrame,
+    y: pd.Series | Sequence[Any],
+    recipe: ConvRecipe,
+    *,
+    provenance: dict[str, Any] | None = None,
+) -> TorchModel:
+    """A seeded 1-D convolutional classifier on the canonical tensor (raw columns in, logits out)."""
+    x = schema.encode(X)
+    if x.shape[1] != recipe.length * recipe.channels:
+        raise ConfigError(
+            f"train: the schema has {x.shape[1]} columns; a {recipe.length} x {recipe.channels} sequence "
+            "needs exactly that many (slot-major)."
+        )
+    classes = schema.target.classes if schema.target is not None and schema.target.classes else None
+    classes = tuple(classes) if classes else tuple(sorted(pd.unique(pd.Series(list(y))).tolist(), key=str))
+    lookup = {str(c): i for i, c in enumerate(classes)}
+    unknown = sorted({str(v) for v in y} - set(lookup))
+    if unknown or len(classes) < 2:
+        raise DataError(
+            f"train: target values {unknown[:5]} / classes {list(classes)}: need >= 2 known classes."
+        )
+    codes = torch.as_tensor([lookup[str(v)] for v in y], dtype=torch.int64)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    torch.manual_seed(recipe.seed)
+    layers: list[nn.Module] = [L.Sequence1d(recipe.length, recipe.channels)]
+    width = recipe.channels
+    for filters in recipe.filters:
+        layers += [L.Conv1d(width, filters, recipe.kernel, padding=recipe.kernel // 2), L.ReLU()]
+        width = filters
+    layers += [L.MaxPool1d(recipe.pool), L.Flatten()]
+    width *= recipe.length // recipe.pool
+    for hidden in recipe.hidden:
+        layers += [L.Linear(width, hidden), L.ReLU()]
+        width = hidden
+    layers.append(L.Linear(width, len(classes)))
+    net = nn.Sequential(*layers).to(DTYPE)
+    _train(net, x, codes, nn.CrossEntropyLoss(), recipe, generator)
+    info = {
+        "trainer": "actionable.training.fit_conv_classifier",
+        "recipe": asdict(recipe),
+        "version": __version__,
+    }
+    return TorchModel(
+        net, schema, task="classification", classes=classes, provenance=info | (provenance or {})
+    )

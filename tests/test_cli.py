@@ -148,6 +148,22 @@ def test_synthesize_on_a_bundled_dataset_writes_json(tmp_path: Path) -> None:
     assert len(lines) == 12 and "Summary" in result.output
 
 
+def test_synthesize_quickdraw_draws_the_figure(tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+    # test row 12: a cat missing one stroke, which the bundled recogniser does not recognise
+    args = ["synthesize", "--dataset", "quickdraw", "--rows", "12:13", "--steps", "30", "--figure", str(out)]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "Draw a line from" in result.output and out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_figure_on_a_dataset_without_strokes_exits_2_before_searching(tmp_path: Path) -> None:
+    args = ["synthesize", "--dataset", "german", "--rows", "0:50", "--figure", str(tmp_path / "f.png")]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 2 and "no stroke columns" in " ".join(result.output.split())
+    assert not (tmp_path / "f.png").exists()
+
+
 ACTIONS = """
 [[action]]
 name = "earn_more"

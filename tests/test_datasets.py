@@ -20,7 +20,7 @@ from actionable.datasets.recipes import quality
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SOURCES = SHARED / "SOURCES.md"
-ROWS = {"german": 1000, "adult": 45222, "student": 649, "california": 20640}
+ROWS = {"german": 1000, "adult": 45222, "student": 649, "california": 20640, "quickdraw": 1000}
 needs_shared = pytest.mark.skipif(not SOURCES.is_file(), reason="shared/data (the raw files) not present")
 
 
@@ -30,7 +30,7 @@ def needs_models(*names: str) -> pytest.MarkDecorator:
 
 
 def test_names() -> None:
-    assert datasets.names() == datasets.NAMES == ("german", "adult", "student", "california")
+    assert datasets.names() == datasets.NAMES == ("german", "adult", "student", "california", "quickdraw")
 
 
 @pytest.mark.parametrize("name", datasets.NAMES)
@@ -335,6 +335,7 @@ QUALITY = {
     ("student", "regular"): ("test_accuracy", 0.70),
     ("california", "mlp"): ("test_r2", 0.70),
     ("california", "linear"): ("test_r2", 0.55),
+    ("quickdraw", "conv"): ("test_accuracy", 0.95),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -20,6 +21,7 @@ from actionable.expr import (
     Compare,
     Const,
     Expr,
+    IfElse,
     Name,
     Unary,
     parse,
@@ -202,7 +204,7 @@ def test_message_says_where_what_got_and_fix() -> None:
     assert error("x.__class__", where=WHERE) == (
         f"{WHERE}: attribute access is not allowed in expressions (got 'x.__class__'); use feature and "
         "parameter names, numbers, quoted category levels, + - * / **, abs min max log exp sqrt, "
-        "comparisons (< <= > >= == !=) and and/or/not."
+        "comparisons (< <= > >= == !=), and/or/not, and 'a if condition else b'."
     )
 
 
@@ -223,7 +225,11 @@ HOSTILE = [
     "x[1:2]",
     "f'{x}'",
     "(y := 1)",
-    "a if b else c",
+    "a if b + 1 else c",
+    "a if b else 'x'",
+    "job if x > 1 else 1",
+    "(a if b > 0 else c) and x > 1",
+    "a if x > 1",
     "a is b",
     "a is not b",
     "a in b",
@@ -376,7 +382,10 @@ def expressions() -> st.SearchStrategy[str]:
         compare = st.tuples(inner, st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), inner).map(
             lambda p: f"({p[0]} {p[1]} {p[2]})"
         )
-        return st.one_of(binary, call, extreme, compare, inner.map(lambda s: f"-{s}"))
+        choose = st.tuples(inner, inner, inner, inner).map(
+            lambda p: f"({p[0]} if {p[1]} < {p[2]} else {p[3]})"
+        )
+        return st.one_of(binary, call, extreme, compare, choose, inner.map(lambda s: f"-{s}"))
 
     return st.recursive(leaves, extend, max_leaves=12)
 
@@ -404,3 +413,34 @@ def test_arithmetic_equals_torch(a: float, b: float, c: float) -> None:
     env: dict[str, torch.Tensor | Categorical] = {"a": t(a), "b": t(b), "c": t(c)}
     assert torch.equal(value("a + b * c", env), t(a) + t(b) * t(c))
     assert torch.equal(value("a - b / c", env), t(a) - t(b) / t(c)) or c == 0
+
+
+# ------------------------------------------------------------------------------------ conditionals
+def test_conditional_picks_per_row_like_numpy_where() -> None:
+    env: dict[str, torch.Tensor | Categorical] = {"x": t(0.0, 1.0, 1.0, 0.5), "p": t(0.25)}
+    got = value("p if x == 1 else x", env, names={"x", "p"})
+    rows = np.array([0.0, 1, 1, 0.5])
+    assert torch.equal(got, torch.as_tensor(np.where(rows == 1, 0.25, rows)))
+    chained = value("1 if x < 0.4 else 2 if x < 0.9 else 3", env, names={"x", "p"})
+    assert torch.equal(chained, t(1, 3, 3, 2))
+    both = value("x + 10 if x > 0 and x < 1 else -x", env, names={"x", "p"})
+    assert torch.equal(both, t(-0.0, -1, -1, 10.5))
+    expr = parse("p if x == 1 else x", names={"x", "p"})
+    assert isinstance(expr.node, IfElse) and expr.names == {"x", "p"} and not expr.is_boolean
+    assert not expr.is_level
+
+
+def test_conditional_gradient_reaches_only_the_chosen_branch() -> None:
+    p = torch.tensor(0.3, dtype=T, requires_grad=True)
+    x = t(1.0, 0.2, 1.0)
+    out = value("p * p if x == 1 else x + p", {"x": x, "p": p}, names={"x", "p"})
+    (grad,) = torch.autograd.grad(out.sum(), p)
+    assert math.isclose(float(grad), 2 * (2 * 0.3) + 1.0)  # two rows take p*p, one takes x + p
+
+
+def test_conditional_needs_a_condition_and_numbers() -> None:
+    assert "and/or/not need conditions, not numbers" in error("a if b + 1 else c", where=WHERE)
+    assert "category feature 'job'" in error("job if x > 1 else 1", levels=LEVELS)
+    assert "not allowed" in error("a if b else 'x'")
+    with pytest.raises(SpecError, match="and/or/not need conditions"):
+        parse("a if b else c").evaluate({"a": t(1), "b": t(2), "c": t(3)})

@@ -23,7 +23,7 @@ from actionable.schema import Schema
 if TYPE_CHECKING:
     from actionable.models import TorchModel
 
-NAMES: tuple[str, ...] = ("german", "adult", "student", "california")
+NAMES: tuple[str, ...] = ("german", "adult", "student", "california", "quickdraw")
 
 
 def names() -> tuple[str, ...]:
