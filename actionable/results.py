@@ -174,3 +174,27 @@ def _float(value: Any) -> float:
 
 def batch(items: Sequence[Recourse]) -> RecourseBatch:
     return RecourseBatch(tuple(items))
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Attributions per row and raw feature (one-hot blocks summed), with the completeness delta.
+
+    ``delta`` per row: sum of attributions minus (f(x) - f(baseline)); NaN for plain gradients.
+    """
+
+    values: np.ndarray
+    features: tuple[str, ...]
+    method: str
+    rows: tuple[Any, ...]
+    baseline: Any
+    delta: np.ndarray
+    target: str
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.values, columns=list(self.features), index=list(self.rows))
+
+    def top(self, k: int = 3) -> list[list[tuple[str, float]]]:
+        """Per row, the ``k`` features with the largest absolute attribution, largest first."""
+        order = np.argsort(-np.abs(self.values), axis=1)[:, :k]
+        return [[(self.features[j], float(self.values[i, j])) for j in row] for i, row in enumerate(order)]
