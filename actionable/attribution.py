@@ -8,7 +8,7 @@ explain ``f(x) - f(baseline)`` report their completeness delta.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -38,13 +38,21 @@ RULES: tuple[str, ...] = (
     "riemann_middle",
     "riemann_trapezoid",
 )
-NONLINEAR = (L.ReLU, L.Sigmoid, L.Tanh, nn.ReLU, nn.Sigmoid, nn.Tanh)
-AFFINE = (L.Linear, L.Standardize, L.ColumnMap, L.Identity, L.BinaryLogits, nn.Linear, nn.Identity)
+# Elementwise nonlinearities DeepLift's rescale rule handles, with their derivative (used where the input
+# barely changes) and the affine layers it passes through unchanged.
+SLOPES: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {
+    nn.ReLU: lambda h: (h > 0).to(h.dtype),
+    nn.Sigmoid: lambda h: torch.sigmoid(h) * (1 - torch.sigmoid(h)),
+    nn.Tanh: lambda h: 1 - torch.tanh(h) ** 2,
+}
+AFFINE = (nn.Linear, nn.Identity, L.Standardize, L.ColumnMap, L.BinaryLogits)
+EPS = 1e-10  # |x - baseline| below which DeepLift uses the derivative (as Captum does)
+CHUNK = 1 << 17  # rows x steps per forward/backward pass: bounds memory, keeps passes large
 
 
 def attribute(
     model: Any,
-    X: pd.DataFrame | torch.Tensor,
+    X: pd.DataFrame | torch.Tensor | np.ndarray,
     method: Method = "integrated_gradients",
     *,
     schema: Schema | None = None,
@@ -55,34 +63,62 @@ def attribute(
     rule: str = "gausslegendre",
     scale: pd.Series | Sequence[float] | None = None,
 ) -> Attribution:
-    """Attributions of one model output for each row of ``X``.
+    """Attributions of one model output for each row of ``X`` (raw frame, or canonical array).
 
-    ``target``: the output explained: a class label (default: the favourable class) or an output index.
-    ``output``: explain the class's logit or its probability (classifiers only).
-    ``baseline``: None (zeros in the canonical encoding), "mean" (the mean of ``X``), a one-row frame, or
-    a frame with one row per row of ``X``. Pass a training frame's mean row for the training mean.
-    ``scale``: per-feature standard deviations; gradients are then reported per standard deviation.
+    ``method``: ``gradient`` (signed input gradient), ``gradient_x_input``, ``integrated_gradients``,
+    ``deeplift`` (rescale rule; exact completeness on ReLU networks) or ``coefficients`` (the exact
+    decomposition coef x (x - baseline) of an affine model).
+    ``target``: the output explained: a class label (default: the schema's favourable class), an output
+    name (regression) or an output index. ``output``: a class's ``logit`` or its ``probability``.
+    ``baseline`` (integrated_gradients, deeplift, coefficients): None or "zeros" (zeros in the canonical
+    encoding), "mean" (the mean of ``X``), or raw rows (a DataFrame / Series) or canonical rows (an
+    array): one row, or one per row of ``X``. For the training mean pass ``training_mean(schema, train)``.
+    ``steps`` and ``rule``: the Integrated Gradients quadrature (Captum's rules; see ``quadrature``).
+    ``scale`` (gradient only): per-feature standard deviations (``standard_deviations``), so values are
+    the change of the output per standard deviation, as in the blog.
     """
-    torch_model = _model(model, schema)
     if method not in METHODS:
         raise ConfigError(
             f"attribute: method {method!r} is not known; choose one of {list(METHODS)}."
             + did_you_mean(method, METHODS)
         )
-    if not isinstance(steps, int) or steps < 1:
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
         raise ConfigError(f"attribute: steps must be a whole number >= 1; got {steps!r}.")
     if rule not in RULES:
-        raise ConfigError(f"attribute: rule {rule!r} is not known; choose one of {list(RULES)}.")
+        raise ConfigError(
+            f"attribute: rule {rule!r} is not known; choose one of {list(RULES)}." + did_you_mean(rule, RULES)
+        )
     if output not in ("logit", "probability"):
-        raise ConfigError(f"attribute: output {output!r}; use 'logit' or 'probability'.")
-    s = torch_model.schema
-    x = torch_model.encode(X).to(DTYPE)
-    x0 = _baseline(s, x, baseline)
-    index = _target(torch_model, target)
-    probability = output == "probability" and torch_model.task == "classification"
+        raise ConfigError(f"attribute: output {output!r} is not known; use 'logit' or 'probability'.")
+    if scale is not None and method != "gradient":
+        raise ConfigError(
+            f"attribute: scale (per standard deviation) applies to method='gradient' only; got method={method!r}, "
+            "whose values are already in the output's units."
+        )
+    if baseline is not None and method in ("gradient", "gradient_x_input"):
+        raise ConfigError(
+            f"attribute: method {method!r} takes no baseline; use integrated_gradients, deeplift or coefficients."
+        )
+    net = as_differentiable(model, schema)
+    s = net.schema
+    if output == "probability" and net.task != "classification":
+        raise ConfigError("attribute: output='probability' needs a classifier; this model is a regression.")
+    if output == "probability" and method == "coefficients":
+        raise ConfigError("attribute: coefficients explain a linear output; use output='logit'.")
+    x = net.encode(X).to(DTYPE)
+    if x.ndim != 2 or len(x) == 0:
+        raise DataError(f"attribute: X must hold at least one row; got shape {tuple(x.shape)}.")
+    if x.shape[1] != s.width:
+        raise DataError(
+            f"attribute: X has {x.shape[1]} columns; the schema's canonical encoding has {s.width}. "
+            "Give a raw DataFrame with the schema's features, or canonical rows."
+        )
+    index, label = _target(net, target)
+    x0, described = _baseline(s, x, baseline, method)
+    probability = output == "probability"
 
     def f(z: torch.Tensor) -> torch.Tensor:
-        out = torch_model(z)
+        out = net(z)
         return torch.softmax(out, dim=-1)[:, index] if probability else out[:, index]
 
     if method == "gradient":
@@ -90,106 +126,81 @@ def attribute(
     elif method == "gradient_x_input":
         values = _gradient(f, x) * x
     elif method == "integrated_gradients":
-        values = _integrated_gradients(f, x, x0, steps, rule)
+        values = _integrated_gradients(f, x, x0, int(steps), rule)
     elif method == "deeplift":
-        values = _deeplift(torch_model, x, x0, index, probability)
+        values = _deeplift(net, x, x0, index, probability)
     else:
-        values = _coefficients(torch_model, f, x, x0)
+        values = _coefficients(net, f, x, x0)
+    per_feature = per_raw_feature(s, values)
     with torch.no_grad():
-        reference = x0 if method != "gradient_x_input" else torch.zeros_like(x)
-        explained = f(x) - f(reference)
-    delta = (
-        values.sum(1) - explained if method != "gradient" else torch.full((len(x),), math.nan, dtype=DTYPE)
-    )
-    per_feature = _per_feature(s, values)
+        prediction = f(x)
+        reference = f(x0) if method != "gradient" else torch.full_like(prediction, math.nan)
+    delta = per_feature.sum(1) - (prediction - reference)
     if scale is not None:
-        if method != "gradient":
-            raise ConfigError("attribute: scale (per standard deviation) applies to method='gradient' only.")
         per_feature = per_feature * _scale(s, scale)
-    index_labels = list(X.index) if isinstance(X, pd.DataFrame) else list(range(len(x)))
+    rows = tuple(X.index) if isinstance(X, pd.DataFrame) else tuple(range(len(x)))
     return Attribution(
         values=per_feature.detach().numpy(),
         features=s.names,
         method=method,
-        rows=tuple(index_labels),
-        baseline=s.decode(x0[:1]).iloc[0].to_dict() if baseline is not None else "zeros",
+        rows=rows,
+        baseline=described,
         delta=delta.detach().numpy(),
-        target=str(torch_model.classes[index] if torch_model.classes else torch_model.outputs[index]),
+        target=f"{label} ({output})" if net.task == "classification" else label,
+        prediction=prediction.detach().numpy(),
+        reference=reference.detach().numpy(),
+        unit=("per sd" if scale is not None else "per unit") if method == "gradient" else "output",
     )
 
 
-def _model(model: Any, schema: Schema | None) -> TorchModel:
+def as_differentiable(model: Any, schema: Schema | None) -> TorchModel:
+    """The ``TorchModel`` behind ``model``; ``ModelError`` pointing to the gradient-free path otherwise."""
     if isinstance(model, TorchModel):
         return model
     if schema is None:
-        raise ConfigError("attribute: pass schema= to use a model that is not an actionable TorchModel.")
-    return as_model(model, schema)
-
-
-def _target(model: TorchModel, target: Any) -> int:
-    if (
-        isinstance(target, int)
-        and not isinstance(target, bool)
-        and 0 <= target < model.n_outputs
-        and (target not in model.classes)
-    ):
-        return target
-    if target is None and model.task == "regression":
-        return 0
-    return resolve_goal(model, None if target is None else {"class": target}).index
-
-
-def _baseline(schema: Schema, x: torch.Tensor, baseline: Any) -> torch.Tensor:
-    if baseline is None:
-        return torch.zeros_like(x)
-    if isinstance(baseline, str):
-        if baseline != "mean":
-            raise ConfigError(f"attribute: baseline {baseline!r}; use None, 'mean', or a frame of raw rows.")
-        return x.mean(0, keepdim=True).expand_as(x)
-    if isinstance(baseline, pd.Series):
-        baseline = baseline.to_frame().T
-    if not isinstance(baseline, pd.DataFrame | torch.Tensor | np.ndarray):
         raise ConfigError(
-            f"attribute: baseline of type {type(baseline).__name__}; give a DataFrame of raw rows."
+            f"attribute: pass schema= to explain a {type(model).__name__} (or wrap it with as_model first)."
         )
-    if isinstance(baseline, pd.DataFrame):
-        missing = [n for n in schema.names if n not in baseline.columns]
-        if missing:
-            raise DataError(
-                f"attribute: the baseline lacks columns {missing}; give rows with the schema's features."
-            )
-        b = schema.encode(baseline)
-    else:
-        b = torch.as_tensor(np.asarray(baseline, dtype=np.float64)).reshape(-1, schema.width)
-    if len(b) == 1:
-        return b.expand_as(x)
-    if len(b) != len(x):
-        raise DataError(
-            f"attribute: the baseline has {len(b)} rows; give 1 row or one per input row ({len(x)})."
-        )
-    return b
-
-
-def _gradient(f: Any, x: torch.Tensor) -> torch.Tensor:
-    point = x.detach().clone().requires_grad_(True)
-    out = f(point)
-    if not out.requires_grad:
+    try:
+        return as_model(model, schema)
+    except ModelError as exc:
         raise ModelError(
-            "attribute: the model's output does not depend differentiably on its input; "
-            "gradient methods need a differentiable model (a gradient-free path is planned)."
-        )
-    (grad,) = torch.autograd.grad(out.sum(), point)
-    return grad
+            f"{exc} attribute: these methods need a differentiable model; a gradient-free path "
+            "(occlusion / sampling) is planned but not available yet."
+        ) from None
 
 
-def _alphas(steps: int, rule: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Integration points in [0, 1] and their weights (the same rules as Captum's)."""
+def training_mean(schema: Schema, frame: pd.DataFrame) -> np.ndarray:
+    """The mean row of ``frame`` in the canonical encoding (category blocks hold level frequencies)."""
+    return schema.encode(frame).mean(0).numpy()
+
+
+def standard_deviations(schema: Schema, frame: pd.DataFrame) -> pd.Series:
+    """Per-feature standard deviation of ``frame`` (population, as StandardScaler); 1.0 for categories.
+
+    A category's attribution is the sum over its block, so "one step" is a change of level.
+    """
+    clean = schema.validate(frame)
+    values = {
+        f.name: 1.0 if f.kind == "category" else float(clean[f.name].to_numpy(np.float64).std())
+        for f in schema.features
+    }
+    return pd.Series(values, name="sd")
+
+
+def quadrature(steps: int, rule: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integration points in [0, 1] and their weights.
+
+    Gauss-Legendre and the left / right / middle Riemann rules match Captum's points and weights;
+    ``riemann_trapezoid`` is the composite trapezoid rule (weights sum to one), whereas Captum's
+    weights are (steps - 1) / steps times these.
+    """
     if rule == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(steps)
         return torch.as_tensor((nodes + 1) / 2), torch.as_tensor(weights / 2)
     if rule == "riemann_trapezoid":
         if steps < 2:
-            raise ConfigError("attribute: riemann_trapezoid needs steps >= 2.")
+            raise ConfigError("attribute: rule 'riemann_trapezoid' needs steps >= 2.")
         sizes = torch.full((steps,), 1 / (steps - 1), dtype=DTYPE)
         sizes[0] = sizes[-1] = 1 / (2 * (steps - 1))
         return torch.linspace(0, 1, steps, dtype=DTYPE), sizes
@@ -197,22 +208,133 @@ def _alphas(steps: int, rule: str) -> tuple[torch.Tensor, torch.Tensor]:
     return start + torch.arange(steps, dtype=DTYPE) / steps, torch.full((steps,), 1 / steps, dtype=DTYPE)
 
 
-def _integrated_gradients(f: Any, x: torch.Tensor, x0: torch.Tensor, steps: int, rule: str) -> torch.Tensor:
-    """All rows x steps in one batch: sum_k w_k grad f(x0 + a_k (x - x0)) * (x - x0)."""
-    alphas, weights = _alphas(steps, rule)
+def per_raw_feature(schema: Schema, values: torch.Tensor) -> torch.Tensor:
+    """Canonical columns -> raw features: each one-hot block summed to its category feature."""
+    owner = torch.as_tensor([schema.position(f.name) for f in schema.features for _ in range(f.width)])
+    out = torch.zeros(values.shape[0], len(schema), dtype=values.dtype)
+    return out.index_add_(1, owner, values)
+
+
+def _target(model: TorchModel, target: Any) -> tuple[int, str]:
+    """The explained output column and its name."""
+    names = [str(c) for c in (model.classes or model.outputs)]
+    if target is None and model.task == "regression":
+        return 0, names[0]
+    if target is None:
+        favourable = model.schema.target.favourable if model.schema.target is not None else None
+        if favourable is None:
+            raise ConfigError(
+                f"attribute: the schema names no favourable class; pass target= (one of {names})."
+            )
+        goal = resolve_goal(model, {"class": favourable})
+        return goal.index, names[goal.index]
+    labels = model.classes or model.outputs
+    for i, c in enumerate(labels):
+        if c == target or str(c) == str(target):
+            return i, names[i]
+    if isinstance(target, int | np.integer) and not isinstance(target, bool) and 0 <= target < len(names):
+        return int(target), names[int(target)]
+    raise ConfigError(
+        f"attribute: target {target!r} is neither one of the model's outputs {names} nor an index below "
+        f"{len(names)}." + did_you_mean(target, names)
+    )
+
+
+def _baseline(schema: Schema, x: torch.Tensor, baseline: Any, method: str) -> tuple[torch.Tensor, str]:
+    """The baseline as canonical rows (one per row of ``x``) and a short description."""
+    if method in ("gradient", "gradient_x_input") or baseline is None or _is(baseline, "zeros"):
+        return torch.zeros_like(x), "zeros"
+    if _is(baseline, "mean"):
+        return x.mean(0, keepdim=True).expand_as(x), "mean of X"
+    if isinstance(baseline, pd.Series | Mapping):
+        baseline = pd.DataFrame([dict(baseline)])
+    if isinstance(baseline, pd.DataFrame):
+        missing = [n for n in schema.names if n not in baseline.columns]
+        extra = [str(c) for c in baseline.columns if c not in schema]
+        if missing or extra:
+            raise DataError(
+                f"attribute: the baseline's columns do not match the schema: missing {missing}, unknown "
+                f"{extra}. Give rows with exactly the schema's features {list(schema.names)}."
+            )
+        b = schema.encode(baseline)
+    elif isinstance(baseline, torch.Tensor | np.ndarray | list | tuple):
+        try:
+            b = torch.as_tensor(np.asarray(baseline, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise DataError("attribute: the baseline array is not numeric; give canonical rows.") from None
+        b = b[None, :] if b.ndim == 1 else b
+        if b.ndim != 2 or b.shape[1] != schema.width:
+            raise DataError(
+                f"attribute: the baseline has shape {tuple(b.shape)}; canonical rows have {schema.width} "
+                f"columns ({', '.join(schema.columns[:4])}, ...)."
+            )
+    else:
+        raise ConfigError(
+            f"attribute: baseline of type {type(baseline).__name__}; use None, 'zeros', 'mean', raw rows "
+            "(a DataFrame) or canonical rows (an array)."
+        )
+    if not torch.isfinite(b).all():
+        raise DataError("attribute: the baseline holds NaN or infinite values.")
+    if len(b) == 1:
+        return b.expand_as(x), "given row"
+    if len(b) != len(x):
+        raise DataError(
+            f"attribute: the baseline has {len(b)} rows; give 1 row or one per row of X ({len(x)})."
+        )
+    return b, "given rows"
+
+
+def _is(value: Any, word: str) -> bool:
+    if isinstance(value, str) and value not in ("zeros", "mean"):
+        raise ConfigError(
+            f"attribute: baseline {value!r} is not known; use 'zeros', 'mean', or rows."
+            + did_you_mean(value, ("zeros", "mean"))
+        )
+    return isinstance(value, str) and value == word
+
+
+def _gradient(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """d f / d x for every row in one backward pass (f's rows are independent)."""
+    point = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        out = f(point)
+        if not out.requires_grad:
+            raise ModelError(
+                "attribute: the model's output does not depend differentiably on its input (no gradient "
+                "flows back); gradient methods need a differentiable model. A gradient-free path "
+                "(occlusion / sampling) is planned but not available yet."
+            )
+        (grad,) = torch.autograd.grad(out.sum(), point, allow_unused=True)
+    if grad is None:
+        raise ModelError("attribute: the model's output does not depend on its input; nothing to attribute.")
+    return grad
+
+
+def _integrated_gradients(
+    f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, x0: torch.Tensor, steps: int, rule: str
+) -> torch.Tensor:
+    """sum_k w_k grad f(x0 + a_k (x - x0)) * (x - x0), all rows x steps in one pass (chunks of rows)."""
+    alphas, weights = quadrature(steps, rule)
+    alphas, weights = alphas.to(x.dtype), weights.to(x.dtype)
     n, d = x.shape
-    path = (x0[None] + alphas[:, None, None] * (x - x0)[None]).reshape(steps * n, d)
-    grads = _gradient(f, path).reshape(steps, n, d)
-    return (weights[:, None, None] * grads).sum(0) * (x - x0)
+    diff = x - x0
+    chunk = max(1, CHUNK // steps)
+    parts = []
+    for start in range(0, n, chunk):
+        xs, ds = x0[start : start + chunk], diff[start : start + chunk]
+        path = (xs[None] + alphas[:, None, None] * ds[None]).reshape(-1, d)
+        grads = _gradient(f, path).reshape(steps, len(xs), d)
+        parts.append(torch.einsum("k,knd->nd", weights, grads) * ds)
+    return torch.cat(parts)
 
 
 class _Rescale(torch.autograd.Function):
-    """Forward: the nonlinearity's output; backward: DeepLift's rescale multiplier instead of the derivative."""
+    """Forward: the nonlinearity's output; backward: DeepLift's multiplier in place of the derivative."""
 
     @staticmethod
     def forward(ctx: Any, h: torch.Tensor, out: torch.Tensor, multiplier: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(multiplier)
-        return out.detach().clone()
+        return out.clone()
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
@@ -220,89 +342,95 @@ class _Rescale(torch.autograd.Function):
         return grad * multiplier, None, None
 
 
-def _layers(model: TorchModel) -> list[nn.Module]:
-    network = model.network
-    modules = list(network) if isinstance(network, nn.Sequential) else [network]
-    flat: list[nn.Module] = []
-    for m in modules:
-        flat += list(m) if isinstance(m, nn.Sequential) else [m]
-    return flat
+def _flat_layers(module: nn.Module) -> list[nn.Module]:
+    if isinstance(module, nn.Sequential):
+        return [leaf for child in module for leaf in _flat_layers(child)]
+    return [module]
+
+
+def _slope(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    for kind, slope in SLOPES.items():
+        if isinstance(module, kind):
+            return slope
+    return None
 
 
 def _deeplift(
     model: TorchModel, x: torch.Tensor, x0: torch.Tensor, index: int, probability: bool
 ) -> torch.Tensor:
-    """DeepLift with the rescale rule on a sequential network (exact completeness on ReLU networks)."""
-    layers = _layers(model)
-    for m in layers:
-        if not isinstance(m, NONLINEAR + AFFINE):
+    """DeepLift (rescale rule) on a sequential network; inputs and baselines run as one batch.
+
+    Each nonlinearity's derivative is replaced by (f(h) - f(h0)) / (h - h0), so the multipliers telescope
+    and attributions sum to f(x) - f(x0) exactly on networks of affine layers and such nonlinearities.
+    With ``probability`` the final softmax gets the same treatment (its change spread over the logits in
+    proportion to their gradient contributions).
+    """
+    layers = _flat_layers(model.network)
+    for i, m in enumerate(layers):
+        if _slope(m) is None and not isinstance(m, AFFINE):
             raise ModelError(
-                f"attribute: deeplift does not support the layer {type(m).__name__}; supported "
-                "layers are Linear, ReLU, Sigmoid, Tanh and the scalers. Use integrated_gradients."
+                f"attribute: deeplift does not support layer {i} ({type(m).__name__}); it handles Linear, "
+                "ReLU, Sigmoid, Tanh, Identity and actionable's scaling layers in an nn.Sequential. "
+                "Use integrated_gradients for this model."
             )
-    h = x.detach().clone().requires_grad_(True)
-    start = h
-    h0 = x0.detach()
-    for m in layers:
-        if isinstance(m, NONLINEAR):
-            out, out0 = m(h), m(h0)
-            dh = h.detach() - h0
-            with torch.enable_grad():
-                probe = h.detach().clone().requires_grad_(True)
-                (slope,) = torch.autograd.grad(m(probe).sum(), probe)
-            multiplier = torch.where(
-                dh.abs() > 1e-10, (out.detach() - out0) / torch.where(dh == 0, 1.0, dh), slope
-            )
-            h, h0 = _Rescale.apply(h, out, multiplier), out0.detach()
+    n = len(x)
+    start = torch.cat([x, x0]).to(model.dtype).detach().requires_grad_(True)
+    with torch.enable_grad():
+        h = start
+        for m in layers:
+            slope = _slope(m)
+            if slope is None:
+                h = m(h)
+                continue
+            with torch.no_grad():
+                out = m(h)
+                dh, dout = h[:n] - h[n:], out[:n] - out[n:]
+                ratio = torch.where(dh.abs() < EPS, slope(h[:n]), dout / torch.where(dh.abs() < EPS, 1.0, dh))
+                multiplier = torch.cat([ratio, torch.zeros_like(ratio)])
+            h = _Rescale.apply(h, out, multiplier)
+        if probability:
+            weights = _softmax_multipliers(h[:n].detach(), h[n:].detach(), index)
+            (grad,) = torch.autograd.grad(h[:n], start, grad_outputs=weights)
         else:
-            h, h0 = m(h), m(h0).detach()
-    if probability:
-        p, p0 = torch.softmax(h, -1)[:, index], torch.softmax(h0, -1)[:, index]
-        dz = h.detach() - h0
-        (grad,) = torch.autograd.grad(
-            h, start, grad_outputs=_softmax_multipliers(h.detach(), h0, dz, p, p0, index)
-        )
-    else:
-        (grad,) = torch.autograd.grad(h[:, index].sum(), start)
-    return grad * (x - x0)
+            (grad,) = torch.autograd.grad(h[:n, index].sum(), start)
+    return grad[:n].to(x.dtype) * (x - x0)
 
 
-def _softmax_multipliers(
-    z: torch.Tensor, z0: torch.Tensor, dz: torch.Tensor, p: torch.Tensor, p0: torch.Tensor, index: int
-) -> torch.Tensor:
-    """Rescale through the final softmax: spread (p - p0) over the logits in proportion to the gradient."""
+def _softmax_multipliers(z: torch.Tensor, z0: torch.Tensor, index: int) -> torch.Tensor:
+    """Multipliers of the logits for p_index: the gradient, rescaled so they sum to p(z) - p(z0)."""
     point = z.clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(torch.softmax(point, -1)[:, index].sum(), point)
-    linear = (g * dz).sum(1, keepdim=True)
-    ratio = torch.where(
-        linear.abs() > 1e-12, (p.detach() - p0.detach())[:, None] / linear, torch.ones_like(linear)
-    )
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(torch.softmax(point, -1)[:, index].sum(), point)
+    p, p0 = torch.softmax(z, -1)[:, index], torch.softmax(z0, -1)[:, index]
+    linear = (g * (z - z0)).sum(1, keepdim=True)
+    ratio = torch.where(linear.abs() > 1e-12, (p - p0)[:, None] / linear, torch.ones_like(linear))
     return g * ratio
 
 
-def _coefficients(model: TorchModel, f: Any, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-    for m in _layers(model):
+def _coefficients(
+    model: TorchModel, f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, x0: torch.Tensor
+) -> torch.Tensor:
+    for i, m in enumerate(_flat_layers(model.network)):
         if not isinstance(m, AFFINE):
             raise ModelError(
-                f"attribute: 'coefficients' needs a linear model; this one has a {type(m).__name__} "
-                "layer. Use 'gradient' or 'integrated_gradients'."
+                f"attribute: 'coefficients' needs a linear model; layer {i} is a {type(m).__name__}. "
+                "Use 'integrated_gradients' or 'deeplift'."
             )
     return _gradient(f, x) * (x - x0)
-
-
-def _per_feature(schema: Schema, values: torch.Tensor) -> torch.Tensor:
-    """Canonical columns -> raw features (one-hot blocks summed)."""
-    return torch.stack([values[:, schema.slice(name)].sum(1) for name in schema.names], dim=1)
 
 
 def _scale(schema: Schema, scale: pd.Series | Sequence[float]) -> torch.Tensor:
     if isinstance(scale, pd.Series):
         missing = [n for n in schema.names if n not in scale.index]
         if missing:
-            raise DataError(f"attribute: scale lacks features {missing}.")
+            raise DataError(
+                f"attribute: scale lacks features {missing}; give one standard deviation per schema feature."
+            )
         values = [float(scale[n]) for n in schema.names]
     else:
         values = [float(v) for v in scale]
         if len(values) != len(schema):
             raise DataError(f"attribute: scale has {len(values)} values for {len(schema)} features.")
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise DataError(f"attribute: scale values must be finite and > 0; got {values}.")
     return torch.as_tensor(values, dtype=DTYPE)
