@@ -47,7 +47,7 @@ SLOPES: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {
 }
 AFFINE = (nn.Linear, nn.Identity, L.Standardize, L.ColumnMap, L.BinaryLogits)
 EPS = 1e-10  # |x - baseline| below which DeepLift uses the derivative (as Captum does)
-CHUNK = 1 << 17  # rows x steps per forward/backward pass: bounds memory, keeps passes large
+CHUNK = 1 << 14  # rows x steps per forward/backward pass: bounds memory, stays in cache (measured)
 
 
 def attribute(
@@ -126,7 +126,7 @@ def attribute(
     elif method == "gradient_x_input":
         values = _gradient(f, x) * x
     elif method == "integrated_gradients":
-        values = _integrated_gradients(f, x, x0, int(steps), rule)
+        values = _integrated_gradients(net, x, x0, int(steps), rule, index, probability)
     elif method == "deeplift":
         values = _deeplift(net, x, x0, index, probability)
     else:
@@ -293,9 +293,12 @@ def _is(value: Any, word: str) -> bool:
     return isinstance(value, str) and value == word
 
 
-def _gradient(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """d f / d x for every row in one backward pass (f's rows are independent)."""
-    point = x.detach().clone().requires_grad_(True)
+def _gradient(
+    f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, fresh: bool = False
+) -> torch.Tensor:
+    """d f / d x for every row in one backward pass (f's rows are independent); ``fresh``: ``x`` is a
+    temporary the caller does not keep, so it is used in place rather than copied."""
+    point = (x.detach() if fresh else x.detach().clone()).requires_grad_(True)
     with torch.enable_grad():
         out = f(point)
         if not out.requires_grad:
@@ -311,21 +314,51 @@ def _gradient(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tor
 
 
 def _integrated_gradients(
-    f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, x0: torch.Tensor, steps: int, rule: str
+    model: TorchModel, x: torch.Tensor, x0: torch.Tensor, steps: int, rule: str, index: int, probability: bool
 ) -> torch.Tensor:
-    """sum_k w_k grad f(x0 + a_k (x - x0)) * (x - x0), all rows x steps in one pass (chunks of rows)."""
+    """sum_k w_k grad f(x0 + a_k (x - x0)) * (x - x0), all rows x steps in one pass (chunks of rows).
+
+    The network's leading affine layers (scalers, the first Linear) map the straight path to a straight
+    path, so they run once per row rather than once per step: the path is walked in their output space
+    and the step-weighted gradient is pulled back through them once (exact, and several times faster).
+    """
     alphas, weights = quadrature(steps, rule)
-    alphas, weights = alphas.to(x.dtype), weights.to(x.dtype)
-    n, d = x.shape
-    diff = x - x0
+    prefix, rest = _affine_prefix(model)
+    xs, x0s = x.to(model.dtype), x0.to(model.dtype)
+    alphas, weights = alphas.to(model.dtype), weights.to(model.dtype)
+    with torch.no_grad():
+        h, h0 = prefix(xs), prefix(x0s)
+
+    def f(z: torch.Tensor) -> torch.Tensor:
+        out = rest(z)
+        return torch.softmax(out, dim=-1)[:, index] if probability else out[:, index]
+
+    n, d = h.shape
+    diff = h - h0
     chunk = max(1, CHUNK // steps)
     parts = []
     for start in range(0, n, chunk):
-        xs, ds = x0[start : start + chunk], diff[start : start + chunk]
-        path = (xs[None] + alphas[:, None, None] * ds[None]).reshape(-1, d)
-        grads = _gradient(f, path).reshape(steps, len(xs), d)
-        parts.append(torch.einsum("k,knd->nd", weights, grads) * ds)
-    return torch.cat(parts)
+        hs, ds = h0[start : start + chunk], diff[start : start + chunk]
+        path = (hs[None] + alphas[:, None, None] * ds[None]).reshape(-1, d)
+        grads = _gradient(f, path, fresh=True).reshape(steps, len(hs), d)
+        parts.append(torch.einsum("k,knd->nd", weights, grads))
+    summed = torch.cat(parts)
+    point = xs.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        out = prefix(point)
+        pulled = torch.autograd.grad(out, point, grad_outputs=summed)[0] if out.requires_grad else summed
+    return pulled.to(x.dtype) * (x - x0)
+
+
+def _affine_prefix(model: TorchModel) -> tuple[nn.Module, nn.Module]:
+    """The network split after its leading affine layers (row-wise: scalers, Linear, Identity)."""
+    layers = _flat_layers(model.network)
+    k = 0
+    while k < len(layers) and isinstance(layers[k], AFFINE) and not isinstance(layers[k], L.BinaryLogits):
+        k += 1
+    if k == len(layers):  # a linear model: keep the last layer in the walked part
+        k -= 1
+    return nn.Sequential(*layers[:k]), nn.Sequential(*layers[k:])
 
 
 class _Rescale(torch.autograd.Function):

@@ -419,3 +419,26 @@ def test_non_differentiable_models_point_to_the_gradient_free_path() -> None:
 
 def test_methods_are_listed() -> None:
     assert METHODS == ("gradient", "gradient_x_input", "integrated_gradients", "deeplift", "coefficients")
+
+
+class Opaque(nn.Module):
+    """A network that is not an nn.Sequential: no affine prefix can be split off."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_affine_prefix_shortcut_equals_the_plain_path(activation: str) -> None:
+    net = small_net(activation, 11)
+    X, B = raw(9, 11), raw(9, 12)
+    fast = attribute(as_model(net, SCHEMA), X, baseline=B, steps=20, rule="riemann_left")
+    plain_path = attribute(as_model(Opaque(net), SCHEMA), X, baseline=B, steps=20, rule="riemann_left")
+    np.testing.assert_allclose(fast.values, plain_path.values, atol=1e-12)
+    single = nn.Sequential(nn.Linear(SCHEMA.width, 3)).double()  # all affine: nothing left to walk
+    lin = attribute(as_model(single, SCHEMA), X, baseline=B, steps=2)
+    np.testing.assert_allclose(lin.delta, 0, atol=1e-12)
