@@ -121,20 +121,25 @@ def attribute(
         out = net(z)
         return torch.softmax(out, dim=-1)[:, index] if probability else out[:, index]
 
-    if method == "gradient":
-        values = _gradient(f, x)
-    elif method == "gradient_x_input":
-        values = _gradient(f, x) * x
-    elif method == "integrated_gradients":
+    n = len(x)
+    prediction: Any = None
+    reference: Any = None
+    if method == "integrated_gradients":
         values = _integrated_gradients(net, x, x0, int(steps), rule, index, probability)
     elif method == "deeplift":
-        values = _deeplift(net, x, x0, index, probability)
+        values, prediction, reference = _deeplift(net, x, x0, index, probability)
     else:
-        values = _coefficients(net, f, x, x0)
+        if method == "coefficients":
+            _check_affine(net)
+        grad, prediction = _gradient(f, x, with_output=True)
+        values = grad if method == "gradient" else grad * (x if method == "gradient_x_input" else x - x0)
     per_feature = per_raw_feature(s, values)
     with torch.no_grad():
-        prediction = f(x)
-        reference = f(x0) if method != "gradient" else torch.full_like(prediction, math.nan)
+        if prediction is None:  # integrated gradients: f(x) and f(x0) in one pass
+            both = f(torch.cat([x, x0])).to(DTYPE)
+            prediction, reference = both[:n], both[n:]
+        elif reference is None:
+            reference = torch.full((n,), math.nan, dtype=DTYPE) if method == "gradient" else f(x0).to(DTYPE)
     delta = per_feature.sum(1) - (prediction - reference)
     if scale is not None:
         per_feature = per_feature * _scale(s, scale)
@@ -294,10 +299,17 @@ def _is(value: Any, word: str) -> bool:
 
 
 def _gradient(
-    f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, fresh: bool = False
-) -> torch.Tensor:
-    """d f / d x for every row in one backward pass (f's rows are independent); ``fresh``: ``x`` is a
-    temporary the caller does not keep, so it is used in place rather than copied."""
+    f: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    *,
+    fresh: bool = False,
+    with_output: bool = False,
+) -> Any:
+    """d f / d x for every row in one backward pass (f's rows are independent).
+
+    ``fresh``: ``x`` is a temporary the caller does not keep, so it is used in place rather than copied.
+    ``with_output``: also return f(x) (detached), saving the caller a forward pass.
+    """
     point = (x.detach() if fresh else x.detach().clone()).requires_grad_(True)
     with torch.enable_grad():
         out = f(point)
@@ -310,7 +322,7 @@ def _gradient(
         (grad,) = torch.autograd.grad(out.sum(), point, allow_unused=True)
     if grad is None:
         raise ModelError("attribute: the model's output does not depend on its input; nothing to attribute.")
-    return grad
+    return (grad, out.detach().to(DTYPE)) if with_output else grad
 
 
 def _integrated_gradients(
@@ -390,7 +402,7 @@ def _slope(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
 
 def _deeplift(
     model: TorchModel, x: torch.Tensor, x0: torch.Tensor, index: int, probability: bool
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """DeepLift (rescale rule) on a sequential network; inputs and baselines run as one batch.
 
     Each nonlinearity's derivative is replaced by (f(h) - f(h0)) / (h - h0), so the multipliers telescope
@@ -426,7 +438,9 @@ def _deeplift(
             (grad,) = torch.autograd.grad(h[:n], start, grad_outputs=weights)
         else:
             (grad,) = torch.autograd.grad(h[:n, index].sum(), start)
-    return grad[:n].to(x.dtype) * (x - x0)
+    with torch.no_grad():
+        out = (torch.softmax(h, -1) if probability else h)[:, index].to(DTYPE)
+    return grad[:n].to(x.dtype) * (x - x0), out[:n], out[n:]
 
 
 def _softmax_multipliers(z: torch.Tensor, z0: torch.Tensor, index: int) -> torch.Tensor:
@@ -440,16 +454,13 @@ def _softmax_multipliers(z: torch.Tensor, z0: torch.Tensor, index: int) -> torch
     return g * ratio
 
 
-def _coefficients(
-    model: TorchModel, f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, x0: torch.Tensor
-) -> torch.Tensor:
+def _check_affine(model: TorchModel) -> None:
     for i, m in enumerate(_flat_layers(model.network)):
         if not isinstance(m, AFFINE):
             raise ModelError(
                 f"attribute: 'coefficients' needs a linear model; layer {i} is a {type(m).__name__}. "
                 "Use 'integrated_gradients' or 'deeplift'."
             )
-    return _gradient(f, x) * (x - x0)
 
 
 def _scale(schema: Schema, scale: pd.Series | Sequence[float]) -> torch.Tensor:

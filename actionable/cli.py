@@ -353,7 +353,7 @@ def explain_command(
         typer.Option(help="gradient, gradient_x_input, integrated_gradients, deeplift or coefficients."),
     ] = "integrated_gradients",
     baseline: Annotated[
-        str, typer.Option(help="mean (the training rows' mean) or zeros (canonical encoding).")
+        str, typer.Option(help="mean (of the training rows, or of --data) or zeros (canonical encoding).")
     ] = "mean",
     steps: Annotated[int, typer.Option(help="Integrated Gradients steps.")] = 64,
     target: Annotated[str | None, typer.Option(help="The class or output explained.")] = None,
@@ -412,7 +412,8 @@ def explain_command(
         scale=standard_deviations(the_schema, reference) if method == "gradient" else None,
     )
     if exact:
-        result = dataclasses.replace(result, baseline="training mean" if baseline == "mean" else "zeros")
+        mean_of = "training mean" if dataset is not None else f"mean of {data}"
+        result = dataclasses.replace(result, baseline=mean_of if baseline == "mean" else "zeros")
     table = Table("row", "prediction", f"top {top} reasons", "delta", title=f"{method}: {result.target}")
     for i, reasons in enumerate(result.top(top)):
         table.add_row(
