@@ -40,6 +40,15 @@ def timed(call: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
     return times, result
 
 
+def cpu() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
+
+
 def cell(times: list[float]) -> str:
     ms = [t * 1000 for t in times]
     return f"{statistics.median(ms):.2f} ({min(ms):.2f}, {max(ms):.2f})"
@@ -51,7 +60,9 @@ def plain(network: nn.Sequential) -> nn.Sequential:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=15)
@@ -96,8 +107,9 @@ def main() -> None:
     threads = torch.get_num_threads()
     print(
         f"# Attribution: ours vs Captum {captum_version}, German default model, {len(X)} rows\n\n"
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-        f"{torch.__version__} ({threads} threads), CPU, float64. Date: {datetime.date.today().isoformat()}. "
+        f"Machine: {cpu()}, {os.cpu_count()} cores, torch "
+        f"{torch.__version__} ({threads} threads), CPU, float64, load average {os.getloadavg()[0]:.1f} at the "
+        f"start (a shared machine). Date: {datetime.date.today().isoformat()}. "
         f"Times in ms per call: median (min, max) of {args.repeats} runs after one warm-up.\n"
     )
     print("| method | ours ms | Captum ms | speed-up | max abs difference |")
