@@ -1,8 +1,8 @@
 """actionable: what a person can do to change a model's decision, and why the model decided.
 
 The public API: the nouns (``Schema``, ``Feature``, ``Target``, models via ``as_model``, actions), goals,
-the error family, and the verbs built on them: ``synthesize`` (with ``survival``) today; ``attribute`` and
-``invert`` next. Bundled data: ``actionable.datasets``.
+the error family, and the verbs built on them: ``synthesize`` (with ``survival``), ``attribute`` and
+``advise_gradient`` today; ``invert`` next. Bundled data: ``actionable.datasets``.
 """
 
 __version__ = "0.1.0"

@@ -512,7 +512,7 @@ def _denial_reasons(model: Any, denied: pd.DataFrame, train: pd.DataFrame) -> Ca
 
     def sentence(row: int) -> str:
         named = ", ".join(f"{name} ({value:+.2f})" for name, value in tops[row])
-        return f"Top reasons against approval (vs. the average applicant): {named or 'none'}."
+        return f"Top reasons against approval (Integrated Gradients, logit, vs. the average applicant): {named or 'none'}."
 
     return sentence
 
