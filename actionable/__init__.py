@@ -1,17 +1,19 @@
 """actionable: what a person can do to change a model's decision, and why the model decided.
 
 The public API: the nouns (``Schema``, ``Feature``, ``Target``, models via ``as_model``, actions), goals,
-the error family, and the verbs built on them: ``synthesize`` (with ``survival``) today; ``attribute`` and
-``invert`` next. Bundled data: ``actionable.datasets``.
+the error family, and the verbs built on them: ``synthesize`` (with ``survival``), ``attribute`` and
+``advise_gradient`` today; ``invert`` next. Bundled data: ``actionable.datasets``.
 """
 
 __version__ = "0.1.0"
 
 from actionable.actions import Action, ActionSet, Param
+from actionable.advice import advise_gradient
+from actionable.attribution import attribute
 from actionable.errors import ActionableError, ConfigError, DataError, ModelError, SpecError
 from actionable.goals import Goal, resolve_goal
 from actionable.models import TorchModel, as_model, load_model, save_model
-from actionable.results import Recourse, RecourseBatch, Step
+from actionable.results import Advice, Attribution, FeatureAdvice, Recourse, RecourseBatch, Step
 from actionable.robustness import survival
 from actionable.schema import Feature, Schema, Target
 from actionable.synthesis import synthesize
@@ -20,9 +22,12 @@ __all__ = [
     "Action",
     "ActionSet",
     "ActionableError",
+    "Advice",
+    "Attribution",
     "ConfigError",
     "DataError",
     "Feature",
+    "FeatureAdvice",
     "Goal",
     "ModelError",
     "Param",
@@ -34,7 +39,9 @@ __all__ = [
     "Target",
     "TorchModel",
     "__version__",
+    "advise_gradient",
     "as_model",
+    "attribute",
     "load_model",
     "resolve_goal",
     "save_model",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from collections.abc import Callable
@@ -221,13 +222,15 @@ def _synthesize_with_progress(
     return RecourseBatch(tuple(items))
 
 
-def _print_plans(batch: Any, frame: pd.DataFrame, show: int) -> None:
+def _print_plans(batch: Any, frame: pd.DataFrame, show: int, reasons: Any = None) -> None:
     shown = 0
     for r in batch:
         if r.status != "found" or shown >= show:
             continue
         shown += 1
         console.print(f"\n[bold]Applicant {frame.index[r.row]}[/] (row {r.row}):")
+        if reasons is not None:
+            console.print(reasons(r.row), highlight=False)
         console.print(r.describe(), highlight=False)
 
 
@@ -350,6 +353,133 @@ def synthesize_command(
         raise typer.Exit(code=1)
 
 
+@app.command("explain")
+@friendly
+def explain_command(
+    dataset: Annotated[
+        str | None, typer.Option(help="A bundled dataset (its test rows are explained).")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="Your CSV file of rows to explain (raw columns).")] = None,
+    schema: Annotated[Path | None, typer.Option(help="Your schema TOML file.")] = None,
+    model: Annotated[Path | None, typer.Option(help="Your model folder (model.json + weights).")] = None,
+    rows: Annotated[str, typer.Option(help="Row positions A:B to explain.")] = "0:5",
+    method: Annotated[
+        str,
+        typer.Option(help="gradient, gradient_x_input, integrated_gradients, deeplift or coefficients."),
+    ] = "integrated_gradients",
+    baseline: Annotated[
+        str, typer.Option(help="mean (of the training rows, or of --data) or zeros (canonical encoding).")
+    ] = "mean",
+    steps: Annotated[int, typer.Option(help="Integrated Gradients steps.")] = 64,
+    target: Annotated[str | None, typer.Option(help="The class or output explained.")] = None,
+    top: Annotated[int, typer.Option(help="Reasons shown per row.")] = 3,
+    advise: Annotated[
+        bool,
+        typer.Option(
+            "--advise",
+            help="Adversarial advising (the blog): per-sd gradients of every model at the average row and "
+            "at the first row, and advice for that row.",
+        ),
+    ] = False,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write JSON Lines, one record per row.")
+    ] = None,
+    figure: Annotated[
+        Path | None, typer.Option(help="Write a PNG: the bars (or the blog's figures).")
+    ] = None,
+) -> None:
+    """Why the model decided: attributions per row and raw feature (top reasons, JSON, figure)."""
+    from actionable.attribution import attribute, standard_deviations, training_mean
+    from actionable.models import load_model
+    from actionable.schema import Schema
+
+    if dataset is not None:
+        if any(v is not None for v in (data, schema, model)):
+            raise ConfigError("explain: give either --dataset, or --data --schema --model; not both.")
+        from actionable import datasets
+
+        bundle = datasets.load(dataset)
+        the_schema, the_model, frame, reference = bundle.schema, bundle.model, bundle.X_test, bundle.X_train
+        models = dict(bundle.models)
+    else:
+        if data is None or schema is None or model is None:
+            raise ConfigError("explain: give --dataset NAME, or all of --data --schema --model.")
+        the_schema = Schema.from_toml(schema)
+        the_model = load_model(model, schema=the_schema)
+        frame = the_schema.validate(read_csv(data))
+        reference, models = frame, {"model": the_model}
+    chosen = _rows(frame, rows)
+    if chosen.empty:
+        raise ConfigError(f"explain: --rows {rows!r} selects no rows of the {len(frame)} available.")
+    if advise:
+        _explain_advice(models, the_model, chosen, reference, target, figure)
+        return
+    if baseline not in ("mean", "zeros"):
+        raise ConfigError(f"explain: --baseline {baseline!r}; use mean or zeros.")
+    exact = method in ("integrated_gradients", "deeplift", "coefficients")
+    result = attribute(
+        the_model,
+        chosen,
+        method,  # type: ignore[arg-type]
+        target=target,
+        baseline=training_mean(the_schema, reference) if exact and baseline == "mean" else None,
+        steps=steps,
+        scale=standard_deviations(the_schema, reference) if method == "gradient" else None,
+    )
+    if exact:
+        mean_of = "training mean" if dataset is not None else f"mean of {data}"
+        result = dataclasses.replace(result, baseline=mean_of if baseline == "mean" else "zeros")
+    table = Table("row", "prediction", f"top {top} reasons", "delta", title=f"{method}: {result.target}")
+    for i, reasons in enumerate(result.top(top)):
+        table.add_row(
+            str(result.rows[i]),
+            f"{result.prediction[i]:.4g}",
+            ", ".join(f"{name} {value:+.3g}" for name, value in reasons),
+            f"{result.delta[i]:.1e}",
+        )
+    console.print(table)
+    console.print(f"values in {result.unit} units; baseline: {result.baseline}", highlight=False)
+    if json_path is not None:
+        import json
+
+        with json_path.open("w", encoding="utf-8") as handle:
+            for record in result.to_records(top):
+                handle.write(json.dumps(record) + "\n")
+        console.print(f"wrote {len(result)} records to {json_path}")
+    if figure is not None:
+        from actionable.plotting import plot_attribution, save
+
+        save(plot_attribution(result, 0 if len(result) == 1 else None), figure)
+        console.print(f"wrote {figure}")
+
+
+def _explain_advice(
+    models: dict[str, Any],
+    model: Any,
+    chosen: pd.DataFrame,
+    reference: pd.DataFrame,
+    target: str | None,
+    figure: Path | None,
+) -> None:
+    """The blog's view: the gradient table (per sd) and ranked advice for the first chosen row."""
+    from actionable.advice import advise_gradient, gradient_table
+    from actionable.attribution import standard_deviations
+
+    table = gradient_table(models, reference, chosen.iloc[:1], target=target)
+    shown = Table("feature", *table.columns, title="Input gradient per standard deviation")
+    for name, values in table.iterrows():
+        shown.add_row(str(name), *(f"{v:+.3f}" for v in values))
+    console.print(shown)
+    advice = advise_gradient(model, chosen.iloc[0], scale=standard_deviations(model.schema, reference))
+    console.print(f"\n[bold]Advice for row {chosen.index[0]}[/]:")
+    console.print(advice.describe(), highlight=False)
+    if figure is not None:
+        from actionable.plotting import plot_gradient_table, save
+
+        save(plot_gradient_table(table), figure)
+        console.print(f"wrote {figure}")
+
+
 @app.command("demo")
 @friendly
 def demo_command() -> None:
@@ -383,8 +513,23 @@ def demo_command() -> None:
     catalogue = ActionSet.from_toml(data.path / "actions.toml", data.schema)
     started = time.perf_counter()
     batch = _synthesize_with_progress(model, denied, catalogue, max_length=4)
-    _print_plans(batch, denied, 5)
+    _print_plans(batch, denied, 5, reasons=_denial_reasons(model, denied, data.X_train))
     _print_summary(batch, time.perf_counter() - started)
+
+
+def _denial_reasons(model: Any, denied: pd.DataFrame, train: pd.DataFrame) -> Callable[[int], str]:
+    """A sentence per denied row: the three features pulling hardest toward denial (Integrated
+    Gradients of the favourable class's logit against the average training applicant)."""
+    from actionable.attribution import attribute, training_mean
+
+    result = attribute(model, denied, "integrated_gradients", baseline=training_mean(model.schema, train))
+    tops = result.top(3, sign="negative")
+
+    def sentence(row: int) -> str:
+        named = ", ".join(f"{name} ({value:+.2f})" for name, value in tops[row])
+        return f"Top reasons against approval (Integrated Gradients, logit, vs. the average applicant): {named or 'none'}."
+
+    return sentence
 
 
 def _describe_network(model: Any) -> str:

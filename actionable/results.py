@@ -174,3 +174,124 @@ def _float(value: Any) -> float:
 
 def batch(items: Sequence[Recourse]) -> RecourseBatch:
     return RecourseBatch(tuple(items))
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Attributions per row and raw feature (one-hot blocks summed), with the completeness delta.
+
+    ``values`` (rows x features): in the explained output's units, or for ``gradient`` its change per
+    raw unit (``unit`` "per unit") or per standard deviation ("per sd"). ``prediction`` is f(x) and
+    ``reference`` f(baseline) per row (NaN for ``gradient``); ``delta`` per row is the sum of the
+    attributions minus (prediction - reference): 0 for an exact method, NaN for ``gradient``.
+    """
+
+    values: np.ndarray
+    features: tuple[str, ...]
+    method: str
+    rows: tuple[Any, ...]
+    baseline: str
+    delta: np.ndarray
+    target: str
+    prediction: np.ndarray
+    reference: np.ndarray
+    unit: str = "output"
+
+    def __post_init__(self) -> None:
+        for name in ("values", "delta", "prediction", "reference"):
+            array = np.array(getattr(self, name), dtype=np.float64)
+            array.setflags(write=False)
+            object.__setattr__(self, name, array)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per input row, one column per raw feature."""
+        return pd.DataFrame(self.values, columns=list(self.features), index=list(self.rows))
+
+    def top(
+        self, k: int = 3, sign: Literal["both", "positive", "negative"] = "both"
+    ) -> list[list[tuple[str, float]]]:
+        """Per row, the ``k`` features with the largest attributions, largest first.
+
+        ``both``: by absolute value; ``positive`` / ``negative``: only features pushing the output up /
+        down, strongest first (fewer than ``k`` when fewer push that way).
+        """
+        if sign not in ("both", "positive", "negative"):
+            raise DataError(f"Attribution.top: sign {sign!r}; use 'both', 'positive' or 'negative'.")
+        key = {"both": -np.abs(self.values), "positive": -self.values, "negative": self.values}[sign]
+        order = np.argsort(key, axis=1, kind="stable")[:, : max(int(k), 0)]
+        keep = {"both": lambda v: True, "positive": lambda v: v > 0, "negative": lambda v: v < 0}[sign]
+        return [
+            [(self.features[j], float(self.values[i, j])) for j in row if keep(self.values[i, j])]
+            for i, row in enumerate(order)
+        ]
+
+    def to_records(self, k: int = 3) -> list[dict[str, Any]]:
+        """One JSON-ready dict per row: values by feature, the top ``k``, prediction, reference, delta."""
+        return [
+            {
+                "format": "actionable.attribution/1",
+                "row": _plain(row),
+                "method": self.method,
+                "target": self.target,
+                "baseline": self.baseline,
+                "unit": self.unit,
+                "values": {f: float(v) for f, v in zip(self.features, self.values[i], strict=True)},
+                "top": [[f, v] for f, v in tops],
+                "prediction": _plain(float(self.prediction[i])),
+                "reference": _plain(float(self.reference[i])),
+                "delta": _plain(float(self.delta[i])),
+            }
+            for i, (row, tops) in enumerate(zip(self.rows, self.top(k), strict=True))
+        ]
+
+
+@dataclass(frozen=True)
+class FeatureAdvice:
+    """Adversarial advising for one changeable feature: which way to move it, and what the model predicts.
+
+    ``per_sd``: first-order change of the prediction per standard deviation (per raw unit without a
+    scale) in the helpful ``direction``; NaN for a category or binary switch. ``step``: the small change
+    tried, in raw units (``to``: the new level for a switch). ``effect``: the model's own change of the
+    prediction after that step; ``linear_effect``: the gradient's forecast of it.
+    """
+
+    feature: str
+    direction: str
+    per_sd: float
+    sd: float
+    step: float
+    to: Any
+    effect: float
+    linear_effect: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Advice:
+    """Ranked advice for one person: the changeable features that move the prediction toward the goal."""
+
+    items: tuple[FeatureAdvice, ...]
+    goal: str
+    quantity: str
+    prediction: float
+    x: Mapping[str, Any]
+    unit: str
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[FeatureAdvice]:
+        return iter(self.items)
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([a.__dict__ for a in self.items])
+
+    def describe(self) -> str:
+        """One sentence per feature, best first."""
+        head = f"{self.quantity} is {self.prediction:.4g}; goal: {self.goal}."
+        if not self.items:
+            return head + "\nNo changeable feature moves the prediction toward the goal."
+        return "\n".join([head] + [f"{i}. {a.text}" for i, a in enumerate(self.items, start=1)])

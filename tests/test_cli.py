@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from actionable.cli import app
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", ["datasets", "info", "train", "demo"])
+@pytest.mark.parametrize("command", ["datasets", "info", "train", "demo", "explain"])
 def test_every_command_has_help(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
@@ -44,6 +45,7 @@ def test_demo_runs_without_arguments() -> None:
     result = runner.invoke(app, ["demo"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "denies" in result.output
+    assert "Top reasons against approval" in result.output
 
 
 SCHEMA = """
@@ -226,3 +228,64 @@ def test_synthesize_search_options_are_passed_and_checked() -> None:
     assert result.exit_code == 2 and "budget" in result.output
     result = runner.invoke(app, [*base, "--search", "gradient", "--budget", "5"], terminal_width=200)
     assert result.exit_code == 0, result.output
+
+
+# ------------------------------------------------------------------------------------------ explain
+def test_explain_a_bundled_dataset_writes_json_and_figure(tmp_path: Path) -> None:
+    out, png = tmp_path / "why.jsonl", tmp_path / "why.png"
+    args = ["explain", "--dataset", "german", "--rows", "0:4", "--json", str(out), "--figure", str(png)]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 4 and records[0]["method"] == "integrated_gradients"
+    assert records[0]["baseline"] == "training mean" and abs(records[0]["delta"]) < 0.05
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert records[0]["top"][0][0] in result.output
+
+
+def test_explain_advise_reproduces_the_blog(tmp_path: Path) -> None:
+    png = tmp_path / "blog.png"
+    result = runner.invoke(
+        app, ["explain", "--dataset", "california", "--advise", "--figure", str(png)], terminal_width=200
+    )
+    assert result.exit_code == 0, result.output
+    assert "linear @ mean" in result.output and "mlp @ mean" in result.output
+    assert "Raising MedInc by 1 sd" in result.output
+    assert png.is_file()
+
+
+def test_explain_on_users_files(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from actionable import Schema, as_model, save_model
+
+    data, schema_path = user_files(tmp_path, 120)
+    schema = Schema.from_toml(schema_path)
+    frame = pd.read_csv(data)
+    canonical = pd.DataFrame(schema.encode(frame).numpy(), columns=list(schema.columns))
+    fitted = LogisticRegression(max_iter=500).fit(canonical, frame["approved"])
+    save_model(as_model(fitted, schema), tmp_path / "model")
+    out = tmp_path / "why.jsonl"
+    args = ["explain", "--data", str(data), "--schema", str(schema_path), "--model", str(tmp_path / "model")]
+    result = runner.invoke(app, [*args, "--rows", "0:3", "--method", "coefficients", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["row"] for r in records] == [0, 1, 2]
+    assert all(abs(r["delta"]) < 1e-9 for r in records)  # exact for a linear model
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dataset", "german", "--method", "gradiant"], "Did you mean 'gradient'"),
+        (["--dataset", "german", "--steps", "0"], "steps must be a whole number"),
+        (["--dataset", "german", "--baseline", "median"], "--baseline 'median'"),
+        (["--dataset", "german", "--rows", "5000:5001"], "selects no rows"),
+        (["--dataset", "german", "--method", "coefficients"], "needs a linear model"),
+        (["--data", "x.csv"], "--data --schema --model"),
+    ],
+)
+def test_explain_bad_input_exits_2(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["explain", *args], terminal_width=200)
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())

@@ -1,0 +1,480 @@
+"""Why the model decided: input gradients, gradient x input, Integrated Gradients, DeepLift, coefficients.
+
+Every method runs all rows (and all integration steps) through one batched forward/backward pass and
+reports values per raw feature, one-hot blocks summed back to their category feature. Methods that
+explain ``f(x) - f(baseline)`` report their completeness delta.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from actionable import layers as L
+from actionable.errors import ConfigError, DataError, ModelError, did_you_mean
+from actionable.goals import resolve_goal
+from actionable.models import TorchModel, as_model
+from actionable.results import Attribution
+from actionable.schema import DTYPE, Schema
+
+Method = Literal["gradient", "gradient_x_input", "integrated_gradients", "deeplift", "coefficients"]
+METHODS: tuple[str, ...] = (
+    "gradient",
+    "gradient_x_input",
+    "integrated_gradients",
+    "deeplift",
+    "coefficients",
+)
+RULES: tuple[str, ...] = (
+    "gausslegendre",
+    "riemann_left",
+    "riemann_right",
+    "riemann_middle",
+    "riemann_trapezoid",
+)
+# Elementwise nonlinearities DeepLift's rescale rule handles, with their derivative (used where the input
+# barely changes) and the affine layers it passes through unchanged.
+SLOPES: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {
+    nn.ReLU: lambda h: (h > 0).to(h.dtype),
+    nn.Sigmoid: lambda h: torch.sigmoid(h) * (1 - torch.sigmoid(h)),
+    nn.Tanh: lambda h: 1 - torch.tanh(h) ** 2,
+}
+AFFINE = (nn.Linear, nn.Identity, L.Standardize, L.ColumnMap, L.BinaryLogits)
+EPS = 1e-10  # |x - baseline| below which DeepLift uses the derivative (as Captum does)
+CHUNK = 1 << 14  # rows x steps per forward/backward pass: bounds memory, stays in cache (measured)
+
+
+def attribute(
+    model: Any,
+    X: pd.DataFrame | torch.Tensor | np.ndarray,
+    method: Method = "integrated_gradients",
+    *,
+    schema: Schema | None = None,
+    target: Any = None,
+    output: Literal["logit", "probability"] = "logit",
+    baseline: Any = None,
+    steps: int = 64,
+    rule: str = "gausslegendre",
+    scale: pd.Series | Sequence[float] | None = None,
+) -> Attribution:
+    """Attributions of one model output for each row of ``X`` (raw frame, or canonical array).
+
+    ``method``: ``gradient`` (signed input gradient), ``gradient_x_input``, ``integrated_gradients``,
+    ``deeplift`` (rescale rule; exact completeness on ReLU networks) or ``coefficients`` (the exact
+    decomposition coef x (x - baseline) of an affine model).
+    ``target``: the output explained: a class label (default: the schema's favourable class), an output
+    name (regression) or an output index. ``output``: a class's ``logit`` or its ``probability``.
+    ``baseline`` (integrated_gradients, deeplift, coefficients): None or "zeros" (zeros in the canonical
+    encoding), "mean" (the mean of ``X``), or raw rows (a DataFrame / Series) or canonical rows (an
+    array): one row, or one per row of ``X``. For the training mean pass ``training_mean(schema, train)``.
+    ``steps`` and ``rule``: the Integrated Gradients quadrature (Captum's rules; see ``quadrature``).
+    ``scale`` (gradient only): per-feature standard deviations (``standard_deviations``), so values are
+    the change of the output per standard deviation, as in the blog.
+    """
+    if method not in METHODS:
+        raise ConfigError(
+            f"attribute: method {method!r} is not known; choose one of {list(METHODS)}."
+            + did_you_mean(method, METHODS)
+        )
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+        raise ConfigError(f"attribute: steps must be a whole number >= 1; got {steps!r}.")
+    if rule not in RULES:
+        raise ConfigError(
+            f"attribute: rule {rule!r} is not known; choose one of {list(RULES)}." + did_you_mean(rule, RULES)
+        )
+    if output not in ("logit", "probability"):
+        raise ConfigError(f"attribute: output {output!r} is not known; use 'logit' or 'probability'.")
+    if scale is not None and method != "gradient":
+        raise ConfigError(
+            f"attribute: scale (per standard deviation) applies to method='gradient' only; got method={method!r}, "
+            "whose values are already in the output's units."
+        )
+    if baseline is not None and method in ("gradient", "gradient_x_input"):
+        raise ConfigError(
+            f"attribute: method {method!r} takes no baseline; use integrated_gradients, deeplift or coefficients."
+        )
+    net = as_differentiable(model, schema)
+    s = net.schema
+    if output == "probability" and net.task != "classification":
+        raise ConfigError("attribute: output='probability' needs a classifier; this model is a regression.")
+    if output == "probability" and method == "coefficients":
+        raise ConfigError("attribute: coefficients explain a linear output; use output='logit'.")
+    x = net.encode(X).to(DTYPE)
+    if x.ndim != 2 or len(x) == 0:
+        raise DataError(f"attribute: X must hold at least one row; got shape {tuple(x.shape)}.")
+    if x.shape[1] != s.width:
+        raise DataError(
+            f"attribute: X has {x.shape[1]} columns; the schema's canonical encoding has {s.width}. "
+            "Give a raw DataFrame with the schema's features, or canonical rows."
+        )
+    index, label = _target(net, target)
+    x0, described = _baseline(s, x, baseline, method)
+    probability = output == "probability"
+
+    def f(z: torch.Tensor) -> torch.Tensor:
+        out = net(z)
+        return torch.softmax(out, dim=-1)[:, index] if probability else out[:, index]
+
+    n = len(x)
+    prediction: Any = None
+    reference: Any = None
+    if method == "integrated_gradients":
+        values = _integrated_gradients(net, x, x0, int(steps), rule, index, probability)
+    elif method == "deeplift":
+        values, prediction, reference = _deeplift(net, x, x0, index, probability)
+    else:
+        if method == "coefficients":
+            _check_affine(net)
+        grad, prediction = _gradient(f, x, with_output=True)
+        values = grad if method == "gradient" else grad * (x if method == "gradient_x_input" else x - x0)
+    per_feature = per_raw_feature(s, values)
+    with torch.no_grad():
+        if prediction is None:  # integrated gradients: f(x) and f(x0) in one pass
+            both = f(torch.cat([x, x0])).to(DTYPE)
+            prediction, reference = both[:n], both[n:]
+        elif reference is None:
+            reference = torch.full((n,), math.nan, dtype=DTYPE) if method == "gradient" else f(x0).to(DTYPE)
+    delta = per_feature.sum(1) - (prediction - reference)
+    if scale is not None:
+        per_feature = per_feature * _scale(s, scale)
+    rows = tuple(X.index) if isinstance(X, pd.DataFrame) else tuple(range(len(x)))
+    return Attribution(
+        values=per_feature.detach().numpy(),
+        features=s.names,
+        method=method,
+        rows=rows,
+        baseline=described,
+        delta=delta.detach().numpy(),
+        target=f"{label} ({output})" if net.task == "classification" else label,
+        prediction=prediction.detach().numpy(),
+        reference=reference.detach().numpy(),
+        unit=("per sd" if scale is not None else "per unit") if method == "gradient" else "output",
+    )
+
+
+def as_differentiable(model: Any, schema: Schema | None) -> TorchModel:
+    """The ``TorchModel`` behind ``model``; ``ModelError`` pointing to the gradient-free path otherwise."""
+    if isinstance(model, TorchModel):
+        return model
+    if schema is None:
+        raise ConfigError(
+            f"attribute: pass schema= to explain a {type(model).__name__} (or wrap it with as_model first)."
+        )
+    try:
+        return as_model(model, schema)
+    except ModelError as exc:
+        raise ModelError(
+            f"{exc} attribute: these methods need a differentiable model; a gradient-free path "
+            "(occlusion / sampling) is planned but not available yet."
+        ) from None
+
+
+def training_mean(schema: Schema, frame: pd.DataFrame) -> np.ndarray:
+    """The mean row of ``frame`` in the canonical encoding (category blocks hold level frequencies)."""
+    return schema.encode(frame).mean(0).numpy()
+
+
+def standard_deviations(schema: Schema, frame: pd.DataFrame) -> pd.Series:
+    """Per-feature standard deviation of ``frame`` (population, as StandardScaler); 1.0 for categories.
+
+    A category's attribution is the sum over its block, so "one step" is a change of level.
+    """
+    clean = schema.validate(frame)
+    values = {
+        f.name: 1.0 if f.kind == "category" else float(clean[f.name].to_numpy(np.float64).std())
+        for f in schema.features
+    }
+    return pd.Series(values, name="sd")
+
+
+def quadrature(steps: int, rule: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integration points in [0, 1] and their weights.
+
+    Gauss-Legendre and the left / right / middle Riemann rules match Captum's points and weights;
+    ``riemann_trapezoid`` is the composite trapezoid rule (weights sum to one), whereas Captum's
+    weights are (steps - 1) / steps times these.
+    """
+    if rule == "gausslegendre":
+        nodes, weights = np.polynomial.legendre.leggauss(steps)
+        return torch.as_tensor((nodes + 1) / 2), torch.as_tensor(weights / 2)
+    if rule == "riemann_trapezoid":
+        if steps < 2:
+            raise ConfigError("attribute: rule 'riemann_trapezoid' needs steps >= 2.")
+        sizes = torch.full((steps,), 1 / (steps - 1), dtype=DTYPE)
+        sizes[0] = sizes[-1] = 1 / (2 * (steps - 1))
+        return torch.linspace(0, 1, steps, dtype=DTYPE), sizes
+    start = {"riemann_left": 0.0, "riemann_right": 1 / steps, "riemann_middle": 1 / (2 * steps)}[rule]
+    return start + torch.arange(steps, dtype=DTYPE) / steps, torch.full((steps,), 1 / steps, dtype=DTYPE)
+
+
+def per_raw_feature(schema: Schema, values: torch.Tensor) -> torch.Tensor:
+    """Canonical columns -> raw features: each one-hot block summed to its category feature."""
+    owner = torch.as_tensor([schema.position(f.name) for f in schema.features for _ in range(f.width)])
+    out = torch.zeros(values.shape[0], len(schema), dtype=values.dtype)
+    return out.index_add_(1, owner, values)
+
+
+def _target(model: TorchModel, target: Any) -> tuple[int, str]:
+    """The explained output column and its name."""
+    names = [str(c) for c in (model.classes or model.outputs)]
+    if target is None and model.task == "regression":
+        return 0, names[0]
+    if target is None:
+        favourable = model.schema.target.favourable if model.schema.target is not None else None
+        if favourable is None:
+            raise ConfigError(
+                f"attribute: the schema names no favourable class; pass target= (one of {names})."
+            )
+        goal = resolve_goal(model, {"class": favourable})
+        return goal.index, names[goal.index]
+    labels = model.classes or model.outputs
+    for i, c in enumerate(labels):
+        if c == target or str(c) == str(target):
+            return i, names[i]
+    if isinstance(target, int | np.integer) and not isinstance(target, bool) and 0 <= target < len(names):
+        return int(target), names[int(target)]
+    raise ConfigError(
+        f"attribute: target {target!r} is neither one of the model's outputs {names} nor an index below "
+        f"{len(names)}." + did_you_mean(target, names)
+    )
+
+
+def _baseline(schema: Schema, x: torch.Tensor, baseline: Any, method: str) -> tuple[torch.Tensor, str]:
+    """The baseline as canonical rows (one per row of ``x``) and a short description."""
+    if method in ("gradient", "gradient_x_input") or baseline is None or _is(baseline, "zeros"):
+        return torch.zeros_like(x), "zeros"
+    if _is(baseline, "mean"):
+        return x.mean(0, keepdim=True).expand_as(x), "mean of X"
+    if isinstance(baseline, pd.Series | Mapping):
+        baseline = pd.DataFrame([dict(baseline)])
+    if isinstance(baseline, pd.DataFrame):
+        missing = [n for n in schema.names if n not in baseline.columns]
+        extra = [str(c) for c in baseline.columns if c not in schema]
+        if missing or extra:
+            raise DataError(
+                f"attribute: the baseline's columns do not match the schema: missing {missing}, unknown "
+                f"{extra}. Give rows with exactly the schema's features {list(schema.names)}."
+            )
+        b = schema.encode(baseline)
+    elif isinstance(baseline, torch.Tensor | np.ndarray | list | tuple):
+        try:
+            b = torch.as_tensor(np.asarray(baseline, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise DataError("attribute: the baseline array is not numeric; give canonical rows.") from None
+        b = b[None, :] if b.ndim == 1 else b
+        if b.ndim != 2 or b.shape[1] != schema.width:
+            raise DataError(
+                f"attribute: the baseline has shape {tuple(b.shape)}; canonical rows have {schema.width} "
+                f"columns ({', '.join(schema.columns[:4])}, ...)."
+            )
+    else:
+        raise ConfigError(
+            f"attribute: baseline of type {type(baseline).__name__}; use None, 'zeros', 'mean', raw rows "
+            "(a DataFrame) or canonical rows (an array)."
+        )
+    if not torch.isfinite(b).all():
+        raise DataError("attribute: the baseline holds NaN or infinite values.")
+    if len(b) == 1:
+        return b.expand_as(x), "given row"
+    if len(b) != len(x):
+        raise DataError(
+            f"attribute: the baseline has {len(b)} rows; give 1 row or one per row of X ({len(x)})."
+        )
+    return b, "given rows"
+
+
+def _is(value: Any, word: str) -> bool:
+    if isinstance(value, str) and value not in ("zeros", "mean"):
+        raise ConfigError(
+            f"attribute: baseline {value!r} is not known; use 'zeros', 'mean', or rows."
+            + did_you_mean(value, ("zeros", "mean"))
+        )
+    return isinstance(value, str) and value == word
+
+
+def _gradient(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    *,
+    fresh: bool = False,
+    with_output: bool = False,
+) -> Any:
+    """d f / d x for every row in one backward pass (f's rows are independent).
+
+    ``fresh``: ``x`` is a temporary the caller does not keep, so it is used in place rather than copied.
+    ``with_output``: also return f(x) (detached), saving the caller a forward pass.
+    """
+    point = (x.detach() if fresh else x.detach().clone()).requires_grad_(True)
+    with torch.enable_grad():
+        out = f(point)
+        if not out.requires_grad:
+            raise ModelError(
+                "attribute: the model's output does not depend differentiably on its input (no gradient "
+                "flows back); gradient methods need a differentiable model. A gradient-free path "
+                "(occlusion / sampling) is planned but not available yet."
+            )
+        (grad,) = torch.autograd.grad(out.sum(), point, allow_unused=True)
+    if grad is None:
+        raise ModelError("attribute: the model's output does not depend on its input; nothing to attribute.")
+    return (grad, out.detach().to(DTYPE)) if with_output else grad
+
+
+def _integrated_gradients(
+    model: TorchModel, x: torch.Tensor, x0: torch.Tensor, steps: int, rule: str, index: int, probability: bool
+) -> torch.Tensor:
+    """sum_k w_k grad f(x0 + a_k (x - x0)) * (x - x0), all rows x steps in one pass (chunks of rows).
+
+    The network's leading affine layers (scalers, the first Linear) map the straight path to a straight
+    path, so they run once per row rather than once per step: the path is walked in their output space
+    and the step-weighted gradient is pulled back through them once (exact, and several times faster).
+    """
+    alphas, weights = quadrature(steps, rule)
+    prefix, rest = _affine_prefix(model)
+    xs, x0s = x.to(model.dtype), x0.to(model.dtype)
+    alphas, weights = alphas.to(model.dtype), weights.to(model.dtype)
+    with torch.no_grad():
+        h, h0 = prefix(xs), prefix(x0s)
+
+    def f(z: torch.Tensor) -> torch.Tensor:
+        out = rest(z)
+        return torch.softmax(out, dim=-1)[:, index] if probability else out[:, index]
+
+    n, d = h.shape
+    diff = h - h0
+    chunk = max(1, CHUNK // steps)
+    parts = []
+    for start in range(0, n, chunk):
+        hs, ds = h0[start : start + chunk], diff[start : start + chunk]
+        path = (hs[None] + alphas[:, None, None] * ds[None]).reshape(-1, d)
+        grads = _gradient(f, path, fresh=True).reshape(steps, len(hs), d)
+        parts.append(torch.einsum("k,knd->nd", weights, grads))
+    summed = torch.cat(parts)
+    point = xs.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        out = prefix(point)
+        pulled = torch.autograd.grad(out, point, grad_outputs=summed)[0] if out.requires_grad else summed
+    return pulled.to(x.dtype) * (x - x0)
+
+
+def _affine_prefix(model: TorchModel) -> tuple[nn.Module, nn.Module]:
+    """The network split after its leading affine layers (row-wise: scalers, Linear, Identity)."""
+    layers = _flat_layers(model.network)
+    k = 0
+    while k < len(layers) and isinstance(layers[k], AFFINE) and not isinstance(layers[k], L.BinaryLogits):
+        k += 1
+    if k == len(layers):  # a linear model: keep the last layer in the walked part
+        k -= 1
+    return nn.Sequential(*layers[:k]), nn.Sequential(*layers[k:])
+
+
+class _Rescale(torch.autograd.Function):
+    """Forward: the nonlinearity's output; backward: DeepLift's multiplier in place of the derivative."""
+
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor, out: torch.Tensor, multiplier: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(multiplier)
+        return out.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (multiplier,) = ctx.saved_tensors
+        return grad * multiplier, None, None
+
+
+def _flat_layers(module: nn.Module) -> list[nn.Module]:
+    if isinstance(module, nn.Sequential):
+        return [leaf for child in module for leaf in _flat_layers(child)]
+    return [module]
+
+
+def _slope(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    for kind, slope in SLOPES.items():
+        if isinstance(module, kind):
+            return slope
+    return None
+
+
+def _deeplift(
+    model: TorchModel, x: torch.Tensor, x0: torch.Tensor, index: int, probability: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """DeepLift (rescale rule) on a sequential network; inputs and baselines run as one batch.
+
+    Each nonlinearity's derivative is replaced by (f(h) - f(h0)) / (h - h0), so the multipliers telescope
+    and attributions sum to f(x) - f(x0) exactly on networks of affine layers and such nonlinearities.
+    With ``probability`` the final softmax gets the same treatment (its change spread over the logits in
+    proportion to their gradient contributions).
+    """
+    layers = _flat_layers(model.network)
+    for i, m in enumerate(layers):
+        if _slope(m) is None and not isinstance(m, AFFINE):
+            raise ModelError(
+                f"attribute: deeplift does not support layer {i} ({type(m).__name__}); it handles Linear, "
+                "ReLU, Sigmoid, Tanh, Identity and actionable's scaling layers in an nn.Sequential. "
+                "Use integrated_gradients for this model."
+            )
+    n = len(x)
+    start = torch.cat([x, x0]).to(model.dtype).detach().requires_grad_(True)
+    with torch.enable_grad():
+        h = start
+        for m in layers:
+            slope = _slope(m)
+            if slope is None:
+                h = m(h)
+                continue
+            with torch.no_grad():
+                out = m(h)
+                dh, dout = h[:n] - h[n:], out[:n] - out[n:]
+                ratio = torch.where(dh.abs() < EPS, slope(h[:n]), dout / torch.where(dh.abs() < EPS, 1.0, dh))
+                multiplier = torch.cat([ratio, torch.zeros_like(ratio)])
+            h = _Rescale.apply(h, out, multiplier)
+        if probability:
+            weights = _softmax_multipliers(h[:n].detach(), h[n:].detach(), index)
+            (grad,) = torch.autograd.grad(h[:n], start, grad_outputs=weights)
+        else:
+            (grad,) = torch.autograd.grad(h[:n, index].sum(), start)
+    with torch.no_grad():
+        out = (torch.softmax(h, -1) if probability else h)[:, index].to(DTYPE)
+    return grad[:n].to(x.dtype) * (x - x0), out[:n], out[n:]
+
+
+def _softmax_multipliers(z: torch.Tensor, z0: torch.Tensor, index: int) -> torch.Tensor:
+    """Multipliers of the logits for p_index: the gradient, rescaled so they sum to p(z) - p(z0)."""
+    point = z.clone().requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(torch.softmax(point, -1)[:, index].sum(), point)
+    p, p0 = torch.softmax(z, -1)[:, index], torch.softmax(z0, -1)[:, index]
+    linear = (g * (z - z0)).sum(1, keepdim=True)
+    ratio = torch.where(linear.abs() > 1e-12, (p - p0)[:, None] / linear, torch.ones_like(linear))
+    return g * ratio
+
+
+def _check_affine(model: TorchModel) -> None:
+    for i, m in enumerate(_flat_layers(model.network)):
+        if not isinstance(m, AFFINE):
+            raise ModelError(
+                f"attribute: 'coefficients' needs a linear model; layer {i} is a {type(m).__name__}. "
+                "Use 'integrated_gradients' or 'deeplift'."
+            )
+
+
+def _scale(schema: Schema, scale: pd.Series | Sequence[float]) -> torch.Tensor:
+    if isinstance(scale, pd.Series):
+        missing = [n for n in schema.names if n not in scale.index]
+        if missing:
+            raise DataError(
+                f"attribute: scale lacks features {missing}; give one standard deviation per schema feature."
+            )
+        values = [float(scale[n]) for n in schema.names]
+    else:
+        values = [float(v) for v in scale]
+        if len(values) != len(schema):
+            raise DataError(f"attribute: scale has {len(values)} values for {len(schema)} features.")
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise DataError(f"attribute: scale values must be finite and > 0; got {values}.")
+    return torch.as_tensor(values, dtype=DTYPE)
