@@ -1,8 +1,8 @@
 """actionable: what a person can do to change a model's decision, and why the model decided.
 
 The public API: the nouns (``Schema``, ``Feature``, ``Target``, models via ``as_model``, actions), goals,
-the error family, and the verbs built on them: ``synthesize`` (with ``survival``) today; ``attribute`` and
-``invert`` next. Bundled data: ``actionable.datasets``.
+the error family, and the verbs built on them: ``synthesize`` (with ``survival``) and ``invert`` (with
+``invert_sweep`` and the projections it uses) today; ``attribute`` next. Bundled data: ``actionable.datasets``.
 """
 
 __version__ = "0.1.0"
@@ -10,7 +10,9 @@ __version__ = "0.1.0"
 from actionable.actions import Action, ActionSet, Param
 from actionable.errors import ActionableError, ConfigError, DataError, ModelError, SpecError
 from actionable.goals import Goal, resolve_goal
+from actionable.inverse import invert, invert_sweep
 from actionable.models import TorchModel, as_model, load_model, save_model
+from actionable.projections import project_box, project_weighted_l1_ball
 from actionable.results import Recourse, RecourseBatch, Step
 from actionable.robustness import survival
 from actionable.schema import Feature, Schema, Target
@@ -35,7 +37,11 @@ __all__ = [
     "TorchModel",
     "__version__",
     "as_model",
+    "invert",
+    "invert_sweep",
     "load_model",
+    "project_box",
+    "project_weighted_l1_ball",
     "resolve_goal",
     "save_model",
     "survival",
