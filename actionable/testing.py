@@ -102,7 +102,7 @@ def check_plans(
 
 
 def check_method(
-    method: Method, model: Any, X: pd.DataFrame, actions: ActionSet | Schema, **options: Any
+    method: Method, model: Any, X: pd.DataFrame, actions: ActionSet | Schema, /, **options: Any
 ) -> None:
     """Run the contract on a method ``method(model, X, actions, seed=..., **options) -> RecourseBatch``.
 
@@ -214,7 +214,7 @@ def check_inversions(
 
 
 def check_inverse_method(
-    method: Method, model: Any, X: pd.DataFrame, schema: Schema, *, budget: float, **options: Any
+    method: Method, model: Any, X: pd.DataFrame, schema: Schema, /, *, budget: float, **options: Any
 ) -> None:
     """The inverse-classification contract: invariants, determinism, batch = loop and bad input."""
     problems: list[str] = []
