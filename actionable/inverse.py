@@ -485,3 +485,50 @@ def _check_budgets(budgets: Sequence[float]) -> list[float]:
             raise ConfigError(f"invert: budget {b!r} is negative; give a budget >= 0 (0 = change nothing).")
         levels.append(float(b))
     return sorted(set(levels))
+
+
+def sweep_curve(sweep: dict[float, RecourseBatch]) -> pd.DataFrame:
+    """One row per budget: mean probability of the unfavourable outcome after the change, the share of
+    rows whose favourable probability exceeds 0.5, mean cost spent and rows per status (errors skipped)."""
+    rows = []
+    for budget, batch in sweep.items():
+        done = [r for r in batch if r.status != "error"]
+        p = np.array([1 - r.p_after for r in done], dtype=float)
+        rows.append(
+            {
+                "budget": budget,
+                "mean_p_unfavourable": float(p.mean()) if len(p) else math.nan,
+                "share_below_half": float((p < 0.5).mean()) if len(p) else math.nan,
+                "mean_cost": float(np.mean([r.cost for r in done])) if done else math.nan,
+                "rows": len(done),
+                "errors": len(batch) - len(done),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def plot_curves(curves: dict[str, pd.DataFrame], path: str | Any, *, title: str = "") -> Any:
+    """Mean probability of the unfavourable outcome against budget, one line per curve; saves a PNG.
+
+    Each frame needs ``budget`` and ``mean_p_unfavourable`` columns (``sweep_curve`` output).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("plot: matplotlib is not installed; pip install 'actionable[plot]'.") from None
+    figure, axes = plt.subplots(figsize=(5.5, 3.6), dpi=120)
+    for label, frame in curves.items():
+        axes.plot(frame["budget"], frame["mean_p_unfavourable"], marker="o", markersize=3, label=label)
+    axes.set_xlabel("budget")
+    axes.set_ylabel("mean P(unfavourable)")
+    if title:
+        axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(frameon=False)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
