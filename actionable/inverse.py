@@ -315,6 +315,47 @@ class InverseProblem:
         best = f.argmin(-1)
         return cand[torch.arange(n), best], f[torch.arange(n), best]
 
+    def polish_whole(
+        self,
+        x0: torch.Tensor,
+        delta: torch.Tensor,
+        value: torch.Tensor,
+        budget: torch.Tensor,
+        lower: torch.Tensor,
+        upper: torch.Tensor,
+        rounds: int = 50,
+    ) -> torch.Tensor:
+        """Greedy local search on the whole-number lattice: move one integer / binary feature by one unit
+        while that lowers the objective and stays within bounds, directions and budget (rounding can
+        leave budget unspent)."""
+        n, k = delta.shape
+        unit = torch.where(self.whole, 1 / self.span, torch.zeros_like(self.span))
+        moves = torch.cat([torch.diag(unit), -torch.diag(unit)])[torch.cat([self.whole, self.whole])]
+        if not len(moves) or not n:
+            return delta
+        m = len(moves)
+        delta, value = delta.clone(), value.clone()
+        for _ in range(rounds):
+            cand = delta[:, None, :] + moves[None, :, :]
+            slack = 1e-9 / self.span
+            inside = ((cand >= lower[:, None, :] - slack) & (cand <= upper[:, None, :] + slack)).all(-1)
+            spent = self.cost(cand * self.span)
+            ok = inside & (spent <= budget[:, None] * (1 + TOLERANCE) + 1e-12)
+            if not bool(ok.any()):
+                break
+            with torch.no_grad():
+                f = self.objective(self.state(x0.repeat_interleave(m, 0), cand.reshape(n * m, k))).reshape(
+                    n, m
+                )
+            f = torch.where(ok, f, torch.inf)
+            best, pick = f.min(-1)
+            better = best < value - 1e-12
+            if not bool(better.any()):
+                break
+            delta[better] = cand[better, pick[better]]
+            value[better] = best[better]
+        return delta
+
     def cost(self, raw: torch.Tensor) -> torch.Tensor:
         """Cost of raw changes of the direct features: sum of cost_up * rise + cost_down * fall."""
         return (self.cost_up * raw.clamp_min(0) + self.cost_down * (-raw).clamp_min(0)).sum(-1)
@@ -340,7 +381,8 @@ class InverseProblem:
                 final = delta
                 if self.config.rounding and bool(self.whole.any()):
                     budget = torch.full((n,), level, dtype=DTYPE)
-                    final, _ = self.round_whole(x0, delta, budget, [zero, kept])
+                    final, value = self.round_whole(x0, delta, budget, [zero, kept])
+                    final = self.polish_whole(x0, final, value, budget, lower, upper)
                     kept = final
                 solutions[level] = (final, used)
         elapsed = (time.perf_counter() - started) / max(len(X), 1) / len(levels)
