@@ -325,14 +325,19 @@ class InverseProblem:
         upper: torch.Tensor,
         rounds: int = 50,
     ) -> torch.Tensor:
-        """Greedy local search on the whole-number lattice: move one integer / binary feature by one unit
-        while that lowers the objective and stays within bounds, directions and budget (rounding can
-        leave budget unspent)."""
+        """Greedy local search on the whole-number lattice: move one or two integer / binary features by one
+        unit while that lowers the objective and stays within bounds, directions and budget (rounding can
+        leave budget unspent, and a pair move can trade budget between features)."""
         n, k = delta.shape
         unit = torch.where(self.whole, 1 / self.span, torch.zeros_like(self.span))
-        moves = torch.cat([torch.diag(unit), -torch.diag(unit)])[torch.cat([self.whole, self.whole])]
-        if not len(moves) or not n:
+        singles = torch.cat([torch.diag(unit), -torch.diag(unit)])[torch.cat([self.whole, self.whole])]
+        if not len(singles) or not n:
             return delta
+        trades = self._trades()
+        moves = torch.cat([singles, trades])
+        if int(self.whole.sum()) <= 8:  # small problems: also a trade plus a unit move (three features)
+            triples = (trades[:, None, :] + singles[None, :, :]).reshape(-1, k)
+            moves = torch.unique(torch.cat([moves, triples[(triples != 0).sum(-1) == 3]]), dim=0)
         m = len(moves)
         delta, value = delta.clone(), value.clone()
         for _ in range(rounds):
@@ -355,6 +360,27 @@ class InverseProblem:
             delta[better] = cand[better, pick[better]]
             value[better] = best[better]
         return delta
+
+    def _trades(self) -> torch.Tensor:
+        """Pair moves on the whole-number lattice (scaled units): one feature by one unit, another by one
+        unit or by the units its price buys (so a costly step can be traded for many cheap ones)."""
+        whole = [j for j in range(len(self.direct)) if bool(self.whole[j])]
+        if len(whole) > 12:  # keep the neighbourhood small: plain unit pairs only
+            whole = whole[:12]
+        price = {1: self.cost_up.tolist(), -1: self.cost_down.tolist()}
+        span = self.span.tolist()
+        rows: set[tuple[float, ...]] = set()
+        for i, j in itertools.permutations(whole, 2):
+            for si, sj in itertools.product((1, -1), repeat=2):
+                ci, cj = price[si][i], price[sj][j]  # per raw unit: one unit of i buys ci / cj of j
+                ratio = ci / cj if cj > 0 else 1.0
+                for units in {1, max(1, math.floor(ratio)), max(1, math.ceil(ratio))}:
+                    move = [0.0] * len(self.direct)
+                    move[i], move[j] = si / span[i], sj * units / span[j]
+                    rows.add(tuple(move))
+        if not rows:
+            return torch.zeros(0, len(self.direct), dtype=DTYPE)
+        return torch.tensor(sorted(rows), dtype=DTYPE)
 
     def cost(self, raw: torch.Tensor) -> torch.Tensor:
         """Cost of raw changes of the direct features: sum of cost_up * rise + cost_down * fall."""

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from actionable import datasets, project_weighted_l1_ball
-from actionable.inverse import invert_sweep, plot_curves, sweep_curve
+from actionable.inverse import InverseProblem, invert_sweep, plot_curves, sweep_curve
 from actionable.lash import reference_curve
 
 BUDGETS = list(range(11))
@@ -106,6 +106,70 @@ def curve_table(figure: str | None) -> None:
         print(f"\n![Mean P(bad grade) against budget]({os.path.basename(figure)})")
 
 
+def oracle_table(samples: int) -> None:
+    """How close the local solver gets to the global optimum, checked by brute force on the same models.
+
+    Continuous: the best of ``samples`` random feasible points per student (uniform in the box, scaled,
+    projected). Whole numbers: every integer point of the lattice within budget, enumerated.
+    """
+    data, people = students()
+    model, indirect = data.models["regular"], data.models["indirect"]
+    schema = data.schema
+    problem = InverseProblem(model, schema, indirect=indirect)
+    x0 = schema.encode(people)
+    n, k = len(x0), len(problem.direct)
+    _, grad0 = problem._value_and_grad(x0, torch.zeros(n, k, dtype=torch.float64))
+    lower, upper = problem.bounds(x0, grad0)
+    budgets = [1, 3, 5, 10]
+    continuous = invert_sweep(model, people, schema, budgets=budgets, indirect=indirect, rounding=False)
+    whole = invert_sweep(model, people, schema, budgets=budgets, indirect=indirect, rounding=True)
+    generator = torch.Generator().manual_seed(0)
+    print(f"\n### Optimality on the same models, {n} students (P = mean probability of a bad grade)\n")
+    print(
+        f"| budget | continuous: ours | best of {samples:,} random feasible points | rows where random is better by > 0.001 "
+        "| whole numbers: ours | lattice optimum (enumerated) | rows at the lattice optimum |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    raw_lo, raw_hi = (x0[:, problem.cols] + bound * problem.span for bound in (lower, upper))
+    grids = []
+    for i in range(n):
+        axes = [
+            torch.arange(
+                torch.round(raw_lo[i, j]).item(), torch.round(raw_hi[i, j]).item() + 1, dtype=torch.float64
+            )
+            - x0[i, problem.cols[j]]
+            for j in range(k)
+        ]
+        grids.append(torch.cartesian_prod(*axes).reshape(-1, k))
+    for budget in budgets:
+        ours = np.array([1 - r.p_after for r in continuous[float(budget)]])
+        ours_whole = np.array([1 - r.p_after for r in whole[float(budget)]])
+        best_random, best_lattice = [], []
+        with torch.no_grad():
+            for i in range(n):
+                u = torch.rand(samples, k, generator=generator, dtype=torch.float64)
+                scale = torch.rand(samples, 1, generator=generator, dtype=torch.float64) * 2
+                points = project_weighted_l1_ball(
+                    (lower[i] + u * (upper[i] - lower[i])) * scale,
+                    float(budget),
+                    problem.unit_up,
+                    problem.unit_down,
+                    lower[i],
+                    upper[i],
+                )
+                f = problem.objective(problem.state(x0[i : i + 1].expand(samples, -1), points))
+                best_random.append(torch.sigmoid(f).min().item())
+                grid = grids[i]
+                grid = grid[problem.cost(grid) <= budget + 1e-9]
+                f = problem.objective(problem.state(x0[i : i + 1].expand(len(grid), -1), grid / problem.span))
+                best_lattice.append(torch.sigmoid(f).min().item())
+        random_p, lattice_p = np.array(best_random), np.array(best_lattice)
+        print(
+            f"| {budget} | {ours.mean():.4f} | {random_p.mean():.4f} | {int((random_p < ours - 1e-3).sum())} "
+            f"| {ours_whole.mean():.4f} | {lattice_p.mean():.4f} | {int((ours_whole <= lattice_p + 1e-9).sum())}/{n} |"
+        )
+
+
 def speed_table(repeats: int, loop_rows: int) -> None:
     data, people = students()
     model, indirect = data.models["regular"], data.models["indirect"]
@@ -170,6 +234,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--loop-rows", type=int, default=46)
     parser.add_argument("--figure", default=None, help="write the curve figure to this PNG")
+    parser.add_argument("--samples", type=int, default=20_000, help="random points per student (oracle)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
@@ -179,6 +244,7 @@ def main() -> None:
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}."
     )
     curve_table(args.figure)
+    oracle_table(args.samples)
     speed_table(args.repeats, args.loop_rows)
 
 
