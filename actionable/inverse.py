@@ -129,6 +129,14 @@ def invert_sweep(
     return InverseProblem(model, schema, indirect=indirect, goal=goal, config=config).sweep(X, budgets)
 
 
+def on_schema(obj: Any, schema: Schema, **options: Any) -> TorchModel:
+    """``as_model``, also accepting a model built on a schema with the same encoding (its hash): bounds,
+    mutability and costs may be edited for inverse classification without rebuilding the model."""
+    if isinstance(obj, TorchModel) and obj.schema != schema and obj.schema.hash == schema.hash:
+        return obj
+    return as_model(obj, schema, **options)
+
+
 def _budget_key(budget: float) -> float:
     return float(budget)
 
@@ -148,7 +156,7 @@ class InverseProblem:
         if not isinstance(schema, Schema):
             raise ConfigError(f"invert: schema must be an actionable Schema; got {type(schema).__name__}.")
         self.schema, self.config = schema, config
-        self.model: TorchModel = as_model(model, schema)
+        self.model: TorchModel = on_schema(model, schema)
         if self.model.task != "classification":
             raise ConfigError("invert: the model must be a classifier (it lowers a class probability).")
         self.goal: Goal = resolve_goal(self.model, goal)
@@ -195,7 +203,7 @@ class InverseProblem:
             return None
         if not names:
             raise ModelError("invert: an indirect model was given but the schema has no indirect features.")
-        g = as_model(indirect, self.schema, task="regression", outputs=names)
+        g = on_schema(indirect, self.schema, task="regression", outputs=names)
         if g.task != "regression" or sorted(g.outputs) != sorted(names) or len(g.outputs) != len(names):
             raise ModelError(
                 f"invert: the indirect model predicts {list(g.outputs or g.classes)}, but the schema's "

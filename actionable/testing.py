@@ -153,7 +153,9 @@ def check_inversions(
     indirect features (re-predicted by ``indirect`` from the changed row), the model's probability of
     the favourable outcome before (no change) and after.
     """
-    torch_model = as_model(model, schema)
+    from actionable.inverse import on_schema
+
+    torch_model = on_schema(model, schema)
     target = resolve_goal(torch_model, goal)
     problems: list[str] = []
     if len(batch) != len(X):
@@ -194,7 +196,7 @@ def check_inversions(
             problems.append(f"{where}: cost {cost} exceeds the budget {budget}")
         before, after = _canonical(schema, r.x_before), _canonical(schema, r.x_after)
         if indirect is not None:
-            g = as_model(indirect, schema, task="regression")
+            g = on_schema(indirect, schema, task="regression")
             cols = [schema.slice(name).start for name in g.outputs]
             with torch.no_grad():
                 before[:, cols] = g(before)

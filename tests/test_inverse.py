@@ -237,3 +237,17 @@ def test_the_contract_catches_planted_bugs(change: str, message: str) -> None:
     budget = 0.5 if change == "budget" else 3.0
     problems = check_inversions(RecourseBatch(tuple(items)), people, model, data.schema, budget=budget)
     assert any(re.search(message, p) for p in problems), problems
+
+
+def test_costs_can_be_edited_without_rebuilding_the_model() -> None:
+    """A model fits any schema with the same encoding: doubling a price makes that feature move less."""
+    data = datasets.load("student")
+    people = data.X_test[data.y_test == 1].head(10)
+    model, g = data.models["regular"], data.models["indirect"]
+    dearer = data.schema.with_features(goout={"cost_down": 30.0})
+    base = invert(model, people, data.schema, budget=4.0, indirect=g, rounding=False)
+    edited = invert(model, people, dearer, budget=4.0, indirect=g, rounding=False)
+    assert check_inversions(edited, people, model, dearer, budget=4.0, indirect=g, whole=False) == []
+    moved = [abs(r.x_after["goout"] - r.x_before["goout"]) for r in base]
+    moved_dearer = [abs(r.x_after["goout"] - r.x_before["goout"]) for r in edited]
+    assert sum(moved_dearer) < sum(moved)
