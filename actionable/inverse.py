@@ -331,11 +331,12 @@ class InverseProblem:
         budget: torch.Tensor,
         lower: torch.Tensor,
         upper: torch.Tensor,
-        rounds: int = 50,
     ) -> torch.Tensor:
-        """Greedy local search on the whole-number lattice: move one or two integer / binary features by one
-        unit while that lowers the objective and stays within bounds, directions and budget (rounding can
-        leave budget unspent, and a pair move can trade budget between features)."""
+        """Greedy local search on the whole-number lattice, from the rounded solution and from each
+        "whole budget on one feature" corner: move one or two integer / binary features (a trade moves
+        one by a unit and another by what that unit's price buys) while the objective falls and bounds,
+        directions and budget hold; on small problems the best end point then also tries three-feature
+        moves. Rows stay independent, so a batch gives the same answers as one row at a time."""
         n, k = delta.shape
         unit = torch.where(self.whole, 1 / self.span, torch.zeros_like(self.span))
         singles = torch.cat([torch.diag(unit), -torch.diag(unit)])[torch.cat([self.whole, self.whole])]
@@ -343,31 +344,100 @@ class InverseProblem:
             return delta
         trades = self._trades()
         moves = torch.cat([singles, trades])
+        starts = torch.cat([delta[:, None, :], self._corners(budget, lower, upper)], dim=1)
+        s = starts.shape[1]
+        flat = starts.reshape(n * s, k)
+        with torch.no_grad():
+            values = self.objective(self.state(x0.repeat_interleave(s, 0), flat))
+        values = torch.where(
+            self._feasible(
+                flat,
+                budget.repeat_interleave(s),
+                lower.repeat_interleave(s, 0),
+                upper.repeat_interleave(s, 0),
+            ),
+            values,
+            torch.inf,
+        )
+        values[::s] = torch.minimum(values[::s], value)  # the rounded solution's own value
+        ends, values = self._descend_lattice(
+            x0.repeat_interleave(s, 0),
+            flat,
+            values,
+            budget.repeat_interleave(s),
+            lower.repeat_interleave(s, 0),
+            upper.repeat_interleave(s, 0),
+            moves,
+        )
+        pick = values.reshape(n, s).argmin(-1)
+        best = ends.reshape(n, s, k)[torch.arange(n), pick]
         if int(self.whole.sum()) <= 8:  # small problems: also a trade plus a unit move (three features)
             triples = (trades[:, None, :] + singles[None, :, :]).reshape(-1, k)
-            moves = torch.unique(torch.cat([moves, triples[(triples != 0).sum(-1) == 3]]), dim=0)
-        m = len(moves)
+            triples = torch.unique(triples[(triples != 0).sum(-1) == 3], dim=0)
+            value = values.reshape(n, s)[torch.arange(n), pick]
+            best, _ = self._descend_lattice(
+                x0, best, value, budget, lower, upper, torch.cat([moves, triples])
+            )
+        return best
+
+    def _corners(self, budget: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+        """Per row, one start per whole feature and direction: as far as the budget and bounds allow,
+        rounded toward no change (scaled units, shape n x starts x k)."""
+        n, k = lower.shape
+        starts = []
+        for j in range(k):
+            if not bool(self.whole[j]):
+                continue
+            for side, price, room in (
+                (1, self.unit_up[j], upper[:, j]),
+                (-1, self.unit_down[j], lower[:, j]),
+            ):
+                reach = budget / price if float(price) > 0 else torch.full_like(budget, torch.inf)
+                amount = torch.minimum(room.abs(), reach) * self.span[j]
+                start = torch.zeros(n, k, dtype=DTYPE)
+                start[:, j] = side * torch.floor(amount + 1e-9) / self.span[j]
+                if bool(start.any()):  # a forbidden direction gives no start
+                    starts.append(start)
+        return torch.stack(starts, dim=1) if starts else torch.zeros(n, 0, k, dtype=DTYPE)
+
+    def _feasible(
+        self, delta: torch.Tensor, budget: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor
+    ) -> torch.Tensor:
+        slack = 1e-9 / self.span
+        inside = ((delta >= lower - slack) & (delta <= upper + slack)).all(-1)
+        return inside & (self.cost(delta * self.span) <= budget * (1 + TOLERANCE) + 1e-12)
+
+    def _descend_lattice(
+        self,
+        x0: torch.Tensor,
+        delta: torch.Tensor,
+        value: torch.Tensor,
+        budget: torch.Tensor,
+        lower: torch.Tensor,
+        upper: torch.Tensor,
+        moves: torch.Tensor,
+        rounds: int = 50,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Best-improvement moves until no move helps; only rows that moved last round are re-examined."""
         delta, value = delta.clone(), value.clone()
+        active = torch.arange(len(delta))
+        m = len(moves)
         for _ in range(rounds):
-            cand = delta[:, None, :] + moves[None, :, :]
-            slack = 1e-9 / self.span
-            inside = ((cand >= lower[:, None, :] - slack) & (cand <= upper[:, None, :] + slack)).all(-1)
-            spent = self.cost(cand * self.span)
-            ok = inside & (spent <= budget[:, None] * (1 + TOLERANCE) + 1e-12)
-            if not bool(ok.any()):
+            if not len(active):
                 break
+            cand = delta[active, None, :] + moves[None, :, :]
+            ok = self._feasible(cand, budget[active, None], lower[active, None, :], upper[active, None, :])
+            f = torch.full((len(active), m), torch.inf, dtype=DTYPE)
+            row, move = torch.nonzero(ok, as_tuple=True)  # evaluate the feasible moves only
             with torch.no_grad():
-                f = self.objective(self.state(x0.repeat_interleave(m, 0), cand.reshape(n * m, k))).reshape(
-                    n, m
-                )
-            f = torch.where(ok, f, torch.inf)
+                f[row, move] = self.objective(self.state(x0[active[row]], cand[row, move]))
             best, pick = f.min(-1)
-            better = best < value - 1e-12
-            if not bool(better.any()):
-                break
-            delta[better] = cand[better, pick[better]]
-            value[better] = best[better]
-        return delta
+            better = best < value[active] - 1e-12
+            rows = active[better]
+            delta[rows] = cand[better, pick[better]]
+            value[rows] = best[better]
+            active = rows
+        return delta, value
 
     def _trades(self) -> torch.Tensor:
         """Pair moves on the whole-number lattice (scaled units): one feature by one unit, another by one
