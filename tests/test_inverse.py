@@ -280,3 +280,14 @@ def test_whole_numbers_reach_the_enumerated_lattice_optimum() -> None:
         with torch.no_grad():
             best = float(torch.softmax(model(x), -1)[:, 0].max())
         assert r.p_after == pytest.approx(best, abs=1e-9)
+
+
+def test_free_ambiguous_directions_also_reach_the_lp_optimum(
+    linear: tuple[LogisticRegression, pd.DataFrame],
+) -> None:
+    model, denied = linear
+    batch = invert(model, denied, LINEAR, budget=1.5, ambiguous="free")
+    assert check_inversions(batch, denied, model, LINEAR, budget=1.5) == []
+    for i, r in enumerate(batch):
+        ours = float(model.decision_function(pd.DataFrame([r.x_after])[list(LINEAR.names)])[0])
+        assert ours == pytest.approx(lp_optimum(model, denied.iloc[i], 1.5), abs=1e-4)
