@@ -1,8 +1,9 @@
 """actionable: what a person can do to change a model's decision, and why the model decided.
 
 The public API: the nouns (``Schema``, ``Feature``, ``Target``, models via ``as_model``, actions), goals,
-the error family, and the verbs built on them: ``synthesize`` (with ``survival``), ``attribute`` and
-``advise_gradient`` today; ``invert`` next. Bundled data: ``actionable.datasets``.
+the error family, and the three verbs built on them: ``attribute`` (with ``advise_gradient``), ``invert``
+(with ``invert_sweep`` and the projections it uses) and ``synthesize`` (with ``survival``).
+Bundled data: ``actionable.datasets``.
 """
 
 __version__ = "0.1.0"
@@ -12,7 +13,9 @@ from actionable.advice import advise_gradient
 from actionable.attribution import attribute
 from actionable.errors import ActionableError, ConfigError, DataError, ModelError, SpecError
 from actionable.goals import Goal, resolve_goal
+from actionable.inverse import invert, invert_sweep
 from actionable.models import TorchModel, as_model, load_model, save_model
+from actionable.projections import project_box, project_weighted_l1_ball
 from actionable.results import Advice, Attribution, FeatureAdvice, Recourse, RecourseBatch, Step
 from actionable.robustness import survival
 from actionable.schema import Feature, Schema, Target
@@ -42,7 +45,11 @@ __all__ = [
     "advise_gradient",
     "as_model",
     "attribute",
+    "invert",
+    "invert_sweep",
     "load_model",
+    "project_box",
+    "project_weighted_l1_ball",
     "resolve_goal",
     "save_model",
     "survival",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -478,6 +480,158 @@ def _explain_advice(
 
         save(plot_gradient_table(table), figure)
         console.print(f"wrote {figure}")
+
+
+@app.command("invert")
+@friendly
+def invert_command(
+    dataset: Annotated[
+        str | None, typer.Option(help="A bundled dataset (its test rows; default models).")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="Your CSV file of people (raw columns).")] = None,
+    schema: Annotated[Path | None, typer.Option(help="Your schema TOML file.")] = None,
+    lash_indices: Annotated[
+        Path | None, typer.Option(help="Instead of --schema: Lash et al.'s index file for --data.")
+    ] = None,
+    model: Annotated[Path | None, typer.Option(help="Your classifier folder (model.json + weights).")] = None,
+    indirect_model: Annotated[
+        Path | None, typer.Option(help="Your indirect model folder (predicts the indirect features).")
+    ] = None,
+    budget: Annotated[str, typer.Option(help="Budgets: 3, 0:10 (step 1), 0:10:0.5 or 1,2,5.")] = "0:10",
+    method: Annotated[str, typer.Option(help="exact (projection) or shrink (Lash's original).")] = "exact",
+    whole: Annotated[
+        bool, typer.Option("--whole/--continuous", help="Round integer features, or keep Lash's relaxation.")
+    ] = True,
+    pos_only: Annotated[
+        bool,
+        typer.Option(
+            "--pos-only/--all-rows", help="Only rows whose true label is unfavourable (when labels exist)."
+        ),
+    ] = True,
+    rows: Annotated[str | None, typer.Option(help="Row positions A:B to process.")] = None,
+    steps: Annotated[int, typer.Option(help="Most gradient steps per budget.")] = 300,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write JSON Lines: one record per row and budget.")
+    ] = None,
+    figure: Annotated[Path | None, typer.Option(help="Write a PNG: mean probability against budget.")] = None,
+    show: Annotated[int, typer.Option(help="Changes to print (at the largest budget).")] = 3,
+) -> None:
+    """Budget-constrained inverse classification (Lash et al.): the best change within each budget."""
+    from actionable.inverse import invert_sweep, plot_curves, sweep_curve
+    from actionable.lash import reference_curve
+    from actionable.models import load_model
+    from actionable.schema import Schema
+
+    reference = None
+    if dataset is not None:
+        if any(v is not None for v in (data, schema, lash_indices, model, indirect_model)):
+            raise ConfigError(
+                "invert: give either --dataset, or --data with --schema/--lash-indices and --model."
+            )
+        from actionable import datasets
+
+        bundle = datasets.load(dataset)
+        the_schema, the_model = bundle.schema, bundle.model
+        the_indirect = bundle.models.get("indirect")
+        frame: pd.DataFrame = bundle.X_test
+        labels: pd.Series | None = bundle.y_test
+        shipped = bundle.path / "invresult_pos_only.csv"
+        if shipped.is_file() and pos_only and rows is None:
+            reference = reference_curve(shipped)
+    else:
+        if data is None or model is None or (schema is None) == (lash_indices is None):
+            raise ConfigError(
+                "invert: give --dataset NAME, or --data CSV --model DIR with exactly one of --schema TOML "
+                "or --lash-indices CSV (and --indirect-model DIR if the schema has indirect features)."
+            )
+        raw = read_csv(data)
+        if schema is not None:
+            the_schema = Schema.from_toml(schema)
+        else:
+            the_schema = Schema.from_lash_indices(lash_indices, raw)  # type: ignore[arg-type]
+        the_model = load_model(model, schema=the_schema)
+        the_indirect = load_model(indirect_model, schema=the_schema) if indirect_model is not None else None
+        frame = raw
+        target = the_schema.target.name if the_schema.target is not None else None
+        labels = raw[target] if target is not None and target in raw.columns else None
+    if pos_only and labels is not None and the_schema.target is not None:
+        favourable = the_schema.target.favourable
+        frame = frame[[str(v) != str(favourable) for v in labels]]
+    frame = _rows(frame, rows)
+    sweep = invert_sweep(
+        the_model,
+        frame,
+        the_schema,
+        budgets=_budgets(budget),
+        indirect=the_indirect,
+        steps=steps,
+        method=method,  # type: ignore[arg-type]
+        rounding=whole,
+    )
+    curve = sweep_curve(sweep)
+    table = Table(
+        "budget", "mean P(unfavourable)", "share < 0.5", "mean cost", "rows", title="Inverse classification"
+    )
+    if reference is not None:
+        table.add_column("reference P")
+        table.add_column("reference < 0.5")
+    lookup = {} if reference is None else {float(b): i for i, b in enumerate(reference["budget"])}
+    for _, line in curve.iterrows():
+        cells = [
+            f"{line.budget:g}",
+            f"{line.mean_p_unfavourable:.3f}",
+            f"{line.share_below_half:.2f}",
+            f"{line.mean_cost:.2f}",
+            str(int(line.rows)),
+        ]
+        if reference is not None:
+            i = lookup.get(float(line.budget))
+            cells += (
+                ["", ""]
+                if i is None
+                else [f"{reference.mean_p_unfavourable[i]:.3f}", f"{reference.share_below_half[i]:.2f}"]
+            )
+        table.add_row(*cells)
+    largest = sweep[max(sweep)]
+    _print_plans(largest, frame, show)
+    console.print(table)
+    if reference is not None:
+        console.print("reference: the result shipped with Lash et al.'s code, on their own models.")
+    if json_path is not None:
+        with json_path.open("w", encoding="utf-8") as handle:
+            for batch in sweep.values():
+                for r in batch:
+                    handle.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+        console.print(f"wrote {len(sweep) * len(largest)} records to {json_path}")
+    if figure is not None:
+        curves = {f"ours ({method}{', whole' if whole else ''})": curve}
+        if reference is not None:
+            curves["reference (Lash et al.)"] = reference
+        plot_curves(curves, figure, title=dataset or (data.name if data is not None else ""))
+        console.print(f"wrote {figure}")
+    if any(r.status == "error" for batch in sweep.values() for r in batch):
+        raise typer.Exit(code=1)
+
+
+def _budgets(text: str) -> list[float]:
+    """Budgets from "3", "0:10" (step 1), "0:10:0.5" or "1,2,5"."""
+    try:
+        if ":" in text:
+            parts = [float(p) for p in text.split(":")]
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] <= 0):
+                raise ValueError
+            start, stop, step = parts[0], parts[1], parts[2] if len(parts) == 3 else 1.0
+            count = math.floor((stop - start) / step + 1e-9) + 1
+            values = [start + i * step for i in range(max(count, 0))]
+        else:
+            values = [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"--budget {text!r}: give a number (3), a range (0:10, or 0:10:0.5 with a step) or a list (1,2,5)."
+        ) from None
+    if not values:
+        raise ConfigError(f"--budget {text!r}: no budgets; e.g. --budget 0:10.")
+    return values
 
 
 @app.command("demo")

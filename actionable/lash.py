@@ -121,3 +121,25 @@ def _cost(entry: str, key: str, cell: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise SpecError(f"{entry}: {key} must be a finite number >= 0; got {cell!r}.")
     return value
+
+
+def reference_curve(path: str | Path) -> pd.DataFrame:
+    """The published curve from Lash et al.'s shipped result (``invresult_pos_only.csv``): per budget the
+    mean probability of the bad outcome and the share of students below 0.5 (same columns as
+    ``inverse.sweep_curve``)."""
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise SpecError(f"{Path(path).name}: cannot read the reference result ({exc}).") from None
+    missing = {"budget", "p_bad_grade"} - set(frame.columns)
+    if missing:
+        raise SpecError(f"{Path(path).name}: missing column(s) {sorted(missing)}; is this invresult_*.csv?")
+    grouped = frame.groupby("budget")["p_bad_grade"]
+    return pd.DataFrame(
+        {
+            "budget": grouped.mean().index.astype(float),
+            "mean_p_unfavourable": grouped.mean().to_numpy(),
+            "share_below_half": grouped.apply(lambda p: float((p < 0.5).mean())).to_numpy(),
+            "rows": grouped.size().to_numpy(),
+        }
+    )

@@ -86,11 +86,13 @@ class Recourse:
 
     def describe(self) -> str:
         """The plan as text a person can read."""
-        if self.status == "found":
+        if self.status == "found" or (self.status == "not_found" and self.steps):
+            # a not_found with steps: the best change within a budget (invert) that does not flip the decision
             lines = [f"{i}. {s.text}" for i, s in enumerate(self.steps, start=1)]
+            short = "; not enough to change the decision" if self.status == "not_found" else ""
             return (
                 "\n".join(lines)
-                + f"\n(cost {self.cost:.3g}; probability of the favourable outcome {self.p_before:.2f} -> {self.p_after:.2f})"
+                + f"\n(cost {self.cost:.3g}; probability of the favourable outcome {self.p_before:.2f} -> {self.p_after:.2f}{short})"
             )
         if self.status == "already_favourable":
             return f"Nothing to do: the decision is already favourable (probability {self.p_before:.2f})."

@@ -4,6 +4,10 @@
 kernels): preconditions on the state before each step, postconditions after, integer features whole,
 bounds and directions, fixed features unchanged, the reported cost recomputed, the model's real decision.
 ``check_method`` adds batch = loop, seeds reproduce and the documented errors for bad input.
+``check_inversions`` is the same contract for budget-constrained inverse classification (``invert``):
+fixed features unchanged, directions and bounds respected, the reported cost recomputed from the raw
+change and within budget, the model's probability recomputed and never worse than with no change.
+``check_method`` runs it when given a ``Schema`` instead of an ``ActionSet``.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ import pandas as pd
 import torch
 
 from actionable.actions import ActionSet, relax
-from actionable.errors import DataError
+from actionable.errors import ConfigError, DataError
 from actionable.goals import resolve_goal
 from actionable.models import as_model
 from actionable.results import RecourseBatch
+from actionable.schema import DTYPE, Schema
 
 Method = Callable[..., RecourseBatch]
 
@@ -96,11 +101,18 @@ def check_plans(
     return problems
 
 
-def check_method(method: Method, model: Any, X: pd.DataFrame, actions: ActionSet, **options: Any) -> None:
+def check_method(
+    method: Method, model: Any, X: pd.DataFrame, actions: ActionSet | Schema, /, **options: Any
+) -> None:
     """Run the contract on a method ``method(model, X, actions, seed=..., **options) -> RecourseBatch``.
 
+    Given a ``Schema`` instead of an ``ActionSet``, the method is an inverse classifier
+    ``method(model, X, schema, budget=..., **options)`` (see ``check_inverse_method``).
     Raises ``AssertionError`` listing every broken invariant.
     """
+    if isinstance(actions, Schema):
+        check_inverse_method(method, model, X, actions, **options)
+        return
     problems: list[str] = []
     first = method(model, X, actions, seed=0, **options)
     problems += check_plans(first, X, actions, model)
@@ -122,3 +134,143 @@ def check_method(method: Method, model: Any, X: pd.DataFrame, actions: ActionSet
         pass
     if problems:
         raise AssertionError("contract broken:\n  " + "\n  ".join(problems))
+
+
+def check_inversions(
+    batch: RecourseBatch,
+    X: pd.DataFrame,
+    model: Any,
+    schema: Schema,
+    *,
+    budget: float,
+    indirect: Any = None,
+    goal: Any = None,
+    whole: bool = True,
+) -> list[str]:
+    """Problems found in a batch of inverse-classification results (empty when every invariant holds).
+
+    Recomputed from the raw records alone: the cost of the change (per-direction costs per raw unit), the
+    indirect features (re-predicted by ``indirect`` from the changed row), the model's probability of
+    the favourable outcome before (no change) and after.
+    """
+    from actionable.inverse import on_schema
+
+    torch_model = on_schema(model, schema)
+    target = resolve_goal(torch_model, goal)
+    problems: list[str] = []
+    if len(batch) != len(X):
+        problems.append(f"{len(batch)} results for {len(X)} input rows")
+    clean = schema.validate(X)
+    slack = budget * 1e-9 + 1e-12
+    for position, r in enumerate(batch):
+        where = f"row {position}"
+        if r.row != position:
+            problems.append(f"{where}: result carries row {r.row} (results must keep input order)")
+        if r.status == "error":
+            continue
+        original = {k: (v.item() if hasattr(v, "item") else v) for k, v in clean.iloc[position].items()}
+        if {k: str(v) for k, v in original.items()} != {k: str(r.x_before[str(k)]) for k in original}:
+            problems.append(f"{where}: x_before differs from the input row")
+        cost = 0.0
+        for f in schema.features:
+            a, b = r.x_before[f.name], r.x_after[f.name]
+            if f.mutability == "fixed":
+                if str(a) != str(b):
+                    problems.append(f"{where}: fixed feature {f.name} changed ({a} -> {b})")
+                continue
+            if f.mutability != "direct":
+                continue
+            change = float(b) - float(a)
+            if (f.direction == "increase" and change < 0) or (f.direction == "decrease" and change > 0):
+                problems.append(f"{where}: {f.name} moves against its direction ({a} -> {b})")
+            if not f.bounds[0] - 1e-9 <= float(b) <= f.bounds[1] + 1e-9:
+                problems.append(f"{where}: {f.name} = {b} leaves its bounds {list(f.bounds)}")
+            if whole and f.kind in ("integer", "binary") and float(b) != round(float(b)):
+                problems.append(f"{where}: {f.name} = {b} is not a whole number")
+            cost += (f.cost_up or 0.0) * max(change, 0.0) + (f.cost_down or 0.0) * max(-change, 0.0)
+        if not math.isclose(cost, r.cost, rel_tol=1e-9, abs_tol=1e-9):
+            problems.append(f"{where}: reported cost {r.cost} but the change recomputes to {cost}")
+        if not math.isclose(sum(s.cost for s in r.steps), r.cost, rel_tol=1e-9, abs_tol=1e-12):
+            problems.append(f"{where}: the steps' costs do not add up to the reported cost {r.cost}")
+        if cost > budget + slack:
+            problems.append(f"{where}: cost {cost} exceeds the budget {budget}")
+        before, after = _canonical(schema, r.x_before), _canonical(schema, r.x_after)
+        if indirect is not None:
+            g = on_schema(indirect, schema, task="regression")
+            cols = [schema.slice(name).start for name in g.outputs]
+            with torch.no_grad():
+                before[:, cols] = g(before)
+                predicted = g(after)
+            if not torch.allclose(predicted, after[:, cols], rtol=1e-9, atol=1e-9):
+                problems.append(f"{where}: the indirect features in x_after are not the indirect model's")
+        with torch.no_grad():
+            p0 = float(target.probability(torch_model(before))[0])
+            p1 = float(target.probability(torch_model(after))[0])
+        if not (math.isclose(p0, r.p_before, abs_tol=1e-9) and math.isclose(p1, r.p_after, abs_tol=1e-9)):
+            problems.append(
+                f"{where}: reported probabilities {r.p_before:.6g} -> {r.p_after:.6g}, recomputed {p0:.6g} -> {p1:.6g}"
+            )
+        if p1 < p0 - 1e-12:
+            problems.append(f"{where}: the change makes the favourable outcome less likely ({p0} -> {p1})")
+    return problems
+
+
+def check_inverse_method(
+    method: Method, model: Any, X: pd.DataFrame, schema: Schema, /, *, budget: float, **options: Any
+) -> None:
+    """The inverse-classification contract: invariants, determinism, batch = loop and bad input."""
+    problems: list[str] = []
+    first = method(model, X, schema, budget=budget, **options)
+    whole = bool(options.get("rounding", True))
+    problems += check_inversions(
+        first,
+        X,
+        model,
+        schema,
+        budget=budget,
+        indirect=options.get("indirect"),
+        goal=options.get("goal"),
+        whole=whole,
+    )
+    again = method(model, X, schema, budget=budget, **options)
+    if [(r.status, r.cost, r.p_after) for r in again] != [(r.status, r.cost, r.p_after) for r in first]:
+        problems.append("the same call gave different results")
+    for i in range(min(2, len(X))):
+        alone = method(model, X.iloc[[i]], schema, budget=budget, **options)[0]
+        same = math.isclose(alone.cost, first[i].cost, rel_tol=1e-6, abs_tol=1e-9) and math.isclose(
+            alone.p_after, first[i].p_after, rel_tol=1e-6, abs_tol=1e-9
+        )
+        if alone.status != first[i].status or not same:
+            problems.append(
+                f"row {i}: alone {alone.status} {alone.cost} {alone.p_after}, "
+                f"in the batch {first[i].status} {first[i].cost} {first[i].p_after}"
+            )
+    for bad, error, text in (
+        (
+            lambda: method(model, X.drop(columns=X.columns[0]), schema, budget=budget, **options),
+            DataError,
+            "a frame without a schema column",
+        ),
+        (lambda: method(model, X, schema, budget=-1.0, **options), ConfigError, "a negative budget"),
+    ):
+        try:
+            bad()
+            problems.append(f"{text} did not raise {error.__name__}")
+        except error:
+            pass
+    if problems:
+        raise AssertionError("contract broken:\n  " + "\n  ".join(problems))
+
+
+def _canonical(schema: Schema, record: Any) -> torch.Tensor:
+    """A one-row canonical tensor from a raw record, numbers kept as they are (not rounded)."""
+    parts = {}
+    for f in schema.features:
+        value = record[f.name]
+        if f.kind == "category":
+            parts[f.name] = torch.nn.functional.one_hot(
+                torch.tensor([f.level_index(value)]), len(f.levels)
+            ).to(DTYPE)
+        else:
+            parts[f.name] = torch.tensor([float(value)], dtype=DTYPE)
+    return schema.assemble(parts)

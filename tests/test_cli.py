@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from actionable import load_model
+from actionable import datasets, load_model
 from actionable.cli import app
 
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", ["datasets", "info", "train", "demo", "explain"])
+@pytest.mark.parametrize("command", ["datasets", "info", "train", "demo", "explain", "invert"])
 def test_every_command_has_help(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
@@ -274,6 +274,54 @@ def test_explain_on_users_files(tmp_path: Path) -> None:
     assert all(abs(r["delta"]) < 1e-9 for r in records)  # exact for a linear model
 
 
+# ------------------------------------------------------------------------------------------- invert
+def test_invert_on_bundled_student_writes_json_and_a_figure(tmp_path: Path) -> None:
+    out, png = tmp_path / "inv.jsonl", tmp_path / "curve.png"
+    result = runner.invoke(
+        app,
+        [
+            "invert",
+            "--dataset",
+            "student",
+            "--budget",
+            "0,2",
+            "--rows",
+            "0:5",
+            "--json",
+            str(out),
+            "--figure",
+            str(png),
+            "--continuous",
+        ],
+        terminal_width=200,
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 10 and {r["provenance"]["budget"] for r in records} == {0.0, 2.0}
+    assert all(r["cost"] <= r["provenance"]["budget"] + 1e-9 for r in records)
+    assert png.stat().st_size > 1000
+
+
+def test_invert_on_lash_files(tmp_path: Path) -> None:
+    """A user with Lash's data and index file (rebuilt here from the bundle) and the bundled models."""
+    data = datasets.load("student")
+    frame = pd.concat(
+        [pd.Series(range(1, len(data.frame) + 1), name="studid"), data.frame, data.target], axis=1
+    )
+    csv = tmp_path / "stud_port_class.csv"
+    frame.to_csv(csv, index=False)
+    models = data.path / "models"
+    args = ["invert", "--data", str(csv), "--lash-indices", str(data.path / "stud_indices.csv")]
+    args += ["--model", str(models / "regular"), "--indirect-model", str(models / "indirect")]
+    result = runner.invoke(app, [*args, "--budget", "3", "--rows", "0:4"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "Inverse classification" in result.output
+    bad = tmp_path / "indices.csv"
+    bad.write_text("\n".join((data.path / "stud_indices.csv").read_text().splitlines()[:-1]))
+    result = runner.invoke(app, ["invert", "--data", str(csv), "--lash-indices", str(bad), *args[5:]])
+    assert result.exit_code == 2 and "44 rows, but the data has 45 columns" in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -289,3 +337,12 @@ def test_explain_bad_input_exits_2(args: list[str], message: str) -> None:
     result = runner.invoke(app, ["explain", *args], terminal_width=200)
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+        (["--dataset", "student", "--budget", "-1"], "negative"),
+        (["--dataset", "student", "--budget", "a:b"], "a range (0:10"),
+        (["--dataset", "student", "--method", "euclid"], "use 'exact' or 'shrink'"),
+        (["--data", "x.csv"], "exactly one of --schema"),
+    ],
+)
+def test_invert_bad_input_exits_2(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["invert", *args], terminal_width=200)
+    assert result.exit_code == 2 and message in result.output, result.output
