@@ -337,6 +337,11 @@ def test_explain_bad_input_exits_2(args: list[str], message: str) -> None:
     result = runner.invoke(app, ["explain", *args], terminal_width=200)
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
         (["--dataset", "student", "--budget", "-1"], "negative"),
         (["--dataset", "student", "--budget", "a:b"], "a range (0:10"),
         (["--dataset", "student", "--method", "euclid"], "use 'exact' or 'shrink'"),
