@@ -95,7 +95,7 @@ def fit_regressor(
     """A seeded MLP regressor on the canonical tensor (mean squared error on the standardised target)."""
     x = schema.encode(X)
     target = torch.tensor(np.asarray(y, dtype=np.float64)).reshape(len(x), -1)
-    mean, std = target.mean(0), target.std(0).clamp_min(1e-12)
+    mean, std = target.mean(0), _unit_if_constant(target.std(0))
     net = _fit(
         x, (target - mean) / std, _scaler(schema, x, recipe.scaling), target.shape[1], recipe, nn.MSELoss()
     )
@@ -150,9 +150,18 @@ def minmax_bounds(schema: Schema, X: pd.DataFrame) -> tuple[torch.Tensor, torch.
     return x.min(0).values, x.max(0).values
 
 
+def _unit_if_constant(std: torch.Tensor) -> torch.Tensor:
+    """Standard deviations with 1 for columns constant in training (as scikit-learn's StandardScaler does).
+
+    A tiny divisor would blow up any row that later has a value there, such as a category level absent
+    from the training data, into an output of 1e12.
+    """
+    return torch.where(std > 1e-8 * std.abs().max().clamp_min(1.0), std, torch.ones_like(std))
+
+
 def _scaler(schema: Schema, x: torch.Tensor, scaling: Scaling) -> L.Layer:
     if scaling == "standard":
-        return L.Standardize(x.mean(0), x.std(0).clamp_min(1e-12))
+        return L.Standardize(x.mean(0), _unit_if_constant(x.std(0)))
     if scaling == "minmax":
         lo, hi = x.min(0).values, x.max(0).values
         span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))

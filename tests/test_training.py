@@ -98,3 +98,15 @@ def test_bad_training_input() -> None:
         Recipe(hidden=(0,))
     with pytest.raises(ConfigError, match="no indirect features"):
         fit_indirect(Schema(SCHEMA.features[:3]), X[["x", "n", "c"]])
+
+
+def test_a_level_absent_from_training_keeps_outputs_bounded() -> None:
+    """A column constant in training is scaled by 1 (as StandardScaler does), not by a tiny divisor."""
+    X, y = data()
+    X["c"] = "p"  # level 'q' never seen
+    model = fit_classifier(SCHEMA, X, y, FAST)
+    std = model.network[0].std
+    assert std[SCHEMA.slice("c")].tolist() == [1.0, 1.0]
+    unseen = X.iloc[:5].assign(c="q")
+    logits = model(model.encode(unseen))
+    assert torch.isfinite(logits).all() and logits.abs().max() < 1e3
