@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 from synthesis import denied  # benchmarks/synthesis.py: the same 100 denied applicants
 
+import actionable
 from actionable import layers as L
 from actionable.actions import ActionSet
 from actionable.goals import Goal, resolve_goal
@@ -384,12 +385,41 @@ def print_table(rows: list[Row]) -> None:
         )
 
 
+def plot(rows: list[Row], path: str) -> None:
+    """Seconds per valid plan (log scale) per method, each bar labelled with its valid-and-respecting share."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in rows if r.valid and math.isfinite(r.total)]
+    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.55 * len(shown)))
+    values = [r.total / r.valid for r in shown]
+    ax.barh(
+        range(len(shown)), values, color=["tab:green" if r.usable == r.asked else "tab:grey" for r in shown]
+    )
+    for i, (r, v) in enumerate(zip(shown, values, strict=True)):
+        ax.text(v * 1.1, i, f"valid and respecting {r.usable}/{r.asked}", va="center", fontsize=8)
+    ax.set_yticks(range(len(shown)), [r.method for r in shown], fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlim(min(values) / 2, max(values) * 300)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds per valid plan (log scale)")
+    ax.set_title("German default model: peers in the same run", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"\n![Seconds per valid plan]({Path(path).name})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100)
     parser.add_argument("--dice-rows", type=int, default=20, help="people given to DiCE (about 3 s each)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-install", action="store_true", help="use the peers' venvs as they are")
+    parser.add_argument(
+        "--figure", default=str(HERE / "results" / "peers.png"), help="PNG of the first table"
+    )
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed to each peer process")
     parser.add_argument(
         "--threads",
@@ -426,7 +456,7 @@ def main() -> None:
         batch = synthesize(model, people, actions)
         times.append(time.perf_counter() - started)
     assert batch is not None
-    ours = Row("actionable.synthesize (max length 4)", "batched", len(people))
+    ours = Row("actionable.synthesize (max length 4)", f"actionable {actionable.__version__}", len(people))
     ours.seconds = [t / len(people) for t in times]
     ours.total = statistics.median(times)
     found = [r.status == "found" for r in batch]
@@ -456,7 +486,7 @@ def main() -> None:
         started = time.perf_counter()
         out = wachter(model, goal, x0, mad)
         times.append(time.perf_counter() - started)
-    w = Row("Wachter (plain, torch, 1000 Adam steps)", "batched", len(people))
+    w = Row("Wachter (plain, torch: mutable columns, 1000 Adam steps)", "", len(people))
     w.seconds = [t / len(people) for t in times]
     w.total = statistics.median(times)
     rows.append(judge(w, schema, model, goal, x0, people, list(out)))
@@ -467,7 +497,7 @@ def main() -> None:
         peers = [
             ("dice-gradient", "DiCE gradient (PYT backend)", "main"),
             ("dice-genetic", "DiCE genetic", "main"),
-            ("relax", "ReLax VanillaCF (JAX, jit + vmap)", "main"),
+            ("relax", "ReLax VanillaCF (JAX; fixed, box, directions kept; one-hot at the end)", "main"),
         ]
         for method, label, section in peers:
             subset = args.dice_rows if method.startswith("dice") else len(people)
@@ -488,14 +518,17 @@ def main() -> None:
             rows.append(judge(row, schema, model, goal, x0[:subset], people.head(subset), results))
         print(f"\n### German default model (MLP), {len(people)} denied applicants\n")
         print(
-            f"DiCE runs on the first {args.dice_rows} of them (about 3 s per person for the gradient method); "
+            f"DiCE runs on the first {args.dice_rows} of them (the slowest method); "
             "the other methods on all. Batched methods: seconds per person = one whole call / people, median "
             f"(min, max) over {args.repeats} runs; per-person methods: over people.\n"
         )
         print_table(rows)
+        print()
         for r in rows:
             if r.note:
-                print(f"\n{r.method}: {r.note}")
+                print(f"* {r.method}: {r.note}")
+        if args.figure:
+            plot(rows, args.figure)
         dice = next(r for r in rows if r.method.startswith("DiCE gradient"))
         if dice.valid and ours.valid:
             ratio = (dice.total / dice.valid) / (ours.total / ours.valid)
@@ -549,9 +582,10 @@ def main() -> None:
             "denies\n"
         )
         print_table(lr_rows)
+        print()
         for r in lr_rows:
             if r.note:
-                print(f"\n{r.method}: {r.note}")
+                print(f"* {r.method}: {r.note}")
 
         inner_loop(model, actions, goal, x0, mad, workdir, install["main"], args.repeats)
 

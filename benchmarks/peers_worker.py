@@ -135,6 +135,14 @@ def run_dice(workdir: Path, method: str) -> tuple[list[dict[str, Any]], str]:
     records = []
     for i in range(len(people)):
         query = people.iloc[[i]][names]
+        # a direction becomes this person's permitted range: age may only go up from where it is
+        mine = dict(ranges)
+        for f in schema["features"]:
+            value = float(query.iloc[0][f["name"]]) if f["kind"] != "category" else None
+            if f["direction"] == "increase" and value is not None:
+                mine[f["name"]] = [value, f["bounds"][1]]
+            elif f["direction"] == "decrease" and value is not None:
+                mine[f["name"]] = [f["bounds"][0], value]
         started = time.perf_counter()
         try:
             result = explainer.generate_counterfactuals(
@@ -142,7 +150,7 @@ def run_dice(workdir: Path, method: str) -> tuple[list[dict[str, Any]], str]:
                 total_CFs=1,
                 desired_class="opposite",
                 features_to_vary=mutable,
-                permitted_range=ranges,
+                permitted_range=mine,
                 verbose=False,
             )
             frame = result.cf_examples_list[0].final_cfs_df
@@ -183,7 +191,7 @@ def _short(exc: BaseException) -> str:
 def relax_setup(workdir: Path) -> tuple[Callable[[Any, Any], Any], Any, Any, Callable[[Any], np.ndarray]]:
     """ReLax's VanillaCF on the same MLP, set up as its DataModule would: inputs min-max scaled by the
     training data, immutable features frozen and the box kept at every step, category blocks made one-hot
-    (argmax) at the end. Returns the jitted, vmapped generator, the scaled people, keys and the unscaler."""
+    (argmax) at the end; through ReLax's constraint hook also the allowed directions (age only up). Returns the jitted, vmapped generator, the scaled people, keys and the unscaler."""
     import jax
     import jax.numpy as jnp
     from relax.methods import VanillaCF, VanillaCFConfig
@@ -196,13 +204,15 @@ def relax_setup(workdir: Path) -> tuple[Callable[[Any, Any], Any], Any, Any, Cal
     w = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in np.load(workdir / "mlp.npz").items()}
     lo_j, span_j = jnp.asarray(lo, dtype=jnp.float32), jnp.asarray(span, dtype=jnp.float32)
     mutable = np.zeros(schema["width"], dtype=bool)
+    up, down = np.zeros(schema["width"], dtype=bool), np.zeros(schema["width"], dtype=bool)
     blocks = []
     for f in schema["features"]:
         a, b = f["slice"]
         mutable[a:b] = f["mutability"] != "fixed"
+        up[a:b], down[a:b] = f["direction"] == "increase", f["direction"] == "decrease"
         if f["kind"] == "category":
             blocks.append((a, b))
-    mutable_j = jnp.asarray(mutable)
+    mutable_j, up_j, down_j = jnp.asarray(mutable), jnp.asarray(up), jnp.asarray(down)
 
     def pred_fn(z: Any) -> Any:
         """ReLax-scaled batch -> probabilities of both classes."""
@@ -213,6 +223,7 @@ def relax_setup(workdir: Path) -> tuple[Callable[[Any, Any], Any], Any, Any, Cal
 
     def constraints(x: Any, cf: Any, hard: bool = False, **_: Any) -> Any:
         cf = jnp.where(mutable_j, jnp.clip(cf, 0.0, 1.0), x)
+        cf = jnp.where(up_j, jnp.maximum(cf, x), jnp.where(down_j, jnp.minimum(cf, x), cf))
         if hard:
             for a, b in blocks:
                 block = cf[..., a:b]
