@@ -18,6 +18,7 @@ import io
 import os
 import platform
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -60,7 +61,7 @@ def commit() -> str:
         return "unknown"
 
 
-def document(rows: int, repeats: int, folder: Path) -> str:
+def document(rows: int, repeats: int, folder: Path, command: str) -> str:
     load = os.getloadavg()
     header = (
         f"Machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch "
@@ -95,7 +96,7 @@ code's defects fixed; see the comments at the top of each file).
 
 {header}
 
-Written by `python benchmarks/paper.py --rows {rows} --repeats {repeats}` in one run (success table
+Written by `{command}` in one run (success table
 {t_success:.0f} s, score functions {t_scores:.0f} s, robustness {t_robust:.0f} s). Every number below that is
 not marked "paper" was printed by that run; the tables come from the functions of
 `benchmarks/synthesis.py`, so they match `benchmarks/results/synthesis.md` in method (not necessarily in
@@ -137,10 +138,10 @@ optimiser to end that far past it in logits (our default is 0.1).
 
 ## What cannot be reproduced here
 
-* Fannie Mae (the paper's 62/100): the loan-level training data is not public, so the model, its 172
-  inputs and the applicants cannot be rebuilt.
+* Fannie Mae (the paper's 62/100): the loan-level training data is not public, so the model, its inputs
+  and the applicants cannot be rebuilt.
 * The paper's exact networks and its per-instance timings: ours are the bundled default models, and the
-  paper's times (about 15 s per sequence) were measured on its hardware with its TensorFlow code.
+  paper's times (paper: about 15 s per sequence tried) were measured on its hardware with its own code.
 * Quick, Draw! (the paper's Q4) is covered by `benchmarks/quickdraw.py` where it exists, not here.
 """
 
@@ -156,7 +157,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = document(args.rows, args.repeats, out.parent)
+    command = "python benchmarks/paper.py " + " ".join(sys.argv[1:])
+    text = document(args.rows, args.repeats, out.parent, command.strip())
     out.write_text(text)
     print(text)
 
