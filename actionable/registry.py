@@ -83,8 +83,10 @@ def direct_moves(schema: Schema) -> ActionSet:
 
     A parameter's box is the feature's range in its allowed direction (whole numbers for integer and binary
     features); the cost is the weighted L1 distance: ``cost_up`` / ``cost_down`` per raw unit where the
-    schema gives them, else 1 / (upper - lower bound), so every feature's full range costs 1.
-    Category features are left as they are (Wachter et al. move continuous features).
+    schema gives them, else 1 / (upper - lower bound), so every feature's full range costs 1 (Wachter et
+    al. divide by the median absolute deviation of the training data; give ``cost_up`` / ``cost_down`` =
+    1 / MAD in the schema to get exactly theirs). Category features are left as they are (Wachter et al.
+    move continuous features).
     """
     params, effects, costs, texts = [], {}, [], []
     for f in schema.features:
