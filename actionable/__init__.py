@@ -8,6 +8,7 @@ Bundled data: ``actionable.datasets``.
 
 __version__ = "0.1.0"
 
+from actionable import registry
 from actionable.actions import Action, ActionSet, Param
 from actionable.advice import advise_gradient
 from actionable.attribution import attribute
@@ -50,6 +51,7 @@ __all__ = [
     "load_model",
     "project_box",
     "project_weighted_l1_ball",
+    "registry",
     "resolve_goal",
     "save_model",
     "survival",

@@ -87,7 +87,7 @@ def check_plans(
                 problems.append(f"{where}, step {j + 1}: the state leaves the schema ({exc})")
         if not math.isclose(total, r.cost, rel_tol=1e-9, abs_tol=1e-12):
             problems.append(f"{where}: reported cost {r.cost} but the steps recompute to {total}")
-        replayed = {k: str(v) for k, v in schema.decode(x).iloc[0].items()}
+        replayed = {k: str(v) for k, v in schema.decode(x).astype(object).iloc[0].items()}
         if replayed != {k: str(v) for k, v in r.x_after.items()}:
             problems.append(f"{where}: x_after differs from the replayed plan")
         for f in schema.features:
@@ -102,14 +102,19 @@ def check_plans(
 
 
 def check_method(
-    method: Method, model: Any, X: pd.DataFrame, actions: ActionSet | Schema, /, **options: Any
+    method: Method | str, model: Any, X: pd.DataFrame, actions: ActionSet | Schema, /, **options: Any
 ) -> None:
     """Run the contract on a method ``method(model, X, actions, seed=..., **options) -> RecourseBatch``.
 
     Given a ``Schema`` instead of an ``ActionSet``, the method is an inverse classifier
     ``method(model, X, schema, budget=..., **options)`` (see ``check_inverse_method``).
+    Given a registry name, the contract runs on ``registry.run(name, ...)`` with the spec the preset's
+    verb takes (its derived catalogue, if any), and an unknown option must raise ``ConfigError``.
     Raises ``AssertionError`` listing every broken invariant.
     """
+    if isinstance(method, str):
+        check_registered(method, model, X, actions, **options)
+        return
     if isinstance(actions, Schema):
         check_inverse_method(method, model, X, actions, **options)
         return
@@ -134,6 +139,24 @@ def check_method(
         pass
     if problems:
         raise AssertionError("contract broken:\n  " + "\n  ".join(problems))
+
+
+def check_registered(
+    name: str, model: Any, X: pd.DataFrame, spec: ActionSet | Schema, /, **options: Any
+) -> None:
+    """The contract of ``check_method`` on the registry entry ``name``, plus: unknown options are refused."""
+    import functools
+
+    from actionable import registry
+
+    preset = registry.get(name)
+    method = functools.partial(registry.run, name)  # the preset's settings, spelled out for the checks
+    check_method(method, model, X, preset.prepare(spec, name), **{**preset.defaults, **options})
+    try:
+        method(model, X, spec, **options, no_such_option=1)
+    except ConfigError:
+        return
+    raise AssertionError(f"contract broken:\n  {name}: an unknown option did not raise ConfigError")
 
 
 def check_inversions(
@@ -168,7 +191,9 @@ def check_inversions(
             problems.append(f"{where}: result carries row {r.row} (results must keep input order)")
         if r.status == "error":
             continue
-        original = {k: (v.item() if hasattr(v, "item") else v) for k, v in clean.iloc[position].items()}
+        original = {
+            k: (v.item() if hasattr(v, "item") else v) for k, v in clean.astype(object).iloc[position].items()
+        }
         if {k: str(v) for k, v in original.items()} != {k: str(r.x_before[str(k)]) for k in original}:
             problems.append(f"{where}: x_before differs from the input row")
         cost = 0.0
