@@ -42,6 +42,7 @@ name = "switch_g"
 effects = { g = "'y'" }
 cost = "1.5"
 """
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 PEOPLE = pd.DataFrame(
     [{"a": 40.0, "b": 30, "g": "x"}, {"a": 30.0, "b": 50, "g": "x"}, {"a": 20.0, "b": 45, "g": "y"}]
 )
