@@ -393,7 +393,8 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"Machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads). Date: {datetime.date.today()}."
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads). Date: {datetime.date.today()}. "
+        f"Load average at the start: {os.getloadavg()[0]:.1f}."
     )
     if args.only in (None, "success"):
         success_table(args.rows, args.repeats)
