@@ -289,17 +289,17 @@ class _Kernel:
 
 # ------------------------------------------------------------------------------------ the engine
 UNROLL = 10  # iterations per compiled call (compile=True): amortises the call overhead
-SERIAL_BELOW = 50_000  # pairs (the default chunk): smaller batches run the inner loop on one thread
+SERIAL_UP_TO = 50_000  # pairs (the default chunk): batches up to this size run on one intra-op thread
 
 
 @contextlib.contextmanager
 def _threads(batch: int) -> Iterator[None]:
-    """One intra-op thread for batches below ``SERIAL_BELOW``: their matrix products (pairs x 40) gain
+    """One intra-op thread for batches of at most ``SERIAL_UP_TO`` pairs: their matrix products (pairs x 40) gain
     little from splitting, and where the cores are shared OpenMP's waiting threads cost far more than the
     work (measured on 2 shared cores: the 13,500-pair German program took 104 ms per step on one thread,
     611-973 ms on two)."""
     before = torch.get_num_threads()
-    if batch >= SERIAL_BELOW or before == 1:
+    if batch > SERIAL_UP_TO or before == 1:
         yield
         return
     torch.set_num_threads(1)

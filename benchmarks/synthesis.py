@@ -179,7 +179,7 @@ def inner_loop_table(rows: int, steps: int = 200, repeats: int = 5) -> None:
         )
     print(
         "\nOurs: the engine's own loop (relaxed conditions, costs, adaptive c, best-iterate bookkeeping; the "
-        "leading affine layers folded, the rest in float32), one thread below 50,000 pairs. Floor: the same "
+        "leading affine layers folded, the rest in float32), one thread up to 50,000 pairs. Floor: the same "
         "network on the full 63-column input, a squared-distance + hinge loss, plain Adam, one thread, 10 "
         "iterations per compiled call like ours. For scale: the issue reports ReLax (JIT-compiled JAX) at "
         "about 39 ms per 1000 steps for 100 people (not measured here; target <= 58 ms)."
