@@ -9,6 +9,7 @@ exactly on the rounded plan; only a plan that passes is ``found``, and its cost 
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import math
@@ -26,6 +27,7 @@ from actionable import expr as E
 from actionable.actions import Action, ActionSet, relax
 from actionable.errors import ConfigError, DataError
 from actionable.goals import Goal, resolve_goal
+from actionable.inner import compiled, fold, split_affine
 from actionable.models import TorchModel, as_model
 from actionable.results import Recourse, RecourseBatch, Step
 from actionable.schema import DTYPE, Schema
@@ -49,6 +51,7 @@ class SynthesisConfig:
     search: Search = "bfs"
     budget: int | None = None
     round_size: int = 16
+    compile: bool = False  # torch.compile the inner step (inductor); pays off only for long runs
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_length, int) or self.max_length < 1:
@@ -87,9 +90,11 @@ def synthesize(
     ``model``: a ``TorchModel``, torch module or fitted scikit-learn model (converted with ``as_model``
     on ``actions.schema``). ``goal``: as in ``resolve_goal`` (default: the schema's target).
     ``margin``: how far past the decision boundary (in logits, or the goal's units) plans are pushed.
-    Other settings (``lr``, ``c_init``, ``check_every``, ``chunk``) are ``SynthesisConfig`` fields.
+    Other settings (``lr``, ``c_init``, ``check_every``, ``chunk``, ``compile``) are ``SynthesisConfig``
+    fields; ``compile=True`` runs the inner step through ``torch.compile`` (worth its warm-up of several
+    seconds per program shape only on long runs; falls back to eager with a warning where unavailable).
     """
-    unknown = set(options) - {"lr", "c_init", "check_every", "chunk", "budget", "round_size"}
+    unknown = set(options) - {"lr", "c_init", "check_every", "chunk", "budget", "round_size", "compile"}
     if unknown:
         raise ConfigError(f"synthesize: unknown option(s) {sorted(unknown)}; see SynthesisConfig.")
     config = SynthesisConfig(
@@ -182,14 +187,18 @@ class _Kernel:
         )
         self.lo = torch.as_tensor([f.bounds[0] for f, _ in numeric], dtype=DTYPE)
         self.hi = torch.as_tensor([f.bounds[1] for f, _ in numeric], dtype=DTYPE)
-        self.up = torch.as_tensor([f.direction == "increase" for f, _ in numeric], dtype=torch.bool)
-        self.down = torch.as_tensor([f.direction == "decrease" for f, _ in numeric], dtype=torch.bool)
+        up = torch.as_tensor([f.direction == "increase" for f, _ in numeric], dtype=torch.bool)
+        down = torch.as_tensor([f.direction == "decrease" for f, _ in numeric], dtype=torch.bool)
         span = self.hi - self.lo
         scale = torch.where(torch.isfinite(span) & (span > 0), span / 100, torch.ones_like(span))
         # the slacks that can bind: finite lower and upper bounds, and the allowed direction of change
-        self.slack_lo, self.slack_hi = torch.isfinite(self.lo), torch.isfinite(self.hi)
+        # as index tensors (not masks), so the shapes never depend on data (torch.compile traces them)
+        self.slack_lo, self.slack_hi, self.i_up, self.i_down = (
+            torch.nonzero(mask).flatten()
+            for mask in (torch.isfinite(self.lo), torch.isfinite(self.hi), up, down)
+        )
         self.slack_scale = torch.cat(
-            [scale[self.slack_lo], scale[self.slack_hi], scale[self.up], scale[self.down]]
+            [scale[self.slack_lo], scale[self.slack_hi], scale[self.i_up], scale[self.i_down]]
         )
 
     @staticmethod
@@ -259,8 +268,8 @@ class _Kernel:
                 [
                     (new - self.lo)[:, self.slack_lo],
                     (self.hi - new)[:, self.slack_hi],
-                    (new - old)[:, self.up],
-                    (old - new)[:, self.down],
+                    (new - old)[:, self.i_up],
+                    (old - new)[:, self.i_down],
                 ],
                 1,
             )
@@ -279,6 +288,27 @@ class _Kernel:
 
 
 # ------------------------------------------------------------------------------------ the engine
+UNROLL = 10  # iterations per compiled call (compile=True): amortises the call overhead
+SERIAL_UP_TO = 50_000  # pairs (the default chunk): batches up to this size run on one intra-op thread
+
+
+@contextlib.contextmanager
+def _threads(batch: int) -> Iterator[None]:
+    """One intra-op thread for batches of at most ``SERIAL_UP_TO`` pairs: their matrix products (pairs x 40) gain
+    little from splitting, and where the cores are shared OpenMP's waiting threads cost far more than the
+    work (measured on 2 shared cores: the 13,500-pair German program took 104 ms per step on one thread,
+    611-973 ms on two)."""
+    before = torch.get_num_threads()
+    if batch > SERIAL_UP_TO or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @dataclass
 class _Path:
     """A rollout of many (sequence, person) pairs: final states, costs per step, penalties, exact validity."""
@@ -305,6 +335,8 @@ class Synthesizer:
         for kernel in self.kernels:
             kernel.bind({c: i for i, c in enumerate(columns)})
         self.lower_bounds = [constant_cost(a) for a in self.acts]
+        self._split = split_affine(model)
+        self._compiled: Any = None
         lo, hi = self.schema.bounds_tensor()
         self.lo, self.hi = lo, hi
         self.span = torch.where(torch.isfinite(hi - lo) & (hi > lo), hi - lo, torch.ones_like(hi))
@@ -405,12 +437,13 @@ class Synthesizer:
         torch.manual_seed(self.config.seed)
         best_cost = torch.full((len(x0),), math.inf, dtype=DTYPE)
         best: dict[int, dict[str, Any]] = {}
-        if self.config.search == "bfs":
-            self._exhaustive(x0, best, best_cost)
-        else:
-            self._best_first(x0, best, best_cost)
-        polished = self.polish(x0, best)
-        return {row: self._without_idle_steps(plan) for row, plan in polished.items()}
+        with _threads(self.config.chunk):  # batches are at most a chunk of pairs
+            if self.config.search == "bfs":
+                self._exhaustive(x0, best, best_cost)
+            else:
+                self._best_first(x0, best, best_cost)
+            polished = self.polish(x0, best)
+            return {row: self._without_idle_steps(plan) for row, plan in polished.items()}
 
     def _pad(self, sequences: Sequence[tuple[int, ...]]) -> torch.Tensor:
         width = max(len(s) for s in sequences)
@@ -692,12 +725,39 @@ class Synthesizer:
         """
         plan = plan if plan is not None else self.dispatch(ids)
         per_step, xs_final = static if static is not None else self.static_states(ids, x0, plan)
-        batch = len(ids)
-        z = x0[:, self.touched]
+        z, step_costs, penalty, ok = self._roll(x0[:, self.touched], params, plan, per_step, exact)
+        x = xs_final.index_copy(1, self.touched, z) if len(self.touched) else xs_final
+        return _Path(x, step_costs, penalty, ok)
+
+    def _roll(
+        self,
+        z: torch.Tensor,
+        params: torch.Tensor,
+        plan: list[tuple[list[tuple[int, torch.Tensor]], torch.Tensor]],
+        per_step: list[list[torch.Tensor]],
+        exact: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The numeric state ``z`` through every step: final ``z``, costs per step, penalty, exact validity.
+
+        A step where every pair takes the same action skips the gather and the reordering.
+        """
+        batch = len(z)
         step_costs: list[torch.Tensor] = []
         penalty = torch.zeros(batch, dtype=DTYPE)
         ok = torch.ones(batch, dtype=torch.bool)
         for (groups, order), xs_groups in zip(plan, per_step, strict=True):
+            j = len(step_costs)
+            if len(groups) == 1:  # one action for all pairs, in order
+                a = groups[0][0]
+                if a == NOOP:
+                    step_costs.append(torch.zeros(batch, dtype=DTYPE))
+                    continue
+                kernel = self.kernels[a]
+                z, _, cost, pen, good = kernel.step(z, xs_groups[0], params[:, j, : kernel.n_params], exact)
+                step_costs.append(cost)
+                penalty = penalty + pen
+                ok = ok & good
+                continue
             zs, costs, pens, oks = [], [], [], []
             for (a, rows), xa in zip(groups, xs_groups, strict=True):
                 za = z[rows]
@@ -708,9 +768,7 @@ class Synthesizer:
                     oks.append(torch.ones(len(rows), dtype=torch.bool))
                     continue
                 kernel = self.kernels[a]
-                za, _, cost, pen, good = kernel.step(
-                    za, xa, params[rows, len(step_costs), : kernel.n_params], exact
-                )
+                za, _, cost, pen, good = kernel.step(za, xa, params[rows, j, : kernel.n_params], exact)
                 zs.append(za)
                 costs.append(cost)
                 pens.append(pen)
@@ -719,8 +777,7 @@ class Synthesizer:
             step_costs.append(torch.cat(costs)[order])
             penalty = penalty + torch.cat(pens)[order]
             ok = ok & torch.cat(oks)[order]
-        x = xs_final.index_copy(1, self.touched, z) if len(self.touched) else xs_final
-        return _Path(x, torch.stack(step_costs, dim=1), penalty, ok)
+        return z, torch.stack(step_costs, dim=1), penalty, ok
 
     # --------------------------------------------------------------------------- optimisation
     def _boxes(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -743,52 +800,138 @@ class Synthesizer:
 
         Best = the cheapest iterate whose exact conditions hold and whose goal margin reaches ``margin``
         (else the cheapest that merely meets the goal). The Adam update is written out on one tensor: a
-        cosine-decayed step, clipped to the box after each update.
+        cosine-decayed step, clipped to the box after each update. The iterations are pure functions of one
+        state tuple: ``_step`` (eager, autograd), or with ``compile=True`` blocks of ``UNROLL`` iterations
+        compiled as one program (``torch.func.grad``), the remainder eager.
         """
         cfg = self.config
         lo, span, init = self._boxes(ids)
         if not any(self.acts[a].n_params for a in torch.unique(ids).tolist() if a != NOOP):
             return init
         plan = self.dispatch(ids)
-        static = self.static_states(ids, x0, plan)
-        u = ((init - lo) / span).clamp(0, 1)
-        m1, m2 = torch.zeros_like(u), torch.zeros_like(u)
-        beta1, beta2, eps = 0.9, 0.999, 1e-8
+        per_step, xs_final = self.static_states(ids, x0, plan)
+        base, weight = (
+            fold(self.model, self._split[0], xs_final, self.touched)
+            if self._split is not None and len(self.touched)
+            else (None, None)
+        )
         batch = len(ids)
-        c = torch.full((batch,), cfg.c_init, dtype=DTYPE)
-        best_cost = torch.full((batch,), math.inf, dtype=DTYPE)
-        best_any = torch.full((batch,), math.inf, dtype=DTYPE)
-        best_u, any_u = u.clone(), u.clone()
-        met_since_check = torch.zeros(batch, dtype=torch.bool)
-        for t in range(cfg.steps):
-            u.requires_grad_(True)
-            path = self.rollout(ids, x0, lo + u * span, exact=False, plan=plan, static=static)
-            margin = self.goal.margin(self.model(path.x))
-            cost = path.step_costs.sum(1)
-            loss = cost + path.penalty + c * torch.relu(cfg.margin - margin)
-            (grad,) = torch.autograd.grad(loss.sum(), u)
-            with torch.no_grad():
-                u = u.detach()
-                valid = path.ok & (margin >= 0)
-                strong = valid & (margin >= cfg.margin)
-                better = strong & (cost < best_cost)
-                best_cost = torch.where(better, cost, best_cost)
-                best_u[better] = u[better]
-                better_any = valid & (cost < best_any)
-                best_any = torch.where(better_any, cost, best_any)
-                any_u[better_any] = u[better_any]
-                met_since_check |= strong
-                if (t + 1) % cfg.check_every == 0:
-                    c = torch.where(met_since_check, c * 0.7, c * 2.0).clamp(1e-3, 1e6)
-                    met_since_check[:] = False
-                grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
-                m1.mul_(beta1).add_(grad, alpha=1 - beta1)
-                m2.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                lr = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t / cfg.steps)))
-                step = lr * (m1 / (1 - beta1 ** (t + 1))) / ((m2 / (1 - beta2 ** (t + 1))).sqrt() + eps)
-                u = (u - step).clamp(0, 1)
+        u = ((init - lo) / span).clamp(0, 1)
+        state: tuple[torch.Tensor, ...] = (
+            u,
+            torch.zeros_like(u),
+            torch.zeros_like(u),
+            torch.full((batch,), math.inf, dtype=DTYPE),
+            torch.full((batch,), math.inf, dtype=DTYPE),
+            u.clone(),
+            u.clone(),
+            torch.zeros(batch, dtype=torch.bool),
+            torch.full((batch,), cfg.c_init, dtype=DTYPE),
+        )
+        t = torch.arange(cfg.steps, dtype=DTYPE)
+        schedule = torch.stack(  # per iteration: step size, Adam's two bias corrections, update c after it
+            [
+                cfg.lr * (0.05 + 0.95 * 0.5 * (1 + torch.cos(math.pi * t / cfg.steps))),
+                1 - 0.9 ** (t + 1),
+                1 - 0.999 ** (t + 1),
+                ((t + 1) % cfg.check_every == 0).to(DTYPE),
+            ],
+            dim=1,
+        )
+        constants = (lo, span, x0[:, self.touched], xs_final, plan, per_step, base, weight)
+        done = 0
+        with _threads(batch):
+            if cfg.compile and cfg.steps >= UNROLL:
+                program = self._compiled_steps()
+                while done + UNROLL <= cfg.steps:
+                    state = program(state, schedule[done : done + UNROLL], *constants)
+                    done += UNROLL
+            for k in range(done, cfg.steps):
+                state = self._step(state, schedule[k], *constants)
+        best_cost, best_u, any_u = state[3], state[5], state[6]
         chosen = torch.where(torch.isfinite(best_cost)[:, None, None], best_u, any_u)
         return (lo + chosen * span).detach()
+
+    def _compiled_steps(self) -> Any:
+        """``UNROLL`` iterations as one program compiled by ``torch.compile`` (made once per engine; it
+        recompiles per program shape, and falls back to eager where compiling fails)."""
+        if self._compiled is None:
+            self._compiled = compiled(self._steps_functional, "the synthesis step")
+        return self._compiled
+
+    def _loss(
+        self,
+        u: torch.Tensor,
+        c: torch.Tensor,
+        lo: torch.Tensor,
+        span: torch.Tensor,
+        z0: torch.Tensor,
+        xs_final: torch.Tensor,
+        plan: list[tuple[list[tuple[int, torch.Tensor]], torch.Tensor]],
+        per_step: list[list[torch.Tensor]],
+        base: torch.Tensor | None,
+        weight: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The summed relaxed objective at ``u`` and, per pair, (cost, goal margin, exact validity)."""
+        z, step_costs, penalty, ok = self._roll(z0, lo + u * span, plan, per_step, exact=False)
+        if base is not None and weight is not None:  # the folded network (see inner.fold)
+            out = self._split[1](torch.addmm(base, z.to(base.dtype), weight.T))  # type: ignore[index]
+        else:
+            out = self.model(xs_final.index_copy(1, self.touched, z) if len(self.touched) else xs_final)
+        margin = self.goal.margin(out).to(DTYPE)
+        cost = step_costs.sum(1)
+        loss = cost + penalty + c * torch.relu(self.config.margin - margin)
+        return loss.sum(), (cost, margin, ok)
+
+    def _step(
+        self, state: tuple[torch.Tensor, ...], schedule: torch.Tensor, *args: Any
+    ) -> tuple[torch.Tensor, ...]:
+        """One iteration with the gradient from autograd (eager)."""
+        u = state[0].detach().requires_grad_(True)
+        loss, aux = self._loss(u, state[-1], *args)
+        (grad,) = torch.autograd.grad(loss, u)
+        with torch.no_grad():
+            return self._update(state, grad, aux, schedule)
+
+    def _steps_functional(
+        self, state: tuple[torch.Tensor, ...], schedule: torch.Tensor, *args: Any
+    ) -> tuple[torch.Tensor, ...]:
+        """``len(schedule)`` iterations with gradients from ``torch.func.grad``: pure, for ``torch.compile``."""
+        for row in schedule:
+            grad, aux = torch.func.grad(self._loss, has_aux=True)(state[0], state[-1], *args)
+            state = self._update(state, grad, aux, row)
+        return state
+
+    def _update(
+        self,
+        state: tuple[torch.Tensor, ...],
+        grad: torch.Tensor,
+        aux: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        schedule: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        """Record the best iterates, one Adam update, and the adaptive c (``schedule``: step size, bias
+        corrections, whether to update c after this iteration)."""
+        u, m1, m2, best_cost, best_any, best_u, any_u, met, c = state
+        cost, margin, ok = aux
+        valid = ok & (margin >= 0)
+        strong = valid & (margin >= self.config.margin)
+        better = strong & (cost < best_cost)
+        best_cost = torch.where(better, cost, best_cost)
+        best_u = torch.where(better[:, None, None], u, best_u)
+        better_any = valid & (cost < best_any)
+        best_any = torch.where(better_any, cost, best_any)
+        any_u = torch.where(better_any[:, None, None], u, any_u)
+        grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
+        m1 = 0.9 * m1 + 0.1 * grad
+        m2 = 0.999 * m2 + 0.001 * grad * grad
+        step = schedule[0] * (m1 / schedule[1]) / ((m2 / schedule[2]).sqrt() + 1e-8)
+        u = (u - step).clamp(0, 1)
+        met = met | strong
+        # every check_every iterations: c shrinks where the goal was met since the last check, else grows
+        check = schedule[3] > 0
+        c = torch.where(check, torch.where(met, c * 0.7, c * 2.0).clamp(1e-3, 1e6), c)
+        met = met & ~check
+        return u, m1, m2, best_cost, best_any, best_u, any_u, met, c
 
     # -------------------------------------------------------------------------- verification
     def round_params(self, ids: torch.Tensor, params: torch.Tensor, mode: str) -> torch.Tensor:
