@@ -230,10 +230,19 @@ def _print_plans(batch: Any, frame: pd.DataFrame, show: int, reasons: Any = None
         if r.status != "found" or shown >= show:
             continue
         shown += 1
-        console.print(f"\n[bold]Applicant {frame.index[r.row]}[/] (row {r.row}):")
+        console.print(f"\n[bold]Applicant {frame.index[r.row]}[/]:")
         if reasons is not None:
             console.print(reasons(r.row), highlight=False)
         console.print(r.describe(), highlight=False)
+
+
+def _print_failures(batch: Any, frame: pd.DataFrame, show: int = 5) -> None:
+    """Say which rows failed and why (the first few), so exit code 1 never comes without a reason."""
+    failed = [r for r in batch if r.status == "error"]
+    for r in failed[:show]:
+        errors.print(f"Row {frame.index[r.row]} not processed: {r.error}", highlight=False, markup=False)
+    if len(failed) > show:
+        errors.print(f"... and {len(failed) - show} more failed rows (all are in --json).", highlight=False)
 
 
 def _print_summary(batch: Any, seconds: float) -> None:
@@ -261,13 +270,37 @@ def _print_summary(batch: Any, seconds: float) -> None:
 
 
 def _rows(frame: pd.DataFrame, rows: str | None) -> pd.DataFrame:
-    if rows is None:
-        return frame
-    try:
-        start, _, stop = rows.partition(":")
-        return frame.iloc[int(start) if start else None : int(stop) if stop else None]
-    except ValueError:
-        raise ConfigError(f"--rows {rows!r}: give a range A:B of row positions, e.g. 0:100.") from None
+    """The rows at positions A:B (or the one row A); ``ConfigError`` when nothing is left to process."""
+    chosen = frame
+    if rows is not None:
+        try:
+            start, colon, stop = rows.partition(":")
+            if not colon:
+                chosen = frame.iloc[int(start) : int(start) + 1 or None]
+            else:
+                chosen = frame.iloc[
+                    int(start) if start.strip() else None : int(stop) if stop.strip() else None
+                ]
+        except ValueError:
+            raise ConfigError(
+                f"--rows {rows!r}: give a range A:B of row positions, e.g. 0:100 (or one position, e.g. 7)."
+            ) from None
+    if chosen.empty:
+        selected = "" if rows is None else f" --rows {rows!r} selects no rows of the {len(frame)}."
+        raise ConfigError(
+            f"no rows to process: the data has {len(frame)} row(s).{selected} Give data with rows, and "
+            f"--rows within 0:{len(frame)}."
+        )
+    return chosen
+
+
+def _relabelled(batch: Any, frame: pd.DataFrame) -> Any:
+    """The batch with each record's ``row`` the input row it answers (the CSV's data row, or the dataset's
+    row label), not its position in the selection processed."""
+    from actionable.results import Recourse, RecourseBatch
+
+    labels = [int(v) if isinstance(v, int | np.integer) else v for v in frame.index]
+    return RecourseBatch(tuple(Recourse(**{**r.__dict__, "row": labels[r.row]}) for r in batch))
 
 
 @app.command("synthesize")
@@ -344,8 +377,9 @@ def synthesize_command(
     )
     _print_plans(batch, frame, show)
     _print_summary(batch, time.perf_counter() - started)
+    _print_failures(batch, frame)
     if json_path is not None:
-        batch.to_jsonl(json_path)
+        _relabelled(batch, frame).to_jsonl(json_path)
         console.print(f"wrote {len(batch)} records to {json_path}")
     if figure is not None:
         from actionable.drawing import draw_recourse
@@ -508,7 +542,9 @@ def invert_command(
             "--pos-only/--all-rows", help="Only rows whose true label is unfavourable (when labels exist)."
         ),
     ] = True,
-    rows: Annotated[str | None, typer.Option(help="Row positions A:B to process.")] = None,
+    rows: Annotated[
+        str | None, typer.Option(help="Row positions A:B to process (counted after --pos-only).")
+    ] = None,
     steps: Annotated[int, typer.Option(help="Most gradient steps per budget.")] = 300,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write JSON Lines: one record per row and budget.")
@@ -556,7 +592,13 @@ def invert_command(
         labels = raw[target] if target is not None and target in raw.columns else None
     if pos_only and labels is not None and the_schema.target is not None:
         favourable = the_schema.target.favourable
-        frame = frame[[str(v) != str(favourable) for v in labels]]
+        kept = frame[[str(v) != str(favourable) for v in labels]]
+        if kept.empty and not frame.empty:
+            raise ConfigError(
+                f"invert: all {len(frame)} rows are labelled {favourable!r} (favourable), so --pos-only leaves "
+                "nothing to invert; pass --all-rows to process them anyway."
+            )
+        frame = kept
     frame = _rows(frame, rows)
     sweep = invert_sweep(
         the_model,
@@ -595,12 +637,13 @@ def invert_command(
     largest = sweep[max(sweep)]
     _print_plans(largest, frame, show)
     console.print(table)
+    _print_failures(largest, frame)
     if reference is not None:
         console.print("reference: the result shipped with Lash et al.'s code, on their own models.")
     if json_path is not None:
         with json_path.open("w", encoding="utf-8") as handle:
             for batch in sweep.values():
-                for r in batch:
+                for r in _relabelled(batch, frame):
                     handle.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
         console.print(f"wrote {len(sweep) * len(largest)} records to {json_path}")
     if figure is not None:

@@ -1,0 +1,79 @@
+"""The command line's row handling: --rows that select nothing exit 2, JSON records name the input row they
+answer (not their position in the selection), and failed rows are explained on screen."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from actionable import datasets
+from actionable.cli import app
+
+runner = CliRunner()
+FAST = ["--max-length", "1", "--steps", "10"]
+
+
+def records(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["synthesize", "--dataset", "german", "--rows", "5000:5001", *FAST],
+        ["synthesize", "--dataset", "german", "--rows", "5:2", *FAST],
+        ["invert", "--dataset", "student", "--budget", "1", "--rows", "900:1000"],
+    ],
+)
+def test_rows_selecting_nothing_exit_2(args: list[str]) -> None:
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 2, result.output
+    assert "no rows to process" in " ".join(result.output.split())
+
+
+def test_a_csv_with_a_header_only_exits_2(tmp_path: Path) -> None:
+    german = datasets.load("german")
+    csv = tmp_path / "people.csv"
+    german.X_test.iloc[:0].to_csv(csv, index=False)
+    args = ["synthesize", "--data", str(csv), "--schema", str(german.path / "schema.toml")]
+    args += ["--actions", str(german.path / "actions.toml"), "--model", str(german.path / "models" / "mlp")]
+    result = runner.invoke(app, [*args, *FAST], terminal_width=200)
+    assert result.exit_code == 2 and "no rows to process" in result.output, result.output
+
+
+def test_one_position_selects_one_row(tmp_path: Path) -> None:
+    out = tmp_path / "plans.jsonl"
+    args = ["synthesize", "--dataset", "german", "--rows", "3", *FAST, "--json", str(out)]
+    assert runner.invoke(app, args, terminal_width=200).exit_code == 0
+    assert [r["row"] for r in records(out)] == [int(datasets.load("german").X_test.index[3])]
+
+
+def test_synthesize_json_rows_are_the_input_rows(tmp_path: Path) -> None:
+    """A CSV processed from row 2 on, with a bad row: records name CSV rows 2, 3, 4; the failure is shown."""
+    german = datasets.load("german")
+    frame = german.X_test.iloc[:5].reset_index(drop=True)
+    frame.loc[3, "duration"] = np.nan
+    csv, out = tmp_path / "people.csv", tmp_path / "plans.jsonl"
+    frame.to_csv(csv, index=False)
+    args = ["synthesize", "--data", str(csv), "--schema", str(german.path / "schema.toml")]
+    args += ["--actions", str(german.path / "actions.toml"), "--model", str(german.path / "models" / "mlp")]
+    result = runner.invoke(app, [*args, *FAST, "--rows", "2:5", "--json", str(out)], terminal_width=200)
+    assert result.exit_code == 1, result.output
+    got = records(out)
+    assert [r["row"] for r in got] == [2, 3, 4]
+    assert [r["status"] == "error" for r in got] == [False, True, False]
+    assert "Row 3 not processed" in result.output and "'duration'" in result.output
+
+
+def test_invert_json_rows_are_the_input_rows(tmp_path: Path) -> None:
+    student = datasets.load("student")
+    unfavourable = student.X_test[[str(v) != str(student.schema.target.favourable) for v in student.y_test]]  # type: ignore[union-attr]
+    out = tmp_path / "inv.jsonl"
+    args = ["invert", "--dataset", "student", "--budget", "1", "--rows", "2:4", "--json", str(out)]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert [r["row"] for r in records(out)] == [int(i) for i in unfavourable.index[2:4]]
