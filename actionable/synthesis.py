@@ -395,6 +395,7 @@ class Synthesizer:
             "method": "ramakrishnan2020",
             "config": asdict(self.config),
             "goal": self.goal.describe(),
+            "outcome": self.goal.outcome(),
             "actions": list(self.actions.names),
             "version": __version__,
         }
