@@ -598,11 +598,21 @@ class InverseProblem:
             change = float(end) - start
             price = (f.cost_up if change > 0 else f.cost_down) or 0.0
             verb = "Increase" if change > 0 else "Decrease"
-            text = f"{verb} {f.name} from {start:.4g} to {end:.4g}"
+            text = f"{verb} {f.name} from {readable(start)} to {readable(end)}"
             steps.append(
                 Step(f.name, {"from": start, "to": float(end), "change": change}, abs(change) * price, text)
             )
         return tuple(steps)
+
+
+def readable(value: float) -> str:
+    """A raw value as a person writes it: 4 significant digits, never scientific notation (29150, not
+    2.915e+04; 0.125; 3)."""
+    if not math.isfinite(value) or value == 0:
+        return f"{value:g}"
+    decimals = max(0, 3 - math.floor(math.log10(abs(value))))
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _number(kind: str, value: float) -> float | int:
