@@ -34,7 +34,7 @@ from actionable.goals import Goal, resolve_goal
 from actionable.models import TorchModel, as_model
 from actionable.projections import project_weighted_l1_ball
 from actionable.results import Recourse, RecourseBatch, Status, Step
-from actionable.schema import DTYPE, Schema
+from actionable.schema import DTYPE, Schema, as_rows
 
 Projection = Literal["exact", "shrink"]
 Ambiguous = Literal["gradient", "free"]
@@ -126,7 +126,8 @@ def invert_sweep(
     config = InverseConfig(
         steps=steps, method=method, rounding=rounding, ambiguous=ambiguous, warm_start=warm_start
     )
-    return InverseProblem(model, schema, indirect=indirect, goal=goal, config=config).sweep(X, budgets)
+    problem = InverseProblem(model, schema, indirect=indirect, goal=goal, config=config)
+    return problem.sweep(as_rows(X), budgets)
 
 
 def on_schema(obj: Any, schema: Schema, **options: Any) -> TorchModel:

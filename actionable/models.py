@@ -81,8 +81,26 @@ class TorchModel(nn.Module):
         """A raw frame (validated by the schema) or an already canonical array -> canonical tensor."""
         if isinstance(X, pd.DataFrame | pd.Series | Mapping):
             return self.schema.encode(X)
+        fix = (
+            f"An array is read as canonical rows: the schema's canonical encoding has {self.schema.width} "
+            f"columns ({', '.join(self.schema.columns[:4])}, ...). Pass raw rows as a pandas DataFrame with the "
+            f"columns {list(self.schema.names)[:6]}{'...' if len(self.schema) > 6 else ''}."
+        )
+        if isinstance(X, np.ndarray) and not (
+            np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.bool_)
+        ):
+            raise DataError(f"model input: an array of {X.dtype} values (text?). {fix}")
+        if not isinstance(X, np.ndarray | torch.Tensor):
+            raise DataError(f"model input: got a {type(X).__name__}. {fix}")
         x = torch.as_tensor(np.asarray(X, dtype=np.float64) if isinstance(X, np.ndarray) else X)
-        return (x[None, :] if x.ndim == 1 else x).to(self.dtype)
+        x = x[None, :] if x.ndim == 1 else x
+        if x.ndim != 2 or x.shape[-1] != self.schema.width:
+            raise DataError(f"model input: an array of shape {tuple(x.shape)}. {fix}")
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise DataError(
+                f"model input: the array holds NaN or infinite values; fill or drop those rows. {fix}"
+            )
+        return x.to(self.dtype)
 
     @torch.no_grad()
     def predict_proba(self, X: pd.DataFrame | torch.Tensor | np.ndarray) -> np.ndarray:

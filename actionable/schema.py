@@ -616,6 +616,16 @@ def _as_frame(frame: Any, schema: Schema) -> pd.DataFrame:
     )
 
 
+def as_rows(X: Any) -> Any:
+    """A batch of raw rows: a DataFrame as given, a Series or a mapping (one person) as a one-row frame
+    (keeping the Series' name as its index label); anything else is returned for the caller to refuse."""
+    if isinstance(X, pd.Series):
+        return X.to_frame().T
+    if isinstance(X, Mapping):
+        return pd.DataFrame([X])
+    return X
+
+
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
