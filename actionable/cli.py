@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from actionable.errors import ActionableError, ConfigError, DataError
@@ -39,7 +40,9 @@ def friendly(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except ActionableError as exc:
-            errors.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", markup=True, highlight=False)
+            errors.print(
+                f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", markup=True, highlight=False
+            )
             raise typer.Exit(code=2) from None
 
     return run  # type: ignore[return-value]
@@ -146,7 +149,7 @@ def _train_user(
 
     from actionable.models import save_model
     from actionable.schema import Schema
-    from actionable.training import Recipe, fit_classifier, fit_regressor
+    from actionable.training import Recipe, check_target, fit_classifier, fit_regressor
 
     schema = Schema.from_toml(schema_path)
     frame = read_csv(data)
@@ -154,6 +157,7 @@ def _train_user(
         raise DataError(
             f"train: target column {target!r} is not in {data.name}; columns are {list(frame.columns)}."
         )
+    check_target(schema, frame, target)
     try:
         sizes = tuple(int(h) for h in hidden.split(",") if h.strip())
     except ValueError:
@@ -163,8 +167,9 @@ def _train_user(
     recipe = Recipe(hidden=sizes, epochs=epochs, seed=seed)
     y = frame[target]
     regression = schema.target is not None and schema.target.is_regression
+    rare = not regression and int(y.map(str).value_counts().min()) < 2  # too few to stratify the split
     train, test = train_test_split(
-        np.arange(len(frame)), test_size=0.2, random_state=seed, stratify=None if regression else y
+        np.arange(len(frame)), test_size=0.2, random_state=seed, stratify=None if regression or rare else y
     )
     provenance = {
         "data": data.name,
@@ -233,7 +238,7 @@ def _print_plans(batch: Any, frame: pd.DataFrame, show: int, reasons: Any = None
         console.print(f"\n[bold]Applicant {frame.index[r.row]}[/]:")
         if reasons is not None:
             console.print(reasons(r.row), highlight=False)
-        console.print(r.describe(), highlight=False)
+        console.print(r.describe(), highlight=False, markup=False)
 
 
 def _print_failures(batch: Any, frame: pd.DataFrame, show: int = 5) -> None:
