@@ -728,10 +728,19 @@ def _denial_reasons(model: Any, denied: pd.DataFrame, train: pd.DataFrame) -> Ca
     tops = result.top(3, sign="negative")
 
     def sentence(row: int) -> str:
-        named = ", ".join(f"{name} ({value:+.2f})" for name, value in tops[row])
+        person = denied.iloc[row]  # each reason shows this applicant's own value, e.g. savings '< 100 DM'
+        named = ", ".join(f"{name} {_shown(person[name])} ({value:+.2f})" for name, value in tops[row])
         return f"Top reasons against approval (Integrated Gradients, logit, vs. the average applicant): {named or 'none'}."
 
     return sentence
+
+
+def _shown(value: Any) -> str:
+    """A raw value as text: a category level quoted, a number plain (24, not np.int64(24))."""
+    plain = value.item() if isinstance(value, np.generic) else value
+    return (
+        f"{plain:g}" if isinstance(plain, int | float) and not isinstance(plain, bool) else repr(str(plain))
+    )
 
 
 def _describe_network(model: Any) -> str:

@@ -77,3 +77,13 @@ def test_invert_json_rows_are_the_input_rows(tmp_path: Path) -> None:
     result = runner.invoke(app, args, terminal_width=200)
     assert result.exit_code == 0, result.output
     assert [r["row"] for r in records(out)] == [int(i) for i in unfavourable.index[2:4]]
+
+
+def test_demo_reasons_show_the_applicants_own_values() -> None:
+    from actionable.cli import _denial_reasons
+
+    german = datasets.load("german")
+    denied = german.X_test.iloc[:2]
+    sentences = _denial_reasons(german.model, denied, german.X_train)
+    assert "checking_account '< 0 DM' (-0.38)" in sentences(0)
+    assert "credit_amount 9055 (" in sentences(1) and "np." not in sentences(1)
