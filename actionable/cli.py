@@ -447,11 +447,20 @@ def explain_command(
             raise ConfigError("explain: give --dataset NAME, or all of --data --schema --model.")
         the_schema = Schema.from_toml(schema)
         the_model = load_model(model, schema=the_schema)
-        frame = the_schema.validate(read_csv(data))
-        reference, models = frame, {"model": the_model}
+        frame = read_csv(data)
+        usable = sorted(set(range(len(frame))) - set(the_schema.row_errors(frame)))
+        if not usable:
+            the_schema.validate(frame)  # every row is bad: say why
+        reference, models = the_schema.validate(frame.iloc[usable]), {"model": the_model}
     chosen = _rows(frame, rows)
+    # rows that do not fit the schema are reported (and recorded in --json), the others explained
+    problems = {frame.index[i]: message for i, message in the_schema.row_errors(frame).items()}
+    failed = {label: problems[label] for label in chosen.index if label in problems}
+    chosen = the_schema.validate(chosen.drop(index=list(failed)))
     if chosen.empty:
-        raise ConfigError(f"explain: --rows {rows!r} selects no rows of the {len(frame)} available.")
+        for label, message in failed.items():
+            errors.print(f"Row {label} not processed: {message}", highlight=False, markup=False)
+        raise ConfigError(f"explain: none of the rows selected fits the schema ({len(failed)} failed).")
     if advise:
         _explain_advice(models, the_model, chosen, reference, target, figure)
         return
@@ -483,15 +492,34 @@ def explain_command(
     if json_path is not None:
         import json
 
+        records = {r["row"]: r for r in result.to_records(top)}
+        records.update(
+            {
+                label: {"format": "actionable.attribution/1", "row": label, "error": m}
+                for label, m in failed.items()
+            }
+        )
+        order = [label for label in frame.index if label in records]
         with json_path.open("w", encoding="utf-8") as handle:
-            for record in result.to_records(top):
-                handle.write(json.dumps(record) + "\n")
-        console.print(f"wrote {len(result)} records to {json_path}")
+            for label in order:
+                handle.write(json.dumps(records[label], default=_plain_json) + "\n")
+        console.print(f"wrote {len(order)} records to {json_path}")
     if figure is not None:
         from actionable.plotting import plot_attribution, save
 
         save(plot_attribution(result, 0 if len(result) == 1 else None), figure)
         console.print(f"wrote {figure}")
+    for label, message in failed.items():
+        errors.print(f"Row {label} not processed: {message}", highlight=False, markup=False)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _plain_json(value: Any) -> Any:
+    """numpy scalars (row labels) as plain JSON numbers."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _explain_advice(

@@ -87,3 +87,19 @@ def test_demo_reasons_show_the_applicants_own_values() -> None:
     sentences = _denial_reasons(german.model, denied, german.X_train)
     assert "checking_account '< 0 DM' (-0.38)" in sentences(0)
     assert "credit_amount 9055 (" in sentences(1) and "np." not in sentences(1)
+
+
+def test_explain_records_a_bad_row_and_explains_the_others(tmp_path: Path) -> None:
+    german = datasets.load("german")
+    frame = german.X_test.iloc[:4].reset_index(drop=True).astype({"purpose": object})
+    frame.loc[1, "purpose"] = "yacht"
+    csv, out = tmp_path / "people.csv", tmp_path / "why.jsonl"
+    frame.to_csv(csv, index=False)
+    args = ["explain", "--data", str(csv), "--schema", str(german.path / "schema.toml")]
+    args += ["--model", str(german.path / "models" / "mlp"), "--rows", "0:3", "--json", str(out)]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 1, result.output
+    got = records(out)
+    assert [r["row"] for r in got] == [0, 1, 2]
+    assert "unknown level 'yacht'" in str(got[1]["error"]) and "values" in got[0] and "values" in got[2]
+    assert "Row 1 not processed: row 1 (index 1), column 'purpose'" in " ".join(result.output.split())
