@@ -47,6 +47,10 @@ class Param:
             raise SpecError(f"{where}: bounds [{lo}, {hi}] must be finite with lower <= upper.")
         if self.kind not in ("real", "integer"):
             raise SpecError(f"{where}: kind = {self.kind!r}; use 'real' or 'integer'.")
+        if self.kind == "integer" and math.ceil(lo) > math.floor(hi):
+            raise SpecError(
+                f"{where}: bounds [{lo:g}, {hi:g}] hold no whole number; widen them or use kind 'real'."
+            )
         if self.resolution is not None and not (
             isinstance(self.resolution, int | float) and self.resolution > 0
         ):

@@ -570,11 +570,17 @@ def _optional_float(where: str, table: str, key: str, value: Any) -> float | Non
 
 def read_toml(source: str | Path, kind: str) -> tuple[dict[str, Any], str]:
     """A spec file's parsed tables and the name errors call it by (the file name, or "<kind> text")."""
-    if isinstance(source, Path) or ("\n" not in source and source.endswith(".toml")):
+    # one line without '=' cannot be TOML tables: it is a path, whatever its extension (schema.toml.bak)
+    if isinstance(source, Path) or (
+        "\n" not in source and (source.endswith(".toml") or (source.strip() and "=" not in source))
+    ):
         path = Path(source)
         if not path.is_file():
             raise SpecError(f"{path}: no such file. Give the path of a {kind} TOML file.")
-        text, where = path.read_text(encoding="utf-8"), path.name
+        try:
+            text, where = path.read_text(encoding="utf-8"), path.name
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"{path}: not UTF-8 text ({exc}); save the {kind} file as UTF-8.") from None
     else:
         text, where = source, f"{kind} text"
     try:
