@@ -161,9 +161,23 @@ def as_model(
     if not isinstance(schema, Schema):
         raise ConfigError(f"as_model: schema must be an actionable Schema; got {type(schema).__name__}.")
     if isinstance(obj, TorchModel):
-        if obj.schema != schema:
-            raise ModelError("as_model: this model was built on a different schema; rebuild it on this one.")
-        return obj
+        if obj.schema == schema:
+            return obj
+        if obj.schema.hash == schema.hash:  # same encoding: bounds, mutability, costs edited; same network
+            return TorchModel(
+                obj.network,
+                schema,
+                task=obj.task,
+                classes=obj.classes,
+                outputs=obj.outputs,
+                provenance=obj.provenance,
+                dtype=obj.dtype,
+            )
+        raise ModelError(
+            f"as_model: this model was built on a schema with another encoding (its features: "
+            f"{list(obj.schema.names)[:6]}...; names, order, kinds and levels must match). Use the schema "
+            "it was built on (model.schema), or rebuild / retrain the model on this one."
+        )
     if isinstance(obj, nn.Module):
         return _wrap_module(obj, schema, task, classes, outputs)
     if hasattr(obj, "fit") and hasattr(obj, "get_params"):

@@ -40,3 +40,14 @@ def test_a_regression_plan_names_the_predicted_value() -> None:
     assert "probability" not in text and "predicted limit 10 -> 30." in text, text
     assert "probability" not in done.describe() and "predicted limit 40" in done.describe()
     assert found.provenance["outcome"] == "predicted limit"
+
+
+def test_a_model_fits_a_schema_with_the_same_encoding() -> None:
+    """Bounds edited (savings at most 35): synthesis runs on the edited schema and obeys it."""
+    edited = SCHEMA.with_features(savings={"bounds": (0, 35)})
+    assert edited.hash == SCHEMA.hash and edited != SCHEMA
+    people = pd.DataFrame({"savings": [10.0], "age": [30]})
+    plans = synthesize(model(), people, ActionSet.from_toml(ACTIONS, edited), max_length=1)
+    assert plans[0].status == "found" and plans[0].x_after["savings"] <= 35
+    rebound = as_model(model(), edited)
+    assert rebound.schema == edited and float(rebound.predict(people)[0]) == 10.0
