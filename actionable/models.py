@@ -216,6 +216,13 @@ def _wrap_module(
     if task == "regression":
         names = tuple(outputs) if outputs else _output_names(schema, k or 1)
         return TorchModel(module, schema, task=task, outputs=names, dtype=dtype, provenance=provenance)
+    last = _last_layer(module)
+    if isinstance(last, nn.Sigmoid | nn.Softmax):
+        raise ModelError(
+            f"as_model: this classifier ends in {type(last).__name__}, so it returns probabilities; actionable "
+            "needs logits. Pass the network without its final layer (e.g. module[:-1] for an nn.Sequential): "
+            "the probabilities are recovered exactly with softmax."
+        )
     labels = tuple(classes) if classes is not None else (target.classes if target is not None else ())
     if not labels:
         raise ModelError(
@@ -224,6 +231,13 @@ def _wrap_module(
         )
     network = nn.Sequential(module, L.BinaryLogits()) if k == 1 and len(labels) == 2 else module
     return TorchModel(network, schema, task=task, classes=labels, dtype=dtype, provenance=provenance)
+
+
+def _last_layer(module: nn.Module) -> nn.Module:
+    """The final layer of nested ``nn.Sequential`` containers (the module itself otherwise)."""
+    while isinstance(module, nn.Sequential) and len(module):
+        module = module[-1]
+    return module
 
 
 def _output_names(schema: Schema, k: int) -> tuple[str, ...]:

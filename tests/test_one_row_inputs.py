@@ -54,3 +54,15 @@ def test_an_array_of_raw_values_names_the_fix() -> None:
         attribute(model(), PEOPLE.to_numpy(), "integrated_gradients")
     with pytest.raises(DataError, match="NaN or infinite"):
         model().predict(np.array([[np.nan, 1.0, 0.0]]))
+
+
+def test_a_classifier_that_returns_probabilities_is_refused() -> None:
+    """A final Sigmoid / Softmax would be read as logits: every prediction silently wrong."""
+    from actionable import ModelError
+
+    for head in (torch.nn.Sigmoid(), torch.nn.Softmax(dim=-1)):
+        k = 1 if isinstance(head, torch.nn.Sigmoid) else 2
+        net = torch.nn.Sequential(torch.nn.Linear(3, k), head).double()
+        with pytest.raises(ModelError, match=f"ends in {type(head).__name__}.*needs logits"):
+            as_model(net, SCHEMA)
+        assert as_model(net[:-1], SCHEMA).n_outputs == 2
