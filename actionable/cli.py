@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -299,6 +300,22 @@ def _rows(frame: pd.DataFrame, rows: str | None) -> pd.DataFrame:
     return chosen
 
 
+def _writable(**paths: Path | None) -> None:
+    """Output files are checked before any work, so a typo in a folder name never costs a finished run."""
+    for option, path in paths.items():
+        if path is None:
+            continue
+        folder = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise ConfigError(f"--{option} {path}: is a folder; give a file name inside it.")
+        if not folder.is_dir():
+            raise ConfigError(
+                f"--{option} {path}: folder {folder} does not exist; create it or choose another path."
+            )
+        if not os.access(folder, os.W_OK):
+            raise ConfigError(f"--{option} {path}: folder {folder} is not writable; choose another path.")
+
+
 def _relabelled(batch: Any, frame: pd.DataFrame) -> Any:
     """The batch with each record's ``row`` the input row it answers (the CSV's data row, or the dataset's
     row label), not its position in the selection processed."""
@@ -335,6 +352,7 @@ def synthesize_command(
     ] = None,
 ) -> None:
     """Cheapest verified action sequences that flip the model's decision, one per row."""
+    _writable(json=json_path, figure=figure)
     import time
 
     from actionable.actions import ActionSet
@@ -430,6 +448,7 @@ def explain_command(
     ] = None,
 ) -> None:
     """Why the model decided: attributions per row and raw feature (top reasons, JSON, figure)."""
+    _writable(json=json_path, figure=figure)
     from actionable.attribution import attribute, standard_deviations, training_mean
     from actionable.models import load_model
     from actionable.schema import Schema
@@ -586,6 +605,7 @@ def invert_command(
     show: Annotated[int, typer.Option(help="Changes to print (at the largest budget).")] = 3,
 ) -> None:
     """Budget-constrained inverse classification (Lash et al.): the best change within each budget."""
+    _writable(json=json_path, figure=figure)
     from actionable.inverse import invert_sweep, plot_curves, sweep_curve
     from actionable.lash import reference_curve
     from actionable.models import load_model

@@ -103,3 +103,23 @@ def test_explain_records_a_bad_row_and_explains_the_others(tmp_path: Path) -> No
     assert [r["row"] for r in got] == [0, 1, 2]
     assert "unknown level 'yacht'" in str(got[1]["error"]) and "values" in got[0] and "values" in got[2]
     assert "Row 1 not processed: row 1 (index 1), column 'purpose'" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["synthesize", "--dataset", "german", "--rows", "0:2", *FAST],
+        ["explain", "--dataset", "german", "--rows", "0:2"],
+        ["invert", "--dataset", "student", "--budget", "1", "--rows", "0:2"],
+    ],
+)
+@pytest.mark.parametrize("option", ["--json", "--figure"])
+def test_an_output_in_a_missing_folder_exits_2_before_any_work(
+    tmp_path: Path, args: list[str], option: str
+) -> None:
+    target = tmp_path / "no-such-folder" / "out.file"
+    result = runner.invoke(app, [*args, option, str(target)], terminal_width=200)
+    assert result.exit_code == 2, result.output
+    squeezed = "".join(result.output.split())  # rich wraps long paths
+    assert f"{option}{target}:folder" in squeezed and "doesnotexist" in squeezed
+    assert "Summary" not in result.output and "Inverse classification" not in result.output
