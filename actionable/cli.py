@@ -269,7 +269,7 @@ def _print_summary(batch: Any, seconds: float) -> None:
         str(summary["not_found"]),
         str(summary["already_favourable"]),
         str(summary["error"]),
-        f"{summary['cost_median']:.3g}",
+        f"{summary['cost_median']:.3g}" if math.isfinite(summary["cost_median"]) else "-",  # none found
         f"{seconds:.1f}",
     )
     console.print(table)

@@ -123,3 +123,11 @@ def test_an_output_in_a_missing_folder_exits_2_before_any_work(
     squeezed = "".join(result.output.split())  # rich wraps long paths
     assert f"{option}{target}:folder" in squeezed and "doesnotexist" in squeezed
     assert "Summary" not in result.output and "Inverse classification" not in result.output
+
+
+def test_a_summary_without_plans_shows_no_nan() -> None:
+    german = datasets.load("german")
+    favourable = int(np.flatnonzero(german.model.predict(german.X_test) == "good")[0])
+    result = runner.invoke(app, ["synthesize", "--dataset", "german", "--rows", str(favourable), *FAST])
+    assert result.exit_code == 0, result.output
+    assert "Summary" in result.output and "nan" not in result.output
