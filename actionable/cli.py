@@ -482,6 +482,10 @@ def explain_command(
         raise ConfigError(f"explain: none of the rows selected fits the schema ({len(failed)} failed).")
     if advise:
         _explain_advice(models, the_model, chosen, reference, target, figure)
+        for label, message in failed.items():
+            errors.print(f"Row {label} not processed: {message}", highlight=False, markup=False)
+        if failed:
+            raise typer.Exit(code=1)
         return
     if baseline not in ("mean", "zeros"):
         raise ConfigError(f"explain: --baseline {baseline!r}; use mean or zeros.")

@@ -131,3 +131,16 @@ def test_a_summary_without_plans_shows_no_nan() -> None:
     result = runner.invoke(app, ["synthesize", "--dataset", "german", "--rows", str(favourable), *FAST])
     assert result.exit_code == 0, result.output
     assert "Summary" in result.output and "nan" not in result.output
+
+
+def test_explain_advise_reports_a_bad_row_too(tmp_path: Path) -> None:
+    german = datasets.load("german")
+    frame = german.X_test.iloc[:3].reset_index(drop=True).astype({"purpose": object})
+    frame.loc[2, "purpose"] = "yacht"
+    csv = tmp_path / "people.csv"
+    frame.to_csv(csv, index=False)
+    args = ["explain", "--data", str(csv), "--schema", str(german.path / "schema.toml")]
+    args += ["--model", str(german.path / "models" / "mlp"), "--rows", "0:3", "--advise"]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 1, result.output
+    assert "Advice for row 0" in result.output and "Row 2 not processed" in result.output

@@ -66,3 +66,12 @@ def test_a_classifier_that_returns_probabilities_is_refused() -> None:
         with pytest.raises(ModelError, match=f"ends in {type(head).__name__}.*needs logits"):
             as_model(net, SCHEMA)
         assert as_model(net[:-1], SCHEMA).n_outputs == 2
+
+
+def test_a_constant_column_has_scale_one() -> None:
+    """A few rows with the same income: per-sd scales stay usable (1.0, one raw unit), never 0."""
+    from actionable.attribution import standard_deviations
+
+    sd = standard_deviations(SCHEMA, pd.DataFrame({"income": [20.0, 20.0], "job": ["clerk", "engineer"]}))
+    assert sd["income"] == 1.0
+    attribute(model(), PEOPLE, "gradient", scale=sd)  # accepted
