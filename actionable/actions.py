@@ -47,6 +47,10 @@ class Param:
             raise SpecError(f"{where}: bounds [{lo}, {hi}] must be finite with lower <= upper.")
         if self.kind not in ("real", "integer"):
             raise SpecError(f"{where}: kind = {self.kind!r}; use 'real' or 'integer'.")
+        if self.kind == "integer" and math.ceil(lo) > math.floor(hi):
+            raise SpecError(
+                f"{where}: bounds [{lo:g}, {hi:g}] hold no whole number; widen them or use kind 'real'."
+            )
         if self.resolution is not None and not (
             isinstance(self.resolution, int | float) and self.resolution > 0
         ):
@@ -164,13 +168,17 @@ class Action:
                         f"{here}, effect on {feature!r}: a category is set to a quoted level, e.g. "
                         f"\"'{target.levels[-1]}'\"; got {text!r}."
                     )
-                target.level_index(parsed.evaluate({}))
+                try:
+                    target.level_index(parsed.evaluate({}))
+                except SpecError as exc:
+                    raise SpecError(f"{here}, effect on {feature!r}: {str(exc).split(': ', 1)[-1]}") from None
             elif parsed.is_level or parsed.is_boolean:
                 raise SpecError(f"{here}, effect on {feature!r}: must be a number expression; got {text!r}.")
             effects[feature] = parsed
         cost = E.parse(str(self.cost), names=names, levels=levels, where=f"{here}, cost")
         if cost.is_level or cost.is_boolean:
             raise SpecError(f"{here}, cost: must be a number expression; got {self.cost!r}.")
+        self._check_text(here)
         pre = tuple(self._condition(c, names, levels, f"{here}, pre") for c in self.pre)
         post = tuple(self._condition(c, names, levels, f"{here}, post") for c in self.post)
         self._parsed.update(effects=effects, cost=cost, pre=pre, post=post)
@@ -184,6 +192,20 @@ class Action:
                         f"{here}: parameter {param.name!r} sets {feature!r} directly, but its bounds "
                         f"{list(param.bounds)} leave the feature's bounds [{lo:g}, {hi:g}]; narrow the parameter."
                     )
+
+    def _check_text(self, here: str) -> None:
+        """Fill ``text`` once with each parameter at its lower bound, so a misspelt placeholder or a format
+        the value cannot take fails when the catalogue loads, not after a long search."""
+        probe = {p.name: math.ceil(p.bounds[0]) if p.kind == "integer" else p.bounds[0] for p in self.params}
+        try:
+            self.text.format(**probe)
+        except (KeyError, ValueError, IndexError, AttributeError) as exc:
+            names = [p.name for p in self.params]
+            raise SpecError(
+                f"{here}, text: {self.text!r} cannot be filled with the parameters {names} "
+                f"({type(exc).__name__}: {exc}); use {{name}} or {{name:.0f}} with those names "
+                "(integer parameters also take :d)."
+            ) from None
 
     @staticmethod
     def _condition(

@@ -183,13 +183,15 @@ def training_mean(schema: Schema, frame: pd.DataFrame) -> np.ndarray:
 def standard_deviations(schema: Schema, frame: pd.DataFrame) -> pd.Series:
     """Per-feature standard deviation of ``frame`` (population, as StandardScaler); 1.0 for categories.
 
-    A category's attribution is the sum over its block, so "one step" is a change of level.
+    A category's attribution is the sum over its block, so "one step" is a change of level. A column
+    constant in ``frame`` (a few rows, say) has no spread: its scale is 1.0, one raw unit, as in training.
     """
     clean = schema.validate(frame)
     values = {
         f.name: 1.0 if f.kind == "category" else float(clean[f.name].to_numpy(np.float64).std())
         for f in schema.features
     }
+    values = {name: sd if sd > 0 else 1.0 for name, sd in values.items()}
     return pd.Series(values, name="sd")
 
 

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from actionable.errors import ActionableError, ConfigError, DataError
@@ -39,7 +41,9 @@ def friendly(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except ActionableError as exc:
-            errors.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", markup=True, highlight=False)
+            errors.print(
+                f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", markup=True, highlight=False
+            )
             raise typer.Exit(code=2) from None
 
     return run  # type: ignore[return-value]
@@ -146,7 +150,7 @@ def _train_user(
 
     from actionable.models import save_model
     from actionable.schema import Schema
-    from actionable.training import Recipe, fit_classifier, fit_regressor
+    from actionable.training import Recipe, check_target, fit_classifier, fit_regressor
 
     schema = Schema.from_toml(schema_path)
     frame = read_csv(data)
@@ -154,6 +158,7 @@ def _train_user(
         raise DataError(
             f"train: target column {target!r} is not in {data.name}; columns are {list(frame.columns)}."
         )
+    check_target(schema, frame, target)
     try:
         sizes = tuple(int(h) for h in hidden.split(",") if h.strip())
     except ValueError:
@@ -163,8 +168,9 @@ def _train_user(
     recipe = Recipe(hidden=sizes, epochs=epochs, seed=seed)
     y = frame[target]
     regression = schema.target is not None and schema.target.is_regression
+    rare = not regression and int(y.map(str).value_counts().min()) < 2  # too few to stratify the split
     train, test = train_test_split(
-        np.arange(len(frame)), test_size=0.2, random_state=seed, stratify=None if regression else y
+        np.arange(len(frame)), test_size=0.2, random_state=seed, stratify=None if regression or rare else y
     )
     provenance = {
         "data": data.name,
@@ -230,10 +236,19 @@ def _print_plans(batch: Any, frame: pd.DataFrame, show: int, reasons: Any = None
         if r.status != "found" or shown >= show:
             continue
         shown += 1
-        console.print(f"\n[bold]Applicant {frame.index[r.row]}[/] (row {r.row}):")
+        console.print(f"\n[bold]Applicant {frame.index[r.row]}[/]:")
         if reasons is not None:
             console.print(reasons(r.row), highlight=False)
-        console.print(r.describe(), highlight=False)
+        console.print(r.describe(), highlight=False, markup=False)
+
+
+def _print_failures(batch: Any, frame: pd.DataFrame, show: int = 5) -> None:
+    """Say which rows failed and why (the first few), so exit code 1 never comes without a reason."""
+    failed = [r for r in batch if r.status == "error"]
+    for r in failed[:show]:
+        errors.print(f"Row {frame.index[r.row]} not processed: {r.error}", highlight=False, markup=False)
+    if len(failed) > show:
+        errors.print(f"... and {len(failed) - show} more failed rows (all are in --json).", highlight=False)
 
 
 def _print_summary(batch: Any, seconds: float) -> None:
@@ -254,20 +269,60 @@ def _print_summary(batch: Any, seconds: float) -> None:
         str(summary["not_found"]),
         str(summary["already_favourable"]),
         str(summary["error"]),
-        f"{summary['cost_median']:.3g}",
+        f"{summary['cost_median']:.3g}" if math.isfinite(summary["cost_median"]) else "-",  # none found
         f"{seconds:.1f}",
     )
     console.print(table)
 
 
 def _rows(frame: pd.DataFrame, rows: str | None) -> pd.DataFrame:
-    if rows is None:
-        return frame
-    try:
-        start, _, stop = rows.partition(":")
-        return frame.iloc[int(start) if start else None : int(stop) if stop else None]
-    except ValueError:
-        raise ConfigError(f"--rows {rows!r}: give a range A:B of row positions, e.g. 0:100.") from None
+    """The rows at positions A:B (or the one row A); ``ConfigError`` when nothing is left to process."""
+    chosen = frame
+    if rows is not None:
+        try:
+            start, colon, stop = rows.partition(":")
+            if not colon:
+                chosen = frame.iloc[int(start) : int(start) + 1 or None]
+            else:
+                chosen = frame.iloc[
+                    int(start) if start.strip() else None : int(stop) if stop.strip() else None
+                ]
+        except ValueError:
+            raise ConfigError(
+                f"--rows {rows!r}: give a range A:B of row positions, e.g. 0:100 (or one position, e.g. 7)."
+            ) from None
+    if chosen.empty:
+        selected = "" if rows is None else f" --rows {rows!r} selects no rows of the {len(frame)}."
+        raise ConfigError(
+            f"no rows to process: the data has {len(frame)} row(s).{selected} Give data with rows, and "
+            f"--rows within 0:{len(frame)}."
+        )
+    return chosen
+
+
+def _writable(**paths: Path | None) -> None:
+    """Output files are checked before any work, so a typo in a folder name never costs a finished run."""
+    for option, path in paths.items():
+        if path is None:
+            continue
+        folder = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise ConfigError(f"--{option} {path}: is a folder; give a file name inside it.")
+        if not folder.is_dir():
+            raise ConfigError(
+                f"--{option} {path}: folder {folder} does not exist; create it or choose another path."
+            )
+        if not os.access(folder, os.W_OK):
+            raise ConfigError(f"--{option} {path}: folder {folder} is not writable; choose another path.")
+
+
+def _relabelled(batch: Any, frame: pd.DataFrame) -> Any:
+    """The batch with each record's ``row`` the input row it answers (the CSV's data row, or the dataset's
+    row label), not its position in the selection processed."""
+    from actionable.results import Recourse, RecourseBatch
+
+    labels = [int(v) if isinstance(v, int | np.integer) else v for v in frame.index]
+    return RecourseBatch(tuple(Recourse(**{**r.__dict__, "row": labels[r.row]}) for r in batch))
 
 
 @app.command("synthesize")
@@ -297,6 +352,7 @@ def synthesize_command(
     ] = None,
 ) -> None:
     """Cheapest verified action sequences that flip the model's decision, one per row."""
+    _writable(json=json_path, figure=figure)
     import time
 
     from actionable.actions import ActionSet
@@ -344,8 +400,9 @@ def synthesize_command(
     )
     _print_plans(batch, frame, show)
     _print_summary(batch, time.perf_counter() - started)
+    _print_failures(batch, frame)
     if json_path is not None:
-        batch.to_jsonl(json_path)
+        _relabelled(batch, frame).to_jsonl(json_path)
         console.print(f"wrote {len(batch)} records to {json_path}")
     if figure is not None:
         from actionable.drawing import draw_recourse
@@ -391,6 +448,7 @@ def explain_command(
     ] = None,
 ) -> None:
     """Why the model decided: attributions per row and raw feature (top reasons, JSON, figure)."""
+    _writable(json=json_path, figure=figure)
     from actionable.attribution import attribute, standard_deviations, training_mean
     from actionable.models import load_model
     from actionable.schema import Schema
@@ -408,13 +466,26 @@ def explain_command(
             raise ConfigError("explain: give --dataset NAME, or all of --data --schema --model.")
         the_schema = Schema.from_toml(schema)
         the_model = load_model(model, schema=the_schema)
-        frame = the_schema.validate(read_csv(data))
-        reference, models = frame, {"model": the_model}
+        frame = read_csv(data)
+        usable = sorted(set(range(len(frame))) - set(the_schema.row_errors(frame)))
+        if not usable:
+            the_schema.validate(frame)  # every row is bad: say why
+        reference, models = the_schema.validate(frame.iloc[usable]), {"model": the_model}
     chosen = _rows(frame, rows)
+    # rows that do not fit the schema are reported (and recorded in --json), the others explained
+    problems = {frame.index[i]: message for i, message in the_schema.row_errors(frame).items()}
+    failed = {label: problems[label] for label in chosen.index if label in problems}
+    chosen = the_schema.validate(chosen.drop(index=list(failed)))
     if chosen.empty:
-        raise ConfigError(f"explain: --rows {rows!r} selects no rows of the {len(frame)} available.")
+        for label, message in failed.items():
+            errors.print(f"Row {label} not processed: {message}", highlight=False, markup=False)
+        raise ConfigError(f"explain: none of the rows selected fits the schema ({len(failed)} failed).")
     if advise:
         _explain_advice(models, the_model, chosen, reference, target, figure)
+        for label, message in failed.items():
+            errors.print(f"Row {label} not processed: {message}", highlight=False, markup=False)
+        if failed:
+            raise typer.Exit(code=1)
         return
     if baseline not in ("mean", "zeros"):
         raise ConfigError(f"explain: --baseline {baseline!r}; use mean or zeros.")
@@ -444,15 +515,34 @@ def explain_command(
     if json_path is not None:
         import json
 
+        records = {r["row"]: r for r in result.to_records(top)}
+        records.update(
+            {
+                label: {"format": "actionable.attribution/1", "row": label, "error": m}
+                for label, m in failed.items()
+            }
+        )
+        order = [label for label in frame.index if label in records]
         with json_path.open("w", encoding="utf-8") as handle:
-            for record in result.to_records(top):
-                handle.write(json.dumps(record) + "\n")
-        console.print(f"wrote {len(result)} records to {json_path}")
+            for label in order:
+                handle.write(json.dumps(records[label], default=_plain_json) + "\n")
+        console.print(f"wrote {len(order)} records to {json_path}")
     if figure is not None:
         from actionable.plotting import plot_attribution, save
 
         save(plot_attribution(result, 0 if len(result) == 1 else None), figure)
         console.print(f"wrote {figure}")
+    for label, message in failed.items():
+        errors.print(f"Row {label} not processed: {message}", highlight=False, markup=False)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _plain_json(value: Any) -> Any:
+    """numpy scalars (row labels) as plain JSON numbers."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _explain_advice(
@@ -508,7 +598,9 @@ def invert_command(
             "--pos-only/--all-rows", help="Only rows whose true label is unfavourable (when labels exist)."
         ),
     ] = True,
-    rows: Annotated[str | None, typer.Option(help="Row positions A:B to process.")] = None,
+    rows: Annotated[
+        str | None, typer.Option(help="Row positions A:B to process (counted after --pos-only).")
+    ] = None,
     steps: Annotated[int, typer.Option(help="Most gradient steps per budget.")] = 300,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write JSON Lines: one record per row and budget.")
@@ -517,6 +609,7 @@ def invert_command(
     show: Annotated[int, typer.Option(help="Changes to print (at the largest budget).")] = 3,
 ) -> None:
     """Budget-constrained inverse classification (Lash et al.): the best change within each budget."""
+    _writable(json=json_path, figure=figure)
     from actionable.inverse import invert_sweep, plot_curves, sweep_curve
     from actionable.lash import reference_curve
     from actionable.models import load_model
@@ -556,7 +649,13 @@ def invert_command(
         labels = raw[target] if target is not None and target in raw.columns else None
     if pos_only and labels is not None and the_schema.target is not None:
         favourable = the_schema.target.favourable
-        frame = frame[[str(v) != str(favourable) for v in labels]]
+        kept = frame[[str(v) != str(favourable) for v in labels]]
+        if kept.empty and not frame.empty:
+            raise ConfigError(
+                f"invert: all {len(frame)} rows are labelled {favourable!r} (favourable), so --pos-only leaves "
+                "nothing to invert; pass --all-rows to process them anyway."
+            )
+        frame = kept
     frame = _rows(frame, rows)
     sweep = invert_sweep(
         the_model,
@@ -595,12 +694,13 @@ def invert_command(
     largest = sweep[max(sweep)]
     _print_plans(largest, frame, show)
     console.print(table)
+    _print_failures(largest, frame)
     if reference is not None:
         console.print("reference: the result shipped with Lash et al.'s code, on their own models.")
     if json_path is not None:
         with json_path.open("w", encoding="utf-8") as handle:
             for batch in sweep.values():
-                for r in batch:
+                for r in _relabelled(batch, frame):
                     handle.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
         console.print(f"wrote {len(sweep) * len(largest)} records to {json_path}")
     if figure is not None:
@@ -680,10 +780,19 @@ def _denial_reasons(model: Any, denied: pd.DataFrame, train: pd.DataFrame) -> Ca
     tops = result.top(3, sign="negative")
 
     def sentence(row: int) -> str:
-        named = ", ".join(f"{name} ({value:+.2f})" for name, value in tops[row])
+        person = denied.iloc[row]  # each reason shows this applicant's own value, e.g. savings '< 100 DM'
+        named = ", ".join(f"{name} {_shown(person[name])} ({value:+.2f})" for name, value in tops[row])
         return f"Top reasons against approval (Integrated Gradients, logit, vs. the average applicant): {named or 'none'}."
 
     return sentence
+
+
+def _shown(value: Any) -> str:
+    """A raw value as text: a category level quoted, a number plain (24, not np.int64(24))."""
+    plain = value.item() if isinstance(value, np.generic) else value
+    return (
+        f"{plain:g}" if isinstance(plain, int | float) and not isinstance(plain, bool) else repr(str(plain))
+    )
 
 
 def _describe_network(model: Any) -> str:

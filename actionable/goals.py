@@ -15,6 +15,7 @@ import torch
 
 from actionable.errors import ConfigError, did_you_mean
 from actionable.models import TorchModel
+from actionable.results import PROBABILITY
 
 GoalKind = Literal["class", "probability", "above", "below"]
 
@@ -51,6 +52,12 @@ class Goal:
         if self.kind in ("class", "probability"):
             return torch.softmax(out, dim=-1)[..., self.index]
         return out[..., self.index]
+
+    def outcome(self) -> str:
+        """What ``probability`` measures, in words: recourse texts say "<outcome> 0.40 -> 0.52"."""
+        if self.kind in ("class", "probability"):
+            return PROBABILITY
+        return f"predicted {self.label}" if self.label is not None else "prediction"
 
     def describe(self) -> str:
         if self.kind == "class":
@@ -94,7 +101,8 @@ def resolve_goal(model: TorchModel, goal: Any = None) -> Goal:
         output = goal.get("output", 0)
         index = model.outputs.index(output) if output in model.outputs else output
         _check_index(model, index)
-        return Goal(bounds[0], index=int(index), threshold=_number("goal", bounds[0], goal[bounds[0]]))  # type: ignore[arg-type]
+        threshold = _number("goal", bounds[0], goal[bounds[0]])
+        return Goal(bounds[0], index=int(index), threshold=threshold, label=model.outputs[int(index)])  # type: ignore[arg-type]
     if "above" in goal or "below" in goal:
         raise ConfigError("goal: above/below are for regression models; this one is a classifier.")
     label = goal.get("class")

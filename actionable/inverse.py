@@ -34,7 +34,7 @@ from actionable.goals import Goal, resolve_goal
 from actionable.models import TorchModel, as_model
 from actionable.projections import project_weighted_l1_ball
 from actionable.results import Recourse, RecourseBatch, Status, Step
-from actionable.schema import DTYPE, Schema
+from actionable.schema import DTYPE, Schema, as_rows
 
 Projection = Literal["exact", "shrink"]
 Ambiguous = Literal["gradient", "free"]
@@ -126,7 +126,8 @@ def invert_sweep(
     config = InverseConfig(
         steps=steps, method=method, rounding=rounding, ambiguous=ambiguous, warm_start=warm_start
     )
-    return InverseProblem(model, schema, indirect=indirect, goal=goal, config=config).sweep(X, budgets)
+    problem = InverseProblem(model, schema, indirect=indirect, goal=goal, config=config)
+    return problem.sweep(as_rows(X), budgets)
 
 
 def on_schema(obj: Any, schema: Schema, **options: Any) -> TorchModel:
@@ -598,11 +599,21 @@ class InverseProblem:
             change = float(end) - start
             price = (f.cost_up if change > 0 else f.cost_down) or 0.0
             verb = "Increase" if change > 0 else "Decrease"
-            text = f"{verb} {f.name} from {start:.4g} to {end:.4g}"
+            text = f"{verb} {f.name} from {readable(start)} to {readable(end)}"
             steps.append(
                 Step(f.name, {"from": start, "to": float(end), "change": change}, abs(change) * price, text)
             )
         return tuple(steps)
+
+
+def readable(value: float) -> str:
+    """A raw value as a person writes it: 4 significant digits, never scientific notation (29150, not
+    2.915e+04; 0.125; 3)."""
+    if not math.isfinite(value) or value == 0:
+        return f"{value:g}"
+    decimals = max(0, 3 - math.floor(math.log10(abs(value))))
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _number(kind: str, value: float) -> float | int:

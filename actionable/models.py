@@ -81,8 +81,26 @@ class TorchModel(nn.Module):
         """A raw frame (validated by the schema) or an already canonical array -> canonical tensor."""
         if isinstance(X, pd.DataFrame | pd.Series | Mapping):
             return self.schema.encode(X)
+        fix = (
+            f"An array is read as canonical rows: the schema's canonical encoding has {self.schema.width} "
+            f"columns ({', '.join(self.schema.columns[:4])}, ...). Pass raw rows as a pandas DataFrame with the "
+            f"columns {list(self.schema.names)[:6]}{'...' if len(self.schema) > 6 else ''}."
+        )
+        if isinstance(X, np.ndarray) and not (
+            np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.bool_)
+        ):
+            raise DataError(f"model input: an array of {X.dtype} values (text?). {fix}")
+        if not isinstance(X, np.ndarray | torch.Tensor):
+            raise DataError(f"model input: got a {type(X).__name__}. {fix}")
         x = torch.as_tensor(np.asarray(X, dtype=np.float64) if isinstance(X, np.ndarray) else X)
-        return (x[None, :] if x.ndim == 1 else x).to(self.dtype)
+        x = x[None, :] if x.ndim == 1 else x
+        if x.ndim != 2 or x.shape[-1] != self.schema.width:
+            raise DataError(f"model input: an array of shape {tuple(x.shape)}. {fix}")
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise DataError(
+                f"model input: the array holds NaN or infinite values; fill or drop those rows. {fix}"
+            )
+        return x.to(self.dtype)
 
     @torch.no_grad()
     def predict_proba(self, X: pd.DataFrame | torch.Tensor | np.ndarray) -> np.ndarray:
@@ -143,9 +161,23 @@ def as_model(
     if not isinstance(schema, Schema):
         raise ConfigError(f"as_model: schema must be an actionable Schema; got {type(schema).__name__}.")
     if isinstance(obj, TorchModel):
-        if obj.schema != schema:
-            raise ModelError("as_model: this model was built on a different schema; rebuild it on this one.")
-        return obj
+        if obj.schema == schema:
+            return obj
+        if obj.schema.hash == schema.hash:  # same encoding: bounds, mutability, costs edited; same network
+            return TorchModel(
+                obj.network,
+                schema,
+                task=obj.task,
+                classes=obj.classes,
+                outputs=obj.outputs,
+                provenance=obj.provenance,
+                dtype=obj.dtype,
+            )
+        raise ModelError(
+            f"as_model: this model was built on a schema with another encoding (its features: "
+            f"{list(obj.schema.names)[:6]}...; names, order, kinds and levels must match). Use the schema "
+            "it was built on (model.schema), or rebuild / retrain the model on this one."
+        )
     if isinstance(obj, nn.Module):
         return _wrap_module(obj, schema, task, classes, outputs)
     if hasattr(obj, "fit") and hasattr(obj, "get_params"):
@@ -184,6 +216,13 @@ def _wrap_module(
     if task == "regression":
         names = tuple(outputs) if outputs else _output_names(schema, k or 1)
         return TorchModel(module, schema, task=task, outputs=names, dtype=dtype, provenance=provenance)
+    last = _last_layer(module)
+    if isinstance(last, nn.Sigmoid | nn.Softmax):
+        raise ModelError(
+            f"as_model: this classifier ends in {type(last).__name__}, so it returns probabilities; actionable "
+            "needs logits. Pass the network without its final layer (e.g. module[:-1] for an nn.Sequential): "
+            "the probabilities are recovered exactly with softmax."
+        )
     labels = tuple(classes) if classes is not None else (target.classes if target is not None else ())
     if not labels:
         raise ModelError(
@@ -192,6 +231,13 @@ def _wrap_module(
         )
     network = nn.Sequential(module, L.BinaryLogits()) if k == 1 and len(labels) == 2 else module
     return TorchModel(network, schema, task=task, classes=labels, dtype=dtype, provenance=provenance)
+
+
+def _last_layer(module: nn.Module) -> nn.Module:
+    """The final layer of nested ``nn.Sequential`` containers (the module itself otherwise)."""
+    while isinstance(module, nn.Sequential) and len(module):
+        module = module[-1]
+    return module
 
 
 def _output_names(schema: Schema, k: int) -> tuple[str, ...]:

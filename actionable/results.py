@@ -17,6 +17,7 @@ from actionable.errors import DataError
 Status = Literal["found", "already_favourable", "not_found", "infeasible", "error"]
 STATUSES: tuple[str, ...] = ("found", "already_favourable", "not_found", "infeasible", "error")
 FORMAT = "actionable.recourse/1"
+PROBABILITY = "probability of the favourable outcome"  # what p_before / p_after are for a classifier
 
 
 @dataclass(frozen=True)
@@ -86,16 +87,18 @@ class Recourse:
 
     def describe(self) -> str:
         """The plan as text a person can read."""
+        # what p_before / p_after measure: a probability, or a regression model's predicted value
+        outcome = str(self.provenance.get("outcome", PROBABILITY))
+        shown = "{:.2f}" if outcome == PROBABILITY else "{:.4g}"
+        before, after = shown.format(self.p_before), shown.format(self.p_after)
         if self.status == "found" or (self.status == "not_found" and self.steps):
             # a not_found with steps: the best change within a budget (invert) that does not flip the decision
             lines = [f"{i}. {s.text}" for i, s in enumerate(self.steps, start=1)]
             short = "; not enough to change the decision" if self.status == "not_found" else ""
-            return (
-                "\n".join(lines)
-                + f"\n(cost {self.cost:.3g}; probability of the favourable outcome {self.p_before:.2f} -> {self.p_after:.2f}{short})"
-            )
+            return "\n".join(lines) + f"\n(cost {self.cost:.3g}; {outcome} {before} -> {after}{short})"
         if self.status == "already_favourable":
-            return f"Nothing to do: the decision is already favourable (probability {self.p_before:.2f})."
+            what = "probability" if outcome == PROBABILITY else outcome
+            return f"Nothing to do: the decision is already favourable ({what} {before})."
         if self.status == "error":
             return f"Could not be processed: {self.error}"
         return f"No plan found ({self.status}){': ' + self.error if self.error else ''}."

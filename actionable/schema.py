@@ -570,11 +570,17 @@ def _optional_float(where: str, table: str, key: str, value: Any) -> float | Non
 
 def read_toml(source: str | Path, kind: str) -> tuple[dict[str, Any], str]:
     """A spec file's parsed tables and the name errors call it by (the file name, or "<kind> text")."""
-    if isinstance(source, Path) or ("\n" not in source and source.endswith(".toml")):
+    # one line without '=' cannot be TOML tables: it is a path, whatever its extension (schema.toml.bak)
+    if isinstance(source, Path) or (
+        "\n" not in source and (source.endswith(".toml") or (source.strip() and "=" not in source))
+    ):
         path = Path(source)
         if not path.is_file():
             raise SpecError(f"{path}: no such file. Give the path of a {kind} TOML file.")
-        text, where = path.read_text(encoding="utf-8"), path.name
+        try:
+            text, where = path.read_text(encoding="utf-8"), path.name
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"{path}: not UTF-8 text ({exc}); save the {kind} file as UTF-8.") from None
     else:
         text, where = source, f"{kind} text"
     try:
@@ -614,6 +620,16 @@ def _as_frame(frame: Any, schema: Schema) -> pd.DataFrame:
         f"data: expected a pandas DataFrame with columns {list(schema.names)[:6]}...; got {type(frame).__name__}. "
         "Build one with pandas.DataFrame(rows, columns=schema.names)."
     )
+
+
+def as_rows(X: Any) -> Any:
+    """A batch of raw rows: a DataFrame as given, a Series or a mapping (one person) as a one-row frame
+    (keeping the Series' name as its index label); anything else is returned for the caller to refuse."""
+    if isinstance(X, pd.Series):
+        return X.to_frame().T
+    if isinstance(X, Mapping):
+        return pd.DataFrame([X])
+    return X
 
 
 def _plain(value: Any) -> Any:

@@ -30,7 +30,7 @@ from actionable.goals import Goal, resolve_goal
 from actionable.inner import compiled, fold, split_affine
 from actionable.models import TorchModel, as_model
 from actionable.results import Recourse, RecourseBatch, Step
-from actionable.schema import DTYPE, Schema
+from actionable.schema import DTYPE, Schema, as_rows
 
 Search = Literal["bfs", "objective", "gradient"]
 NOOP = -1  # the padding action of sequences shorter than the longest: changes nothing, costs nothing
@@ -104,7 +104,7 @@ def synthesize(
         raise ConfigError(f"synthesize: actions must be an ActionSet; got {type(actions).__name__}.")
     schema = actions.schema
     torch_model = as_model(model, schema)
-    return Synthesizer(torch_model, actions, resolve_goal(torch_model, goal), config).run(X)
+    return Synthesizer(torch_model, actions, resolve_goal(torch_model, goal), config).run(as_rows(X))
 
 
 # ------------------------------------------------------------------------------------ sequences
@@ -427,6 +427,7 @@ class Synthesizer:
             "method": "ramakrishnan2020",
             "config": asdict(self.config),
             "goal": self.goal.describe(),
+            "outcome": self.goal.outcome(),
             "actions": list(self.actions.names),
             "version": __version__,
         }

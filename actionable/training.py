@@ -51,6 +51,56 @@ class Recipe:
             raise ConfigError(f"train: dropout must be in [0, 1); got {self.dropout}.")
 
 
+def check_target(schema: Schema, frame: pd.DataFrame, target: str, *, where: str = "train") -> pd.Series:
+    """The label column of a training table, checked before any split or fit: it is not a feature, it is the
+    schema's [target] (when one is declared), no value is missing, a regression target is numeric, and a
+    classification target holds two or more of the schema's classes. ``DataError`` names rows and values."""
+    if target in schema:
+        raise ConfigError(f"{where}: --target {target!r} is a feature of the schema; give the label column.")
+    declared = schema.target.name if schema.target is not None else None
+    if declared is not None and target != declared:
+        raise ConfigError(
+            f"{where}: --target {target!r} is not the schema's [target] name {declared!r}; pass --target "
+            f"{declared} or change [target] name."
+        )
+    if target not in frame.columns:
+        raise DataError(
+            f"{where}: target column {target!r} is not in the data; columns are {list(frame.columns)}."
+        )
+    y = frame[target]
+    missing = np.flatnonzero(y.isna().to_numpy())
+    if len(missing):
+        raise DataError(
+            f"{where}: the target column {target!r} is missing in {len(missing)} row(s) (rows "
+            f"{missing[:5].tolist()}); fill or drop them."
+        )
+    if schema.target is not None and schema.target.is_regression:
+        numbers = pd.to_numeric(y, errors="coerce")
+        bad = np.flatnonzero(numbers.isna().to_numpy())
+        if len(bad):
+            raise DataError(
+                f"{where}: a regression target must be numbers; row {int(bad[0])} of {target!r} holds "
+                f"{y.iloc[int(bad[0])]!r}."
+            )
+        return numbers.astype("float64")
+    classes = schema.target.classes if schema.target is not None else ()
+    if classes:
+        known = {str(c) for c in classes}
+        strangers = [i for i, v in enumerate(y) if str(v) not in known]
+        if strangers:
+            raise DataError(
+                f"{where}: row {strangers[0]} of {target!r} holds {y.iloc[strangers[0]]!r}, not one of the "
+                f"schema's classes {list(classes)} ({len(strangers)} such row(s)); fix the data or the [target] "
+                "classes."
+            )
+    seen = pd.unique(y.map(str))
+    if len(seen) < 2:
+        raise DataError(
+            f"{where}: every row of {target!r} is {y.iloc[0]!r}; a classifier needs rows of two or more classes."
+        )
+    return y
+
+
 def fit_classifier(
     schema: Schema,
     X: pd.DataFrame,

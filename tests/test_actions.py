@@ -113,6 +113,13 @@ def replace(old: str, new: str) -> str:
         ("", "the catalogue is empty"),
         ('[[action]]\nname = "x"\neffects = {}\ncost = "1"\n', "no effects"),
         (replace('savings = "savings + amount"', 'age = "age - amount"'), "only increase"),
+        (
+            replace("\"'guarantor'\"", "\"'guarantr'\""),
+            "action 'guarantor', effect on 'debtors': unknown level 'guarantr'",
+        ),
+        (replace("{amount:.0f}", "{amout:.0f}"), r"action 'save', text: .* \(KeyError: 'amout'\)"),
+        (replace("{amount:.0f}", "{amount:d}"), r"action 'save', text: .* \(ValueError"),
+        (replace("bounds = [1, 48]", "bounds = [1.5, 1.7]"), r"bounds \[1.5, 1.7\] hold no whole number"),
     ],
 )
 def test_bad_catalogues_raise_spec_error_naming_the_action(text: str, message: str) -> None:

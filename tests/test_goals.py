@@ -23,8 +23,8 @@ def regressor(**target: float):
 def test_default_goal_is_the_schema_target() -> None:
     goal = resolve_goal(classifier())
     assert goal == Goal("class", index=1, label="good")
-    assert resolve_goal(regressor(above=2.5)) == Goal("above", threshold=2.5)
-    assert resolve_goal(regressor(below=1.0)) == Goal("below", threshold=1.0)
+    assert resolve_goal(regressor(above=2.5)) == Goal("above", threshold=2.5, label="price")
+    assert resolve_goal(regressor(below=1.0)) == Goal("below", threshold=1.0, label="price")
 
 
 def test_class_margin_sign_matches_argmax() -> None:
