@@ -368,9 +368,17 @@ class Synthesizer:
         )
         with torch.no_grad():
             p_after = (
-                self.goal.probability(self.model(torch.stack([p["x"] for p in plans.values()])))
+                dict(
+                    zip(
+                        plans,
+                        self.goal.probability(
+                            self.model(torch.stack([p["x"] for p in plans.values()]))
+                        ).tolist(),
+                        strict=True,
+                    )
+                )
                 if plans
-                else None
+                else {}
             )
         p0 = self.goal.probability(out0)
         good_pos = {row: k for k, row in enumerate(good)}
@@ -406,7 +414,6 @@ class Synthesizer:
                     )
                 )
             else:
-                index = list(plans).index(k)
                 items.append(
                     Recourse(
                         row=row,
@@ -416,7 +423,7 @@ class Synthesizer:
                         x_before=before[k],
                         x_after=after[k],
                         p_before=float(p0[k]),
-                        p_after=float(p_after[index]),  # type: ignore[index]
+                        p_after=float(p_after[k]),
                         **common,
                     )
                 )
