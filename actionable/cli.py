@@ -467,13 +467,15 @@ def explain_command(
         the_schema = Schema.from_toml(schema)
         the_model = load_model(model, schema=the_schema)
         frame = read_csv(data)
-        usable = sorted(set(range(len(frame))) - set(the_schema.row_errors(frame)))
+    bad_rows = the_schema.row_errors(frame)
+    if dataset is None:
+        usable = sorted(set(range(len(frame))) - set(bad_rows))
         if not usable:
             the_schema.validate(frame)  # every row is bad: say why
         reference, models = the_schema.validate(frame.iloc[usable]), {"model": the_model}
     chosen = _rows(frame, rows)
     # rows that do not fit the schema are reported (and recorded in --json), the others explained
-    problems = {frame.index[i]: message for i, message in the_schema.row_errors(frame).items()}
+    problems = {frame.index[i]: message for i, message in bad_rows.items()}
     failed = {label: problems[label] for label in chosen.index if label in problems}
     chosen = the_schema.validate(chosen.drop(index=list(failed)))
     if chosen.empty:

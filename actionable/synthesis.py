@@ -361,25 +361,13 @@ class Synthesizer:
         elapsed = (time.perf_counter() - started) / max(len(X), 1)
         before = self._records(x0)
         plans = {k: best[j] for j, k in enumerate(rows_needing) if j in best}
-        after = (
-            dict(zip(plans, self._records(torch.stack([p["x"] for p in plans.values()])), strict=True))
-            if plans
-            else {}
-        )
-        with torch.no_grad():
-            p_after = (
-                dict(
-                    zip(
-                        plans,
-                        self.goal.probability(
-                            self.model(torch.stack([p["x"] for p in plans.values()]))
-                        ).tolist(),
-                        strict=True,
-                    )
-                )
-                if plans
-                else {}
-            )
+        final = torch.stack([p["x"] for p in plans.values()]) if plans else None
+        after: dict[int, Any] = {}
+        p_after: dict[int, float] = {}
+        if final is not None:
+            after = dict(zip(plans, self._records(final), strict=True))
+            with torch.no_grad():
+                p_after = dict(zip(plans, self.goal.probability(self.model(final)).tolist(), strict=True))
         p0 = self.goal.probability(out0)
         good_pos = {row: k for k, row in enumerate(good)}
         common: dict[str, Any] = {"seconds": elapsed, "provenance": self.provenance()}
