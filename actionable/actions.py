@@ -372,7 +372,7 @@ class Action:
             return f"{self.name}({shown})" if shown else self.name
         try:
             return self.text.format(**params)
-        except (KeyError, ValueError, IndexError) as exc:
+        except (KeyError, ValueError, IndexError, TypeError) as exc:
             raise SpecError(f"action {self.name!r}: text {self.text!r} cannot be filled ({exc}).") from None
 
 

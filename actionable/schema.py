@@ -12,7 +12,6 @@ import itertools
 import json
 import math
 import numbers
-import re
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -334,7 +333,7 @@ class Schema:
         for feature in self.features:
             for pos, message in _column_problems(feature, frame[feature.name]):
                 problems.setdefault(pos, []).append(
-                    f"row {pos} (index {labels[pos]!r}), column {feature.name!r}: {message}"
+                    f"row {pos} (index {shown(labels[pos], 40)}), column {feature.name!r}: {message}"
                 )
         return {pos: "; ".join(msgs) for pos, msgs in sorted(problems.items())}
 
@@ -748,23 +747,42 @@ def _too_big(where: str, size: int, kind: str) -> str:
     )
 
 
-_KEY_LINE = re.compile(r"^\s*(\[\[?[^\]\n]*|[^=\n\"']*)")
-
-
 def _check_keys_depth(text: str, where: str) -> None:
     """Refuse a dotted key or table header of more than ``MAX_KEY_DEPTH`` parts before tomllib sees it
-    (it takes seconds on a 40 KB key). A cheap scan of what precedes '=' or a header's ']' on each line;
-    a quoted dot does not count, so a legitimate key is never refused."""
+    (it takes seconds on a 40 KB dotted key). A cheap scan of what precedes '=' (or a header's ']') on
+    each line, quoted parts skipped, so a dot in a quoted key or in a value never counts."""
     for number, line in enumerate(text.splitlines(), 1):
         if line.count(".") <= MAX_KEY_DEPTH:
             continue
-        match = _KEY_LINE.match(line)
-        head = match.group(1) if match else ""
-        if head.count(".") > MAX_KEY_DEPTH:
+        parts = _key_dots(line)
+        if parts > MAX_KEY_DEPTH:
             raise SpecError(
                 f"{where}, line {number}: a key of more than {MAX_KEY_DEPTH} dotted parts "
-                f"(got {shown(head.strip(), 60)}); write the tables out."
+                f"(got {parts + 1} parts in {shown(line.strip(), 60)}); write the tables out."
             )
+
+
+def _key_dots(line: str) -> int:
+    """Dots outside quotes in the key of a ``key = value`` line or a ``[table]`` header (0 for other lines)."""
+    header = line.lstrip().startswith("[")
+    dots, quote, escaped = 0, "", False
+    for char in line:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\" and quote == '"':
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == ".":
+            dots += 1
+        elif (char == "=" and not header) or (char == "]" and header):
+            return dots
+        elif char == "#":
+            return 0
+    return 0
 
 
 def _depth(value: Any, level: int = 0) -> int:

@@ -246,6 +246,7 @@ HOSTILE_SCHEMAS = [
     ("toml-nested-500-deep", "x = " + "[" * 500 + "]" * 500 + "\n", "nested too deeply"),
     ("toml-nested-20-deep", "x = " + "[" * 20 + "]" * 20 + "\n", "nested more than 16 deep"),
     ("dotted-key-of-40-kb", "a" + ".a" * 20000 + " = 1\n", "more than 32 dotted parts"),
+    ("dotted-key-with-a-quoted-first-part", "'x'" + ".a" * 20000 + " = 1\n", "more than 32 dotted parts"),
     ("table-header-of-40-kb", "[a" + ".a" * 20000 + "]\n", "more than 32 dotted parts"),
     ("text-of-5-mib", "# " + "x" * (5 * 1024**2) + "\n" + SCHEMA_TEXT, "more than a schema file may have"),
 ]
