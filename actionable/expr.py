@@ -208,7 +208,8 @@ def parse(
             f"{where}: the expression is too long (got {len(text)} characters: {_short(text)!r}); "
             f"at most {MAX_LENGTH} are allowed, so shorten or split it."
         )
-    source = text.strip()  # eval mode rejects leading indentation
+    # eval mode rejects leading indentation and line breaks; a TOML multi-line string may hold either
+    source = " ".join(line.strip() for line in text.strip().splitlines())
     if not source:
         raise SpecError(f"{where}: the expression is empty (got {text!r}); write one using {ALLOWED}.")
     try:

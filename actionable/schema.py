@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import json
 import math
+import numbers
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from actionable.errors import DataError, SpecError, did_you_mean
+from actionable.errors import DataError, SpecError, did_you_mean, shown
 
 Kind = Literal["real", "integer", "binary", "category"]
 Mutability = Literal["fixed", "direct", "indirect"]
@@ -32,6 +33,12 @@ KINDS: tuple[str, ...] = get_args(Kind)
 MUTABILITIES: tuple[str, ...] = get_args(Mutability)
 DIRECTIONS: tuple[str, ...] = get_args(Direction)
 DTYPE = torch.float64
+MAX_FILE_BYTES = 4 * 1024**2  # a spec file is a page of text written by a person
+MAX_KEY_DEPTH = 32  # dotted keys / table headers (tomllib is quadratic in a dotted key's length)
+MAX_NESTING = 16  # tables and arrays inside each other (the bundled specs need 5)
+MAX_FEATURES = 10_000
+MAX_LEVELS = 10_000
+MAX_NAME = 200  # characters of a feature, level or target name
 
 
 @dataclass(frozen=True)
@@ -49,14 +56,40 @@ class Feature:
     description: str = ""
 
     def __post_init__(self) -> None:
-        where = f"feature {self.name!r}"
-        if not isinstance(self.name, str) or not self.name:
-            raise SpecError(f"{where}: 'name' must be a non-empty string; got {self.name!r}.")
+        where = f"feature {shown(self.name)}"
+        if not isinstance(self.name, str) or not self.name or len(self.name) > MAX_NAME:
+            raise SpecError(
+                f"{where}: 'name' must be a non-empty string of at most {MAX_NAME} characters; "
+                f"got {shown(self.name)} ({type_name(self.name)})."
+            )
+        for key in ("kind", "mutability", "direction", "description"):
+            value = getattr(self, key)
+            if not isinstance(value, str):
+                raise SpecError(
+                    f"{where}: {key!r} must be a string, got {shown(value)} ({type_name(value)}); "
+                    "quote it in the file."
+                )
         _choice(where, "kind", self.kind, KINDS)
         _choice(where, "mutability", self.mutability, MUTABILITIES)
         _choice(where, "direction", self.direction, DIRECTIONS)
+        if self.kind == "category" and self.direction != "both":
+            raise SpecError(
+                f"{where}: direction = {self.direction!r} on a category feature would be ignored (its levels "
+                "have no order); direction applies to real, integer and binary features, so remove it."
+            )
         if self.kind == "category":
-            levels = tuple(str(level) for level in self.levels)
+            if not isinstance(self.levels, list | tuple) or len(self.levels) > MAX_LEVELS:
+                raise SpecError(
+                    f"{where}: 'levels' must be a list of at most {MAX_LEVELS} strings; "
+                    f"got {shown(self.levels)} ({type_name(self.levels)})."
+                )
+            for level in self.levels:
+                if not isinstance(level, str) or len(level) > MAX_NAME:
+                    raise SpecError(
+                        f"{where}: each level must be a string of at most {MAX_NAME} characters; got "
+                        f'{shown(level)} ({type_name(level)}); quote it, e.g. levels = ["a", "b"].'
+                    )
+            levels = tuple(self.levels)
             if len(levels) < 2:
                 raise SpecError(
                     f"{where}: a category needs 'levels' with at least two entries; got {levels!r}."
@@ -68,8 +101,12 @@ class Feature:
         elif self.levels:
             raise SpecError(f"{where}: 'levels' is only for kind = 'category' (this one is {self.kind!r}).")
         if self.kind == "binary":
-            if tuple(self.bounds) not in ((-math.inf, math.inf), (0, 1)):
-                raise SpecError(f"{where}: a binary feature has bounds [0, 1]; got {list(self.bounds)}.")
+            if (
+                not isinstance(self.bounds, list | tuple)
+                or not all(is_number(b) for b in self.bounds)
+                or tuple(self.bounds) not in ((-math.inf, math.inf), (0, 1))
+            ):
+                raise SpecError(f"{where}: a binary feature has bounds [0, 1]; got {shown(self.bounds)}.")
             object.__setattr__(self, "bounds", (0.0, 1.0))
         lo, hi = _bounds(where, self.bounds)
         object.__setattr__(self, "bounds", (lo, hi))
@@ -84,7 +121,8 @@ class Feature:
                 or cost < 0
             ):
                 raise SpecError(
-                    f"{where}: {key!r} must be a finite number >= 0 (cost per raw unit); got {cost!r}."
+                    f"{where}: {key!r} must be a finite number >= 0 (cost per raw unit); got {shown(cost)} "
+                    f"({type_name(cost)})."
                 )
             object.__setattr__(self, key, float(cost))
 
@@ -126,10 +164,43 @@ class Target:
     below: float | None = None
 
     def __post_init__(self) -> None:
-        where = f"[target] {self.name!r}"
+        where = f"[target] {shown(self.name)}"
+        if not isinstance(self.name, str) or not self.name or len(self.name) > MAX_NAME:
+            raise SpecError(
+                f"{where}: 'name' must be a non-empty string (the label column); got {shown(self.name)} "
+                f"({type_name(self.name)})."
+            )
         chosen = [k for k in ("favourable", "above", "below") if getattr(self, k) is not None]
         if len(chosen) > 1:
             raise SpecError(f"{where}: give one of 'favourable', 'above' or 'below'; got {chosen}.")
+        if self.favourable is not None and not _is_label(self.favourable):
+            raise SpecError(
+                f"{where}: 'favourable' must be a class label (a string, a whole number or true/false); got "
+                f"{shown(self.favourable)} ({type_name(self.favourable)})."
+            )
+        for key in ("above", "below"):
+            value = getattr(self, key)
+            if value is not None and not (is_number(value) and math.isfinite(value)):
+                raise SpecError(
+                    f"{where}: {key!r} must be a finite number; got {shown(value)} ({type_name(value)})."
+                )
+        if isinstance(self.classes, str | bytes) or not isinstance(self.classes, list | tuple):
+            raise SpecError(
+                f"{where}: 'classes' must be a list of labels; got {shown(self.classes)} "
+                f"({type_name(self.classes)})."
+            )
+        for label in self.classes:
+            if not _is_label(label):
+                raise SpecError(
+                    f"{where}: each of 'classes' must be a label (a string, a whole number or true/false); "
+                    f"got {shown(label)} ({type_name(label)})."
+                )
+        repeated = [c for i, c in enumerate(self.classes) if c in self.classes[:i]]
+        if repeated:
+            raise SpecError(
+                f"{where}: 'classes' lists {shown(repeated[0])} more than once (got {shown(list(self.classes))}); "
+                "list each class once, in the model's output order."
+            )
         object.__setattr__(self, "classes", tuple(self.classes))
         if self.classes and self.favourable is not None and self.favourable not in self.classes:
             raise SpecError(
@@ -262,7 +333,7 @@ class Schema:
         for feature in self.features:
             for pos, message in _column_problems(feature, frame[feature.name]):
                 problems.setdefault(pos, []).append(
-                    f"row {pos} (index {labels[pos]!r}), column {feature.name!r}: {message}"
+                    f"row {pos} (index {shown(labels[pos], 40)}), column {feature.name!r}: {message}"
                 )
         return {pos: "; ".join(msgs) for pos, msgs in sorted(problems.items())}
 
@@ -389,9 +460,9 @@ class Schema:
                 raise SpecError(f"{where}, [target]: missing key 'name' (the label column).")
             try:
                 target = Target(
-                    name=str(entry["name"]),
+                    name=entry["name"],
                     favourable=entry.get("favourable"),
-                    classes=tuple(entry.get("classes", ())),
+                    classes=entry.get("classes", ()),
                     above=_optional_float(where, "[target]", "above", entry.get("above")),
                     below=_optional_float(where, "[target]", "below", entry.get("below")),
                 )
@@ -400,9 +471,16 @@ class Schema:
         entries = data.get("feature", [])
         if not isinstance(entries, list) or not entries:
             raise SpecError(f"{where}: no [[feature]] entries; declare each column as a [[feature]] table.")
+        if len(entries) > MAX_FEATURES:
+            raise SpecError(f"{where}: {len(entries)} features (at most {MAX_FEATURES}); split the table.")
+        name = data.get("name", "")
+        if not isinstance(name, str):
+            raise SpecError(
+                f"{where}, key 'name': must be a string, got {shown(name)} ({type_name(name)}); quote it."
+            )
         features = [_feature_from_dict(where, i, entry) for i, entry in enumerate(entries)]
         try:
-            return cls(tuple(features), target, str(data.get("name", "")))
+            return cls(tuple(features), target, name)
         except SpecError as exc:
             raise SpecError(f"{where}: {exc}") from None
 
@@ -510,18 +588,21 @@ def _feature_from_dict(where: str, i: int, entry: Any) -> Feature:
         raise SpecError(f"{where}, {label}: must be a table.")
     if "name" not in entry:
         raise SpecError(f"{where}, {label}: missing key 'name'.")
-    label = f"[[feature]] {entry['name']!r}"
+    label = f"[[feature]] {shown(entry['name'])}"
     check_keys(where, label, entry, FEATURE_KEYS)
     kwargs = dict(entry)
     if "bounds" in kwargs:
         bounds = kwargs["bounds"]
-        if not isinstance(bounds, list) or len(bounds) != 2:
-            raise SpecError(f"{where}, {label}, key 'bounds': give [lower, upper]; got {bounds!r}.")
+        if not isinstance(bounds, list) or len(bounds) != 2 or not all(is_number(b) for b in bounds):
+            raise SpecError(
+                f"{where}, {label}, key 'bounds': give [lower, upper], two numbers without quotes; "
+                f"got {shown(bounds)}."
+            )
         kwargs["bounds"] = tuple(bounds)
     if "levels" in kwargs:
         if not isinstance(kwargs["levels"], list):
             raise SpecError(
-                f"{where}, {label}, key 'levels': give a list of strings; got {kwargs['levels']!r}."
+                f"{where}, {label}, key 'levels': give a list of strings; got {shown(kwargs['levels'])}."
             )
         kwargs["levels"] = tuple(kwargs["levels"])
     try:
@@ -535,7 +616,7 @@ def check_keys(where: str, table: str, entry: Mapping[str, Any], allowed: set[st
     for key in entry:
         if key not in allowed:
             raise SpecError(
-                f"{where}, {table}: unknown key {key!r}."
+                f"{where}, {table}: unknown key {shown(key)}."
                 + did_you_mean(key, allowed)
                 + f" Allowed keys: {sorted(allowed)}."
             )
@@ -544,49 +625,172 @@ def check_keys(where: str, table: str, entry: Mapping[str, Any], allowed: set[st
 def _choice(where: str, key: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise SpecError(
-            f"{where}: {key} = {value!r} is not one of {list(choices)}." + did_you_mean(value, choices)
+            f"{where}: {key} = {shown(value)} is not one of {list(choices)}." + did_you_mean(value, choices)
         )
 
 
 def _bounds(where: str, bounds: Any) -> tuple[float, float]:
-    try:
-        lo, hi = (float(b) for b in bounds)
-    except (TypeError, ValueError):
-        raise SpecError(f"{where}: 'bounds' must be two numbers [lower, upper]; got {bounds!r}.") from None
-    if math.isnan(lo) or math.isnan(hi) or lo > hi:
+    """Two numbers, not NaN, lower <= upper, and not both the same infinity: a range a value can be in."""
+    if not isinstance(bounds, list | tuple) or len(bounds) != 2 or not all(is_number(b) for b in bounds):
+        raise SpecError(
+            f"{where}: 'bounds' must be two numbers [lower, upper] (not strings or booleans); got {shown(bounds)}."
+        )
+    lo, hi = (float(b) for b in bounds)
+    if math.isnan(lo) or math.isnan(hi):
+        raise SpecError(f"{where}: bounds [{lo}, {hi}] contain NaN; write two numbers, e.g. [0, 100].")
+    if lo > hi:
         raise SpecError(
             f"{where}: lower bound {lo} is above upper bound {hi}; write bounds = [lower, upper]."
         )
+    if lo == math.inf or hi == -math.inf:
+        raise SpecError(
+            f"{where}: bounds [{lo}, {hi}] hold no finite value; use finite bounds, or -inf / inf only as the "
+            "lower / upper end."
+        )
     return lo, hi
+
+
+def is_number(value: object) -> bool:
+    """An int or a float, but not a bool (which Python counts as an int): what a numeric spec key takes."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _is_label(value: object) -> bool:
+    return isinstance(value, str | bool) or (isinstance(value, int | float) and math.isfinite(value))
+
+
+def type_name(value: object) -> str:
+    """The TOML name of a value's type, for messages such as "got 'false' (a string)"."""
+    names = {bool: "a boolean", str: "a string", int: "an integer", float: "a float", list: "an array"}
+    for kind, name in names.items():
+        if type(value) is kind:
+            return name
+    if isinstance(value, Mapping):
+        return "a table"
+    return f"a {type(value).__name__}"
 
 
 def _optional_float(where: str, table: str, key: str, value: Any) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SpecError(f"{where}, {table}, key {key!r}: must be a number; got {value!r}.")
+    if not is_number(value):
+        raise SpecError(
+            f"{where}, {table}, key {key!r}: must be a number; got {shown(value)} ({type_name(value)})."
+        )
     return float(value)
 
 
 def read_toml(source: str | Path, kind: str) -> tuple[dict[str, Any], str]:
-    """A spec file's parsed tables and the name errors call it by (the file name, or "<kind> text")."""
+    """A spec file's parsed tables and the name errors call it by (the file name, or "<kind> text").
+
+    A spec is data of bounded size: at most ``MAX_FILE_BYTES``, keys at most ``MAX_KEY_DEPTH`` parts, tables
+    and arrays at most ``MAX_NESTING`` deep. A UTF-8 byte-order mark is accepted.
+    """
+    if not isinstance(source, str | Path):
+        raise SpecError(
+            f"{kind}: the argument 'source' must be a path (str or pathlib.Path) or TOML text, "
+            f"got {type_name(source)}; e.g. load {kind}.toml with a path."
+        )
     # one line without '=' cannot be TOML tables: it is a path, whatever its extension (schema.toml.bak)
     if isinstance(source, Path) or (
         "\n" not in source and (source.endswith(".toml") or (source.strip() and "=" not in source))
     ):
         path = Path(source)
+        if path.is_dir():
+            raise SpecError(f"{path}: is a folder; give the path of a {kind} TOML file in it.")
         if not path.is_file():
             raise SpecError(f"{path}: no such file. Give the path of a {kind} TOML file.")
+        where = path.name
         try:
-            text, where = path.read_text(encoding="utf-8"), path.name
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise SpecError(_too_big(where, size, kind))
+            raw = path.read_bytes()[: MAX_FILE_BYTES + 1]
+        except OSError as exc:
+            raise SpecError(
+                f"{where}: cannot be read ({exc.strerror}); check the file's permissions."
+            ) from None
+        if len(raw) > MAX_FILE_BYTES:
+            raise SpecError(_too_big(where, len(raw), kind))
+        try:
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise SpecError(f"{path}: not UTF-8 text ({exc}); save the {kind} file as UTF-8.") from None
+        if not text.strip():
+            raise SpecError(f"{where}: the file is empty; write the {kind} tables into it.")
     else:
         text, where = source, f"{kind} text"
+        if len(text) > MAX_FILE_BYTES:
+            raise SpecError(_too_big(where, len(text), kind))
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as some editors on Windows write
+    _check_keys_depth(text, where)
     try:
-        return tomllib.loads(text), where
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{where}: not valid TOML ({exc}). Fix the syntax at that line.") from None
+    except RecursionError:
+        raise SpecError(
+            f"{where}: tables or arrays are nested too deeply to read; a {kind} file needs at most "
+            f"{MAX_NESTING} levels."
+        ) from None
+    if _depth(data) > MAX_NESTING:
+        raise SpecError(
+            f"{where}: tables or arrays are nested more than {MAX_NESTING} deep; a {kind} file needs far fewer."
+        )
+    return data, where
+
+
+def _too_big(where: str, size: int, kind: str) -> str:
+    return (
+        f"{where}: {size} bytes, more than a {kind} file may have ({MAX_FILE_BYTES} bytes); "
+        "check that this is the right file."
+    )
+
+
+def _check_keys_depth(text: str, where: str) -> None:
+    """Refuse a dotted key or table header of more than ``MAX_KEY_DEPTH`` parts before tomllib sees it
+    (it takes seconds on a 40 KB dotted key). A cheap scan of what precedes '=' (or a header's ']') on
+    each line, quoted parts skipped, so a dot in a quoted key or in a value never counts."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.count(".") <= MAX_KEY_DEPTH:
+            continue
+        parts = _key_dots(line)
+        if parts > MAX_KEY_DEPTH:
+            raise SpecError(
+                f"{where}, line {number}: a key of more than {MAX_KEY_DEPTH} dotted parts "
+                f"(got {parts + 1} parts in {shown(line.strip(), 60)}); write the tables out."
+            )
+
+
+def _key_dots(line: str) -> int:
+    """Dots outside quotes in the key of a ``key = value`` line or a ``[table]`` header (0 for other lines)."""
+    header = line.lstrip().startswith("[")
+    dots, quote, escaped = 0, "", False
+    for char in line:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\" and quote == '"':
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == ".":
+            dots += 1
+        elif (char == "=" and not header) or (char == "]" and header):
+            return dots
+        elif char == "#":
+            return 0
+    return 0
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    """How deeply tables and arrays nest (stops counting past ``MAX_NESTING``)."""
+    if level > MAX_NESTING or not isinstance(value, dict | list):
+        return level
+    children = value.values() if isinstance(value, dict) else value
+    return max((_depth(child, level + 1) for child in children), default=level + 1)
 
 
 # TOML basic strings: escape the quote, the backslash and every control character (DEL included).
@@ -656,8 +860,8 @@ def _column_problems(feature: Feature, column: pd.Series) -> list[tuple[int, str
         known = column.map(str).isin(feature.levels).to_numpy()
         for pos in np.flatnonzero(~known & ~missing):
             value = _plain(values[pos])
-            bad[int(pos)] = f"unknown level {value!r}; levels are {list(feature.levels)}" + did_you_mean(
-                value, feature.levels
+            bad[int(pos)] = f"unknown level {shown(value)}; levels are {shown(list(feature.levels), 200)}" + (
+                did_you_mean(value, feature.levels)
             )
         return sorted(bad.items())
     numbers = (
@@ -670,7 +874,7 @@ def _column_problems(feature: Feature, column: pd.Series) -> list[tuple[int, str
     x = numbers.to_numpy(dtype=np.float64)
     for pos in np.flatnonzero(np.isnan(x) & ~missing):
         value = _plain(values[pos])
-        bad[int(pos)] = f"{value!r} ({type(value).__name__}) is not a number"
+        bad[int(pos)] = f"{shown(value)} ({type(value).__name__}) is not a number"
     lo, hi = feature.bounds
     with np.errstate(invalid="ignore"):
         checks = [
@@ -685,5 +889,5 @@ def _column_problems(feature: Feature, column: pd.Series) -> list[tuple[int, str
         ]
     for flags, message in checks:
         for pos in np.flatnonzero(flags):
-            bad.setdefault(int(pos), message.format(_plain(values[pos])))
+            bad.setdefault(int(pos), message.replace("{!r}", "{}").format(shown(_plain(values[pos]))))
     return sorted(bad.items())

@@ -117,7 +117,10 @@ def replace(old: str, new: str) -> str:
             replace("\"'guarantor'\"", "\"'guarantr'\""),
             "action 'guarantor', effect on 'debtors': unknown level 'guarantr'",
         ),
-        (replace("{amount:.0f}", "{amout:.0f}"), r"action 'save', text: .* \(KeyError: 'amout'\)"),
+        (
+            replace("{amount:.0f}", "{amout:.0f}"),
+            r"action 'save', text: the placeholder \{amout\} is the unknown name 'amout'",
+        ),
         (replace("{amount:.0f}", "{amount:d}"), r"action 'save', text: .* \(ValueError"),
         (replace("bounds = [1, 48]", "bounds = [1.5, 1.7]"), r"bounds \[1.5, 1.7\] hold no whole number"),
     ],

@@ -444,3 +444,9 @@ def test_conditional_needs_a_condition_and_numbers() -> None:
     assert "not allowed" in error("a if b else 'x'")
     with pytest.raises(SpecError, match="and/or/not need conditions"):
         parse("a if b else c").evaluate({"a": t(1), "b": t(2), "c": t(3)})
+
+
+def test_an_expression_may_span_lines_as_a_toml_multi_line_string_writes_it() -> None:
+    got = value("\n  a\n  + b * 2\n", {"a": t(1.0), "b": t(3.0)})
+    assert torch.equal(got, t(7.0))
+    assert "not allowed" in error("a\n.__class__")
