@@ -2,7 +2,8 @@
 
 ``as_model`` wraps a torch module, or converts a fitted scikit-learn estimator or Pipeline *exactly* into
 a network of closed-set layers (``layers.py``); ``save_model`` / ``load_model`` write and read it as
-safetensors + JSON (or a ``torch.export`` program for other modules). Never pickle.
+safetensors + JSON, checked as data before anything is built. Never pickle: a ``torch.export`` program
+(what ``save_model`` writes for other modules) loads only with the explicit ``unsafe_allow_program=True``.
 """
 
 from __future__ import annotations
@@ -568,12 +569,11 @@ META: dict[str, tuple[type, bool]] = {
 }
 _JSON: dict[type, str] = {str: "a string", list: "a list", dict: "a table"}
 PROGRAM_REFUSED = (
-    "it describes no 'layers' and points to a torch.export program instead. A .pt2 program is not data: "
-    "torch unpickles parts of it, so loading one can run code hidden in the file. actionable loads models "
-    "only from the closed set of layers (model.json + model.safetensors). Rebuild the network from "
-    "actionable.layers (or convert it with as_model) and save it again; keep other torch modules in Python "
-    "and wrap them with as_model(module, schema). Only for a file you made yourself, from Python: "
-    "load_model(path, unsafe_allow_program=True)"
+    "it holds no 'layers'. Model files load only as data: the closed set of layers (model.json + "
+    "model.safetensors). A torch.export program (.pt2) is not data: torch unpickles parts of it, so loading "
+    "one can run code hidden in the file. Rebuild the network from actionable.layers (or convert it with "
+    "as_model) and save it again, or keep the torch module in Python and wrap it with as_model(module, "
+    "schema). Only for a file you made yourself, from Python: load_model(path, unsafe_allow_program=True)"
 )
 
 
