@@ -22,7 +22,7 @@ from actionable.errors import ModelError, did_you_mean
 
 MAX_DIM = 2**24  # any one size in a spec (features, channels, kernel, stride, padding)
 MAX_ELEMENTS = 2**27  # all tensors of one model together: 1 GiB in float64
-MAX_ACTIVATION = 2**22  # the values one row holds between two layers: 32 MiB in float64
+MAX_ACTIVATION = 2**24  # the values one row holds between two layers: 128 MiB in float64
 
 Shape = tuple[int, ...]
 

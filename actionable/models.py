@@ -9,6 +9,7 @@ safetensors + JSON, checked as data before anything is built. Never pickle: a ``
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -633,6 +634,10 @@ def load_model(
     ``unsafe_allow_program=True`` also loads a ``torch.export`` program (``model.pt2``). torch unpickles
     parts of such a file, so this RUNS CODE FROM THE FILE: pass it only for files you made yourself.
     """
+    if not isinstance(path, str | os.PathLike):
+        raise ConfigError(f"load_model: path must be a folder path; got a {type(path).__name__}.")
+    if schema is not None and not isinstance(schema, Schema):
+        raise ConfigError(f"load_model: schema must be an actionable Schema; got {type(schema).__name__}.")
     root, meta_path = _locate(path)
     try:
         meta = _read_meta(meta_path)
@@ -725,10 +730,13 @@ def _read_meta(meta_path: Path) -> dict[str, Any]:
         f"load_model: {meta_path} is larger than {MAX_META_BYTES // 2**20} MiB; a model file describes "
         "its layers in a few kilobytes (the weights are in model.safetensors)."
     )
-    if meta_path.stat().st_size > MAX_META_BYTES:
-        raise ModelError(too_big)
-    with meta_path.open("rb") as handle:
-        blob = handle.read(MAX_META_BYTES + 1)
+    try:
+        if meta_path.stat().st_size > MAX_META_BYTES:
+            raise ModelError(too_big)
+        with meta_path.open("rb") as handle:
+            blob = handle.read(MAX_META_BYTES + 1)
+    except OSError as exc:
+        raise ModelError(f"load_model: cannot read {meta_path} ({exc}).") from None
     if len(blob) > MAX_META_BYTES:
         raise ModelError(too_big)
     try:

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
-from actionable import Feature, ModelError, Schema, Target, as_model, load_model, save_model
+from actionable import ConfigError, Feature, ModelError, Schema, Target, as_model, load_model, save_model
 from actionable import layers as L
 from actionable.cli import app
 from actionable.datasets import folder as dataset_folder
@@ -306,7 +306,7 @@ HOSTILE: list[tuple[str, Callable[[Kit], None], str]] = [
         meta_edit(
             lambda m, k: (
                 m["layers"].insert(2, {"type": "Sequence1d", "length": 5, "channels": 1})
-                or m["layers"].insert(3, {"type": "Conv1d", "in": 1, "out": 1, "kernel": 1, "padding": 2**23})
+                or m["layers"].insert(3, {"type": "Conv1d", "in": 1, "out": 1, "kernel": 1, "padding": 2**24})
             )
         ),
         "values per row",
@@ -371,6 +371,16 @@ def test_the_crafted_program_really_runs_code_with_the_opt_in(kit: Kit) -> None:
     as_program(kit)
     attempt(load_model, kit.folder, unsafe_allow_program=True)
     assert kit.canary.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [((None,), "path must be a folder path; got a NoneType"), ((".", "schema.toml"), "schema must be an")],
+    ids=["path-none", "schema-a-string"],
+)
+def test_wrong_argument_types_are_config_errors(args: tuple[Any, ...], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_model(*args)
 
 
 def test_an_opted_in_program_still_stays_in_its_folder(kit: Kit) -> None:
