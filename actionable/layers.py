@@ -1,23 +1,59 @@
 """The closed set of layers a model file may hold: each is data (a JSON spec plus named tensors), never code.
 
 Every converted or trained network is an ``nn.Sequential`` of these, so it saves to safetensors + JSON
-and loads back without pickle. ``LAYERS`` maps a spec's ``type`` to its class.
+and loads back without pickle. ``LAYERS`` maps a spec's ``type`` to its class. A spec read from a file is
+checked before anything is built: each layer declares its keys (``fields``: type, range, default), the
+tensors it holds (``tensors``: names and shapes) and the shape it gives (``out_shape``), so ``plan`` refuses
+a malformed or oversized file with a ``ModelError`` before allocating, and ``check_values`` refuses
+tensors no model should hold (NaN, a zero scale, a column index outside the input).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from actionable.errors import ModelError
+from actionable.errors import ModelError, did_you_mean
+
+MAX_DIM = 2**24  # any one size in a spec (features, channels, kernel, stride, padding)
+MAX_ELEMENTS = 2**27  # all tensors of one model together: 1 GiB in float64
+MAX_ACTIVATION = 2**24  # the values one row holds between two layers: 128 MiB in float64
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of a layer spec: a whole number in [low, high], or a bool; absent, it takes ``default``."""
+
+    kind: type[int] | type[bool] = int
+    low: int = 1
+    default: int | bool | None = None
+    required: bool = True
+    high: int = MAX_DIM
+
+    def check(self, value: object) -> str | None:
+        """Why ``value`` does not fit, or None."""
+        if self.kind is bool:
+            return None if isinstance(value, bool) else f"must be true or false; got {value!r}"
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"must be a whole number; got {value!r}"
+        if not self.low <= value <= self.high:
+            return f"must be in [{self.low}, {self.high}]; got {value}"
+        return None
 
 
 class Layer(nn.Module):
     """A layer that describes itself as a JSON-able spec; tensors travel separately in the state dict."""
 
     kind: ClassVar[str]
+    fields: ClassVar[Mapping[str, Field]] = {}
+    integer: ClassVar[frozenset[str]] = frozenset()  # tensors of column indices (int64); the rest are floats
 
     def spec(self) -> dict[str, Any]:
         return {"type": self.kind}
@@ -26,9 +62,28 @@ class Layer(nn.Module):
     def from_spec(cls, spec: dict[str, Any]) -> Layer:
         return cls()
 
+    @classmethod
+    def tensors(cls, spec: Mapping[str, Any]) -> dict[str, Shape]:
+        """The tensors a layer built from ``spec`` holds, by state-dict name, with their shapes."""
+        return {}
+
+    @classmethod
+    def out_shape(cls, spec: Mapping[str, Any], shape: Shape) -> Shape:
+        """The shape of one row after this layer; ``ValueError`` saying why ``shape`` does not fit."""
+        return shape
+
+    @classmethod
+    def check_values(cls, spec: Mapping[str, Any], shape: Shape, tensors: Mapping[str, torch.Tensor]) -> None:
+        """``ValueError`` naming a tensor whose values this layer cannot use (beyond being finite)."""
+
 
 class Linear(nn.Linear, Layer):
     kind = "Linear"
+    fields: ClassVar[Mapping[str, Field]] = {
+        "in": Field(),
+        "out": Field(),
+        "bias": Field(bool, default=True, required=False),
+    }
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -41,6 +96,16 @@ class Linear(nn.Linear, Layer):
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Layer:
         return cls(int(spec["in"]), int(spec["out"]), bias=bool(spec.get("bias", True)))
+
+    @classmethod
+    def tensors(cls, spec: Mapping[str, Any]) -> dict[str, Shape]:
+        weight: dict[str, Shape] = {"weight": (spec["out"], spec["in"])}
+        return weight | {"bias": (spec["out"],)} if spec["bias"] else weight
+
+    @classmethod
+    def out_shape(cls, spec: Mapping[str, Any], shape: Shape) -> Shape:
+        _last(shape, spec["in"], "'in'")
+        return (*shape[:-1], spec["out"])
 
 
 class ReLU(nn.ReLU, Layer):
@@ -63,13 +128,23 @@ class Standardize(Layer):
     """(x - mean) / std per column: the scaler in front of a trained network, so inputs stay in raw units."""
 
     kind = "Standardize"
+    fields: ClassVar[Mapping[str, Field]] = {"width": Field()}
     mean: torch.Tensor
     std: torch.Tensor
 
     def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean).clone())
-        self.register_buffer("std", torch.as_tensor(std).clone())
+        mean, std = torch.as_tensor(mean).clone(), torch.as_tensor(std).clone()
+        if mean.ndim != 1 or std.shape != mean.shape:
+            raise ModelError(
+                f"Standardize: mean and std must be 1-D of one length; got {tuple(mean.shape)} and "
+                f"{tuple(std.shape)}."
+            )
+        problem = _bad_scale(std)
+        if problem:
+            raise ModelError(f"Standardize: std {problem}; a column constant in training takes std 1.")
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -82,20 +157,50 @@ class Standardize(Layer):
         width = int(spec["width"])
         return cls(torch.zeros(width), torch.ones(width))
 
+    @classmethod
+    def tensors(cls, spec: Mapping[str, Any]) -> dict[str, Shape]:
+        return {"mean": (spec["width"],), "std": (spec["width"],)}
+
+    @classmethod
+    def out_shape(cls, spec: Mapping[str, Any], shape: Shape) -> Shape:
+        _last(shape, spec["width"], "'width'")
+        return shape
+
+    @classmethod
+    def check_values(cls, spec: Mapping[str, Any], shape: Shape, tensors: Mapping[str, torch.Tensor]) -> None:
+        problem = _bad_scale(tensors["std"])
+        if problem:
+            raise ValueError(f"tensor 'std' {problem}; a scale must be > 0 (a constant column takes 1)")
+
 
 class ColumnMap(Layer):
     """out[:, j] = x[:, index[j]] * scale[j] + shift[j]: a fitted ColumnTransformer of scalers and one-hot maps."""
 
     kind = "ColumnMap"
+    fields: ClassVar[Mapping[str, Field]] = {"width": Field()}
+    integer: ClassVar[frozenset[str]] = frozenset({"index"})
     index: torch.Tensor
     scale: torch.Tensor
     shift: torch.Tensor
 
     def __init__(self, index: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> None:
         super().__init__()
-        self.register_buffer("index", torch.as_tensor(index, dtype=torch.int64).clone())
-        self.register_buffer("scale", torch.as_tensor(scale).clone())
-        self.register_buffer("shift", torch.as_tensor(shift).clone())
+        index = torch.as_tensor(index, dtype=torch.int64).clone()
+        scale, shift = torch.as_tensor(scale).clone(), torch.as_tensor(shift).clone()
+        if index.ndim != 1 or scale.shape != index.shape or shift.shape != index.shape:
+            raise ModelError(
+                f"ColumnMap: index, scale and shift must be 1-D of one length; got {tuple(index.shape)}, "
+                f"{tuple(scale.shape)} and {tuple(shift.shape)}."
+            )
+        if index.numel() and int(index.min()) < 0:
+            j = int(torch.argmax((index < 0).to(torch.int8)))
+            raise ModelError(
+                f"ColumnMap: index[{j}] = {int(index[j])}; an index is a column of the input, in [0, width) "
+                "(a negative one would silently read from the end)."
+            )
+        self.register_buffer("index", index)
+        self.register_buffer("scale", scale)
+        self.register_buffer("shift", shift)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x[..., self.index] * self.scale + self.shift
@@ -108,6 +213,25 @@ class ColumnMap(Layer):
         width = int(spec["width"])
         return cls(torch.zeros(width, dtype=torch.int64), torch.ones(width), torch.zeros(width))
 
+    @classmethod
+    def tensors(cls, spec: Mapping[str, Any]) -> dict[str, Shape]:
+        return {name: (spec["width"],) for name in ("index", "scale", "shift")}
+
+    @classmethod
+    def out_shape(cls, spec: Mapping[str, Any], shape: Shape) -> Shape:
+        return (*shape[:-1], spec["width"])
+
+    @classmethod
+    def check_values(cls, spec: Mapping[str, Any], shape: Shape, tensors: Mapping[str, torch.Tensor]) -> None:
+        index = tensors["index"]
+        outside = (index < 0) | (index >= shape[-1])
+        if bool(outside.any()):
+            j = int(torch.argmax(outside.to(torch.int8)))
+            raise ValueError(
+                f"tensor 'index' holds {int(index[j])} at position {j}; an index is a column of the "
+                f"layer's input, in [0, {shape[-1]})"
+            )
+
 
 class BinaryLogits(Layer):
     """One logit z -> two logits [0, z], so softmax gives [1 - sigmoid(z), sigmoid(z)] exactly."""
@@ -117,12 +241,17 @@ class BinaryLogits(Layer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([torch.zeros_like(x), x], dim=-1)
 
+    @classmethod
+    def out_shape(cls, spec: Mapping[str, Any], shape: Shape) -> Shape:
+        return (*shape[:-1], 2 * shape[-1])
+
 
 class Sequence1d(Layer):
     """(n, length * channels) -> (n, channels, length): canonical columns laid out slot by slot (e.g. 128
     strokes x 4 coordinates) become the channels-first sequence a 1-D convolution reads."""
 
     kind = "Sequence1d"
+    fields: ClassVar[Mapping[str, Field]] = {"length": Field(), "channels": Field()}
 
     def __init__(self, length: int, channels: int) -> None:
         super().__init__()
@@ -140,11 +269,24 @@ class Sequence1d(Layer):
     def from_spec(cls, spec: dict[str, Any]) -> Layer:
         return cls(int(spec["length"]), int(spec["channels"]))
 
+    @classmethod
+    def out_shape(cls, spec: Mapping[str, Any], shape: Shape) -> Shape:
+        _last(shape, spec["length"] * spec["channels"], "length x channels")
+        return (*shape[:-1], spec["channels"], spec["length"])
+
 
 class Conv1d(nn.Conv1d, Layer):
     """A 1-D convolution over (n, channels, length); no dilation or groups, zero padding only."""
 
     kind = "Conv1d"
+    fields: ClassVar[Mapping[str, Field]] = {
+        "in": Field(),
+        "out": Field(),
+        "kernel": Field(),
+        "stride": Field(default=1, required=False),
+        "padding": Field(low=0, default=0, required=False),
+        "bias": Field(bool, default=True, required=False),
+    }
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -168,11 +310,26 @@ class Conv1d(nn.Conv1d, Layer):
             bias=bool(spec.get("bias", True)),
         )
 
+    @classmethod
+    def tensors(cls, spec: Mapping[str, Any]) -> dict[str, Shape]:
+        weight: dict[str, Shape] = {"weight": (spec["out"], spec["in"], spec["kernel"])}
+        return weight | {"bias": (spec["out"],)} if spec["bias"] else weight
+
+    @classmethod
+    def out_shape(cls, spec: Mapping[str, Any], shape: Shape) -> Shape:
+        if len(shape) != 2 or shape[0] != spec["in"]:
+            raise ValueError(
+                f"reads rows of shape (channels = {spec['in']}, length); the layer before gives {shape} "
+                "(put a Sequence1d first)"
+            )
+        return (spec["out"], _window(shape[1] + 2 * spec["padding"], spec["kernel"], spec["stride"]))
+
 
 class MaxPool1d(nn.MaxPool1d, Layer):
     """Max over windows of the last axis (stride = window unless given)."""
 
     kind = "MaxPool1d"
+    fields: ClassVar[Mapping[str, Field]] = {"kernel": Field(), "stride": Field(required=False)}
 
     def spec(self) -> dict[str, Any]:
         return {"type": self.kind, "kernel": int(self.kernel_size), "stride": int(self.stride)}  # type: ignore[arg-type]
@@ -180,13 +337,23 @@ class MaxPool1d(nn.MaxPool1d, Layer):
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Layer:
         kernel = int(spec["kernel"])
-        return cls(kernel, stride=int(spec.get("stride", kernel)))
+        return cls(kernel, stride=int(spec.get("stride") or kernel))
+
+    @classmethod
+    def out_shape(cls, spec: Mapping[str, Any], shape: Shape) -> Shape:
+        if len(shape) > 2:
+            raise ValueError(f"reads rows of shape (channels, length); the layer before gives {shape}")
+        return (*shape[:-1], _window(shape[-1], spec["kernel"], spec.get("stride") or spec["kernel"]))
 
 
 class Flatten(nn.Flatten, Layer):
     """(n, ...) -> (n, everything else): the bridge from convolutions to Linear layers."""
 
     kind = "Flatten"
+
+    @classmethod
+    def out_shape(cls, spec: Mapping[str, Any], shape: Shape) -> Shape:
+        return (math.prod(shape),)
 
 
 LAYERS: dict[str, type[Layer]] = {
@@ -209,20 +376,138 @@ LAYERS: dict[str, type[Layer]] = {
 ACTIVATIONS: dict[str, type[Layer]] = {"relu": ReLU, "logistic": Sigmoid, "tanh": Tanh, "identity": Identity}
 
 
-def build(specs: list[dict[str, Any]]) -> nn.Sequential:
-    """An ``nn.Sequential`` from layer specs; ``ModelError`` naming an unknown layer type."""
-    layers = []
-    for i, spec in enumerate(specs):
-        kind = spec.get("type") if isinstance(spec, dict) else None
-        if kind not in LAYERS:
+def _last(shape: Shape, want: int, what: str) -> None:
+    if shape[-1] != want:
+        raise ValueError(f"its {what} is {want}, but the layer before gives rows of shape {shape}")
+
+
+def _window(length: int, kernel: int, stride: int) -> int:
+    if kernel > length:
+        raise ValueError(f"its window {kernel} is longer than the sequence it reads ({length})")
+    return (length - kernel) // stride + 1
+
+
+def _bad_scale(std: torch.Tensor) -> str | None:
+    """Why a tensor of scales cannot divide (NaN, infinite, zero or negative), or None."""
+    bad = ~torch.isfinite(std) | (std <= 0)
+    if not bool(bad.any()):
+        return None
+    j = int(torch.argmax(bad.to(torch.int8)))
+    return f"holds {float(std[j])} at column {j}"
+
+
+def check_spec(i: int, spec: object, where: str = "model file") -> dict[str, Any]:
+    """Layer ``i``'s spec with its defaults filled in; ``ModelError`` naming the key that does not fit."""
+    if not isinstance(spec, dict):
+        raise ModelError(
+            f"{where}: layer {i} is {str(spec)[:80]!r}; each layer is a table with a 'type' key, one "
+            f"of {sorted(LAYERS)}."
+        )
+    kind = spec.get("type")
+    if not isinstance(kind, str) or kind not in LAYERS:
+        raise ModelError(
+            f"{where}: layer {i} has type {kind if not isinstance(kind, str) else kind[:80]!r}; supported "
+            f"layer types are {sorted(LAYERS)}.{did_you_mean(kind, LAYERS) if isinstance(kind, str) else ''}"
+        )
+    cls = LAYERS[kind]
+    bad = f"{where}: layer {i} ({kind}) has a malformed spec"
+    unknown = sorted(str(k)[:40] for k in spec if k != "type" and k not in cls.fields)
+    if unknown:
+        raise ModelError(
+            f"{bad}: unknown key(s) {unknown}; a {kind} layer takes {sorted(cls.fields) or 'no keys'}."
+        )
+    out: dict[str, Any] = {"type": kind}
+    for key, field in cls.fields.items():
+        if key not in spec:
+            if field.required:
+                raise ModelError(f"{bad}: missing key {key!r}; a {kind} layer takes {sorted(cls.fields)}.")
+            out[key] = field.default
+            continue
+        problem = field.check(spec[key])
+        if problem:
+            raise ModelError(f"{bad}: key {key!r} {problem}.")
+        out[key] = spec[key]
+    return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked list of layer specs: the shape each layer reads, the tensors each holds, the output shape."""
+
+    specs: list[dict[str, Any]]
+    inputs: list[Shape]
+    tensors: dict[str, Shape]
+    integer: frozenset[str]
+    output: Shape
+
+
+def plan(specs: object, width: int, where: str = "model file") -> Plan:
+    """Check layer specs read from a file against an input of ``width`` columns, before building anything.
+
+    ``ModelError`` names the layer and key: unknown type or key, a size of the wrong type or out of range,
+    layers whose shapes do not chain, or more than ``MAX_ELEMENTS`` weights / ``MAX_ACTIVATION`` values a row.
+    """
+    if not isinstance(specs, list) or not specs:
+        got = f"{len(specs)} layers" if isinstance(specs, list) else f"a {type(specs).__name__}"
+        raise ModelError(f"{where}: 'layers' must be a non-empty list of layer tables; got {got}.")
+    checked, inputs, tensors, integer = [], [], {}, set()
+    shape: Shape = (width,)
+    total = 0
+    for i, raw in enumerate(specs):
+        spec = check_spec(i, raw, where)
+        cls = LAYERS[spec["type"]]
+        for name, size in cls.tensors(spec).items():
+            tensors[f"{i}.{name}"] = size
+            total += math.prod(size)
+        integer |= {f"{i}.{name}" for name in cls.integer}
+        if total > MAX_ELEMENTS:
             raise ModelError(
-                f"model file: layer {i} has type {kind!r}; supported layer types are {sorted(LAYERS)}."
+                f"{where}: layer {i} ({spec['type']}) brings the weights to {total:,} numbers, more than "
+                f"the {MAX_ELEMENTS:,} a model file may hold; check its sizes."
             )
         try:
-            layers.append(LAYERS[kind].from_spec(spec))
+            out = cls.out_shape(spec, shape)
+        except ValueError as exc:
+            raise ModelError(f"{where}: layer {i} ({spec['type']}) does not fit: {exc}.") from None
+        if math.prod(out) > MAX_ACTIVATION:
+            raise ModelError(
+                f"{where}: layer {i} ({spec['type']}) gives {math.prod(out):,} values per row, more than "
+                f"the {MAX_ACTIVATION:,} allowed; check its sizes."
+            )
+        checked.append(spec)
+        inputs.append(shape)
+        shape = out
+    return Plan(checked, inputs, tensors, frozenset(integer), shape)
+
+
+def check_values(the_plan: Plan, state: Mapping[str, torch.Tensor], where: str = "model file") -> None:
+    """``ModelError`` naming the first tensor with NaN / infinite values or values its layer cannot use."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int(torch.argmax((~torch.isfinite(tensor)).flatten().to(torch.int8)))
+            raise ModelError(
+                f"{where}: tensor {name!r} holds {float(tensor.flatten()[bad])} at flat position {bad}; "
+                "a model's numbers must all be finite (retrain or re-export it)."
+            )
+    for i, (spec, shape) in enumerate(zip(the_plan.specs, the_plan.inputs, strict=True)):
+        cls = LAYERS[spec["type"]]
+        own = {name: state[f"{i}.{name}"] for name in cls.tensors(spec)}
+        try:
+            cls.check_values(spec, shape, own)
+        except ValueError as exc:
+            raise ModelError(f"{where}: layer {i} ({spec['type']}): {exc}.") from None
+
+
+def build(specs: list[dict[str, Any]]) -> nn.Sequential:
+    """An ``nn.Sequential`` from layer specs; ``ModelError`` naming an unknown layer type or a bad key."""
+    layers = []
+    for i, raw in enumerate(specs):
+        spec = check_spec(i, raw)
+        try:
+            layers.append(LAYERS[spec["type"]].from_spec(spec))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(
-                f"model file: layer {i} ({kind}) has a malformed spec {spec!r}: {exc}."
+                f"model file: layer {i} ({spec['type']}) has a malformed spec {spec!r}: {exc}."
             ) from None
     return nn.Sequential(*layers)
 

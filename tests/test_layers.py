@@ -110,3 +110,69 @@ def test_conv_recipe_and_width_are_checked() -> None:
     X, y = tiny_data()
     with pytest.raises(ConfigError, match="needs exactly that many"):
         fit_conv_classifier(SCHEMA, X, y, ConvRecipe(length=4, channels=2))
+
+
+def test_every_layer_declares_the_tensors_and_shapes_it_really_has() -> None:
+    """``plan`` (what a file is checked against before building) agrees with the built network."""
+    network = torch.nn.Sequential(
+        L.ColumnMap(torch.tensor([7, 6, 5, 4, 3, 2, 1, 0]), torch.ones(8), torch.zeros(8)),
+        L.Standardize(torch.zeros(8), torch.ones(8)),
+        L.Sequence1d(4, 2),
+        L.Conv1d(2, 3, 3, padding=1),
+        L.ReLU(),
+        L.MaxPool1d(2),
+        L.Flatten(),
+        L.Linear(6, 4),
+        L.Tanh(),
+        L.Sigmoid(),
+        L.Identity(),
+        L.Linear(4, 1, bias=False),
+        L.BinaryLogits(),
+    ).double()
+    assert {type(m).kind for m in network} == set(L.LAYERS)  # type: ignore[attr-defined]
+    specs = L.specs(network)
+    assert specs is not None
+    plan = L.plan(specs, 8)
+    state = network.state_dict()
+    assert plan.tensors == {name: tuple(t.shape) for name, t in state.items()}
+    assert plan.integer == {name for name, t in state.items() if t.dtype == torch.int64}
+    x = torch.rand(3, 8, dtype=torch.float64)
+    shapes = []
+    for layer in network:
+        shapes.append(tuple(x.shape[1:]))
+        x = layer(x)
+    assert plan.inputs == shapes and plan.output == tuple(x.shape[1:]) == (2,)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"type": "Linear", "in": 8, "out": 2, "bias": "yes"}, "key 'bias' must be true or false"),
+        ({"type": "Linear", "in": 8.0, "out": 2}, "key 'in' must be a whole number; got 8.0"),
+        (
+            {"type": "Conv1d", "in": 2, "out": 1, "kernel": 3, "padding": -1},
+            r"key 'padding' must be in \[0, ",
+        ),
+        ({"type": "ReLU", "inplace": True}, r"unknown key\(s\) \['inplace'\]; a ReLU layer takes no keys"),
+        ({"type": "Linaer", "in": 8, "out": 2}, "Did you mean 'Linear'"),
+        (
+            {"type": "Linear", "in": 7, "out": 2},
+            r"its 'in' is 7, but the layer before gives rows of shape \(8,\)",
+        ),
+        ({"type": "Conv1d", "in": 8, "out": 1, "kernel": 3}, "put a Sequence1d first"),
+        ({"type": "MaxPool1d", "kernel": 9}, "window 9 is longer than the sequence it reads"),
+    ],
+    ids=[
+        "bias-string",
+        "in-float",
+        "padding-negative",
+        "activation-key",
+        "typo",
+        "chain",
+        "conv-flat",
+        "pool-long",
+    ],
+)
+def test_layer_specs_are_checked_before_building(spec: dict[str, object], message: str) -> None:
+    with pytest.raises(ModelError, match=message):
+        L.plan([spec], 8)

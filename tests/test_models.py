@@ -180,7 +180,10 @@ def test_torch_module_wraps_and_exports(tmp_path: Path) -> None:
     assert p.shape == (7, 2) and np.allclose(p.sum(1), 1)
     save_model(model, tmp_path / "c")
     assert (tmp_path / "c" / "model.pt2").is_file()
-    assert np.allclose(load_model(tmp_path / "c").predict_proba(test), p)
+    # a .pt2 program can run code when loaded: refused by default, loaded only with the loud opt-in
+    with pytest.raises(ModelError, match=r"can run code.*unsafe_allow_program=True"):
+        load_model(tmp_path / "c")
+    assert np.allclose(load_model(tmp_path / "c", unsafe_allow_program=True).predict_proba(test), p)
 
 
 def test_torch_module_classes_default_to_the_schema() -> None:
