@@ -257,11 +257,13 @@ def wait_for(condition: Callable[[], bool], process: subprocess.Popen[str], guar
     return False
 
 
-def test_kill_9_during_json_never_leaves_a_file_that_looks_complete(
-    tmp_path: Path, spec: dict[str, Path], crowd: Path
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "sigint"])
+def test_a_kill_during_json_never_leaves_a_file_that_looks_complete(
+    tmp_path: Path, spec: dict[str, Path], crowd: Path, signum: int
 ) -> None:
-    """SIGKILL the moment the write begins: the final path still holds the previous complete file (or, if
-    the run won the race, the whole new one); a later run is not blocked by the dead run's lock."""
+    """Kill the run the moment the write begins: the final path still holds the previous complete file (or,
+    if the run won the race, the whole new one); SIGINT exits 130 and removes its temporary file; a later
+    run is not blocked by the dead run's lock."""
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / "plans.jsonl"
@@ -275,12 +277,16 @@ def test_kill_9_during_json_never_leaves_a_file_that_looks_complete(
 
     try:
         assert wait_for(writing, process), process.stderr.read() if process.stderr else ""
-        process.send_signal(signal.SIGKILL)
-        process.wait(30)
+        process.send_signal(signum)
+        code = process.wait(60)
     finally:
         if process.poll() is None:
             process.kill()
     text = out.read_text()
+    if signum == signal.SIGINT:
+        assert code in (0, 130), process.stderr.read() if process.stderr else ""
+        assert "Traceback" not in (process.stderr.read() if process.stderr else "")
+        assert sorted(p.name for p in out_dir.iterdir()) == ["plans.jsonl"]  # temp and lock removed
     if text != previous:  # the run finished before the kill landed: then the file is whole
         assert len(text.splitlines()) == 40_000 and all(json.loads(line) for line in text.splitlines())
     small = write_csv(tmp_path / "few.csv", HEADER, people(3))
