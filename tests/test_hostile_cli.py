@@ -571,3 +571,23 @@ def test_a_5_mb_cell_is_not_echoed_in_full(tmp_path: Path, spec: dict[str, Path]
     assert result.exit_code == 1, result.output[:2000]
     assert len(result.output) < 20_000 and "more characters" in result.output
     assert len(records(out)) == 3
+
+
+def test_atomic_folder_into_an_existing_folder_keeps_other_files(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "model.json").write_text("old")
+    (out / "notes.txt").write_text("mine")
+    with files.atomic_folder(out) as temp:
+        (temp / "model.json").write_text("new")
+    assert (out / "model.json").read_text() == "new" and (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_failed_figure_leaves_the_previous_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    png = tmp_path / "f.png"
+    png.write_bytes(b"previous")
+    _fsync_fails(monkeypatch)
+    with pytest.raises(ConfigError, match="no space left on device"), files.atomic_path(png) as temp:
+        temp.write_bytes(b"new")
+    assert png.read_bytes() == b"previous" and sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]
