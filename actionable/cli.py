@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import dataclasses
 import functools
 import hashlib
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -19,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from actionable import files
 from actionable.errors import ActionableError, ConfigError, DataError
 
 app = typer.Typer(
@@ -33,20 +37,60 @@ errors = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+SHOWN = 2000  # the most characters of one message (or one value) the CLI prints; the rest is elided
+MAX_BUDGETS = 1000  # the most budgets one invert run sweeps
+
+
+def _capped(text: str, limit: int = SHOWN) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were left out (a 5 MB cell is not echoed)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def friendly(command: F) -> F:
-    """Turn the library's typed errors into a one-line message and exit code 2 (bad input)."""
+    """The CLI's error boundary: the library's typed errors, an exhausted memory or recursion limit and an
+    interrupt each become one line on stderr and exit code 2 (130 for an interrupt), never a traceback.
+    Output paths locked by the command (``_writable``) are released however it ends."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ActionableError as exc:
-            errors.print(
-                f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", markup=True, highlight=False
-            )
-            raise typer.Exit(code=2) from None
+        with contextlib.ExitStack() as stack:
+            _outputs.append(stack)
+            try:
+                return command(*args, **kwargs)
+            except ActionableError as exc:
+                _fail(f"{type(exc).__name__}: {exc}")
+            except MemoryError:
+                _fail(OUT_OF_MEMORY)
+            except RecursionError:
+                _fail(
+                    "the input is nested too deeply to process (recursion limit reached); simplify it, "
+                    "e.g. shorter expressions in the spec files."
+                )
+            except RuntimeError as exc:  # torch's allocator says it this way
+                if type(exc).__name__ != "OutOfMemoryError" and "can't allocate memory" not in str(exc):
+                    raise
+                _fail(OUT_OF_MEMORY)
+            except KeyboardInterrupt:
+                errors.print("interrupted: no output file was left half written.", highlight=False)
+                raise typer.Exit(code=130) from None
+            finally:
+                _outputs.pop()
 
     return run  # type: ignore[return-value]
+
+
+OUT_OF_MEMORY = (
+    "out of memory: the input or the settings ask for more memory than this machine has; process fewer rows "
+    "at a time (--rows A:B) or lower the settings (budgets, steps, --max-length)."
+)
+_outputs: list[contextlib.ExitStack] = []  # the running command's locks on its output paths
+
+
+def _fail(message: str) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {escape(_capped(message))}", markup=True, highlight=False)
+    raise typer.Exit(code=2) from None
 
 
 @app.command("datasets")
@@ -133,7 +177,9 @@ def train_command(
         bundle = datasets.load(dataset)
         folder = out or Path("models") / bundle.name
         for name, model in train_defaults(bundle).items():
-            save_model(model, folder / name)
+            folder.mkdir(parents=True, exist_ok=True)
+            with files.atomic_folder(folder / name) as temp:
+                save_model(model, temp)
             console.print(f"wrote {folder / name}  {model.provenance.get('metrics', {})}")
         return
     if data is None or schema is None or target is None or out is None:
@@ -153,7 +199,7 @@ def _train_user(
     from actionable.training import Recipe, check_target, fit_classifier, fit_regressor
 
     schema = Schema.from_toml(schema_path)
-    frame = read_csv(data)
+    frame = read_csv(data, schema)
     if target not in frame.columns:
         raise DataError(
             f"train: target column {target!r} is not in {data.name}; columns are {list(frame.columns)}."
@@ -191,29 +237,101 @@ def _train_user(
             )
         }
     model.provenance["metrics"] = metrics
-    save_model(model, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with files.atomic_folder(out) as temp:
+        save_model(model, temp)
     console.print(f"wrote {out}  {metrics}")
 
 
-def read_csv(path: Path) -> pd.DataFrame:
+def read_csv(path: Path, schema: Any = None) -> pd.DataFrame:
+    """A user's CSV read as the schema says, never guessed: category levels as text (``NA``, ``None``,
+    ``null``, ``01`` are levels like any other), numeric features as numbers, where only an empty cell is
+    missing and any other text is kept for the schema's per-row check. Columns outside the schema (labels,
+    extras) are numbers when every filled cell is one, else text. A repeated column name is a ``DataError``.
+    """
     if not path.is_file():
         raise DataError(f"{path}: no such file. Give the path of a CSV file with a header row.")
+    _check_header(path)
     try:
-        return pd.read_csv(path, skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"{path}: cannot read it as CSV ({exc}).") from None
+        text = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skipinitialspace=True,
+            encoding="utf-8-sig",
+        )
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read it as CSV ({_capped(str(exc), 300)}).") from None
+    features = {} if schema is None else {f.name: f for f in schema.features}
+    columns: dict[str, pd.Series] = {}
+    for name in text.columns:
+        column = text[name]
+        feature = features.get(name)
+        if feature is not None and feature.kind == "category":
+            empty = column == ""
+            columns[name] = column if "" in feature.levels else column.mask(empty, np.nan)
+        else:
+            columns[name] = _numbers_or_text(column, strict=feature is not None)
+    return pd.DataFrame(columns, index=text.index)
+
+
+def _numbers_or_text(column: pd.Series, *, strict: bool) -> pd.Series:
+    """Numbers where the text is one, NaN where the cell is empty. A ``strict`` (numeric feature) column
+    keeps a non-numeric text in place, for the schema to report by row; a loose one stays text."""
+    stripped = column.str.strip()
+    empty = stripped == ""
+    numbers = pd.to_numeric(stripped.mask(empty, None), errors="coerce")
+    bad = numbers.isna() & ~empty
+    if not bad.any():
+        return numbers
+    if not strict:
+        return column.mask(empty, np.nan)
+    return numbers.astype(object).mask(bad, column)
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a header that names a column twice (pandas would silently rename it ``name.1``)."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle, skipinitialspace=True), [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read its header row as CSV ({_capped(str(exc), 300)}).") from None
+    repeated = [name for name, count in Counter(header).items() if count > 1]
+    if repeated:
+        raise DataError(
+            f"{path}: column {_capped(repr(repeated[0]), 80)} appears more than once in the header row; "
+            "give each column one unique name."
+        )
 
 
 def _synthesize_with_progress(
     model: Any, frame: pd.DataFrame, actions: Any, *, chunk: int = 100, **options: Any
 ) -> Any:
-    """Synthesis in chunks of rows behind a progress bar; one ``RecourseBatch`` in input order."""
+    """Synthesis behind a progress bar; one ``RecourseBatch`` in input order, one record per row.
+
+    Rows that need no search (those that fail the schema's checks, and those the model already favours)
+    are found first, vectorised, and answered in one call; only the rows that need a plan are cut into
+    chunks of ``chunk``, so 500 denied rows among 10^5 cost 5 chunks, not 1,000.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from actionable.results import Recourse, RecourseBatch
     from actionable.synthesis import synthesize
 
-    items: list[Recourse] = []
+    bad = actions.schema.row_errors(frame)
+    good = np.setdiff1d(np.arange(len(frame)), list(bad))
+    needing = good[_rows_needing_search(model, frame.iloc[good], actions, options.get("goal"))]
+    easy = np.setdiff1d(np.arange(len(frame)), needing)
+    answers: dict[int, Recourse] = {}
+
+    def run(positions: np.ndarray) -> int:
+        part = synthesize(model, frame.iloc[positions], actions, **options)
+        for r in part:
+            at = int(positions[r.row])  # an error names the row's position in the frame, not in the part
+            answers[at] = dataclasses.replace(r, row=at, error=bad[at] if r.status == "error" else r.error)
+        return len(part)
+
     with Progress(
         TextColumn("synthesising"),
         BarColumn(),
@@ -223,11 +341,27 @@ def _synthesize_with_progress(
         transient=True,
     ) as progress:
         task = progress.add_task("rows", total=len(frame))
-        for start in range(0, len(frame), chunk):
-            part = synthesize(model, frame.iloc[start : start + chunk], actions, **options)
-            items += [Recourse(**{**r.__dict__, "row": r.row + start}) for r in part]
-            progress.advance(task, len(part))
-    return RecourseBatch(tuple(items))
+        if len(easy):
+            progress.advance(task, run(easy))
+        for start in range(0, len(needing), chunk):
+            progress.advance(task, run(needing[start : start + chunk]))
+    return RecourseBatch(tuple(answers[i] for i in range(len(frame))))
+
+
+def _rows_needing_search(model: Any, valid: pd.DataFrame, actions: Any, goal: Any) -> np.ndarray:
+    """Positions of the rows of ``valid`` (rows that fit the schema) that the model does not already favour."""
+    import torch
+
+    from actionable.goals import resolve_goal
+    from actionable.models import as_model
+
+    if valid.empty:
+        return np.zeros(0, dtype=np.int64)
+    schema = actions.schema
+    torch_model = as_model(model, schema)
+    with torch.no_grad():
+        favoured = resolve_goal(torch_model, goal).satisfied(torch_model(schema.encode(valid)))
+    return np.flatnonzero(~favoured.numpy().astype(bool))
 
 
 def _print_plans(batch: Any, frame: pd.DataFrame, show: int, reasons: Any = None) -> None:
@@ -239,16 +373,23 @@ def _print_plans(batch: Any, frame: pd.DataFrame, show: int, reasons: Any = None
         console.print(f"\n[bold]Applicant {frame.index[r.row]}[/]:")
         if reasons is not None:
             console.print(reasons(r.row), highlight=False)
-        console.print(r.describe(), highlight=False, markup=False)
+        console.print(_capped(r.describe()), highlight=False, markup=False)
 
 
 def _print_failures(batch: Any, frame: pd.DataFrame, show: int = 5) -> None:
     """Say which rows failed and why (the first few), so exit code 1 never comes without a reason."""
     failed = [r for r in batch if r.status == "error"]
     for r in failed[:show]:
-        errors.print(f"Row {frame.index[r.row]} not processed: {r.error}", highlight=False, markup=False)
+        _print_failure(frame.index[r.row], r.error)
     if len(failed) > show:
         errors.print(f"... and {len(failed) - show} more failed rows (all are in --json).", highlight=False)
+
+
+def _print_failure(label: Any, message: str) -> None:
+    """One failed row on stderr; a long message (a huge cell quoted in it) is cut, the full text is in --json."""
+    errors.print(
+        f"Row {_capped(str(label), 80)} not processed: {_capped(message)}", highlight=False, markup=False
+    )
 
 
 def _print_summary(batch: Any, seconds: float) -> None:
@@ -301,7 +442,8 @@ def _rows(frame: pd.DataFrame, rows: str | None) -> pd.DataFrame:
 
 
 def _writable(**paths: Path | None) -> None:
-    """Output files are checked before any work, so a typo in a folder name never costs a finished run."""
+    """Output files are checked (and locked against other runs) before any work, so a typo in a folder name
+    or a clash with another run never costs a finished run."""
     for option, path in paths.items():
         if path is None:
             continue
@@ -314,6 +456,11 @@ def _writable(**paths: Path | None) -> None:
             )
         if not os.access(folder, os.W_OK):
             raise ConfigError(f"--{option} {path}: folder {folder} is not writable; choose another path.")
+        if _outputs:  # held until the command ends: a second run writing the same path is refused now
+            try:
+                _outputs[-1].enter_context(files.locked(path))
+            except ConfigError as exc:
+                raise ConfigError(f"--{option} {exc}") from None
 
 
 def _relabelled(batch: Any, frame: pd.DataFrame) -> Any:
@@ -380,7 +527,7 @@ def synthesize_command(
         the_schema = Schema.from_toml(schema)
         the_model = load_model(model, schema=the_schema)
         catalogue = ActionSet.from_toml(actions, the_schema)
-        frame = read_csv(data)
+        frame = read_csv(data, the_schema)
     frame = _rows(frame, rows)
     if figure is not None:  # fail before a long search, not after it
         from actionable.drawing import strokes
@@ -407,7 +554,9 @@ def synthesize_command(
     if figure is not None:
         from actionable.drawing import draw_recourse
 
-        console.print(f"wrote {draw_recourse(batch, figure)}")
+        with files.atomic_path(figure) as temp:
+            draw_recourse(batch, temp)
+        console.print(f"wrote {figure}")
     if batch.summary()["error"]:
         raise typer.Exit(code=1)
 
@@ -466,26 +615,26 @@ def explain_command(
             raise ConfigError("explain: give --dataset NAME, or all of --data --schema --model.")
         the_schema = Schema.from_toml(schema)
         the_model = load_model(model, schema=the_schema)
-        frame = read_csv(data)
+        frame = read_csv(data, the_schema)
     bad_rows = the_schema.row_errors(frame)
     if dataset is None:
         usable = sorted(set(range(len(frame))) - set(bad_rows))
-        if not usable:
-            the_schema.validate(frame)  # every row is bad: say why
         reference, models = the_schema.validate(frame.iloc[usable]), {"model": the_model}
     chosen = _rows(frame, rows)
     # rows that do not fit the schema are reported (and recorded in --json), the others explained
     problems = {frame.index[i]: message for i, message in bad_rows.items()}
     failed = {label: problems[label] for label in chosen.index if label in problems}
     chosen = the_schema.validate(chosen.drop(index=list(failed)))
-    if chosen.empty:
+    if chosen.empty:  # as synthesize does: one error record per row, the reasons on screen, exit 1
+        _write_attributions(json_path, [], failed, frame)
         for label, message in failed.items():
-            errors.print(f"Row {label} not processed: {message}", highlight=False, markup=False)
-        raise ConfigError(f"explain: none of the rows selected fits the schema ({len(failed)} failed).")
+            _print_failure(label, message)
+        errors.print(f"explain: none of the {len(failed)} rows selected fits the schema.", highlight=False)
+        raise typer.Exit(code=1)
     if advise:
         _explain_advice(models, the_model, chosen, reference, target, figure)
         for label, message in failed.items():
-            errors.print(f"Row {label} not processed: {message}", highlight=False, markup=False)
+            _print_failure(label, message)
         if failed:
             raise typer.Exit(code=1)
         return
@@ -514,30 +663,37 @@ def explain_command(
         )
     console.print(table)
     console.print(f"values in {result.unit} units; baseline: {result.baseline}", highlight=False)
-    if json_path is not None:
-        import json
-
-        records = {r["row"]: r for r in result.to_records(top)}
-        records.update(
-            {
-                label: {"format": "actionable.attribution/1", "row": label, "error": m}
-                for label, m in failed.items()
-            }
-        )
-        order = [label for label in frame.index if label in records]
-        with json_path.open("w", encoding="utf-8") as handle:
-            for label in order:
-                handle.write(json.dumps(records[label], default=_plain_json) + "\n")
-        console.print(f"wrote {len(order)} records to {json_path}")
+    _write_attributions(json_path, result.to_records(top), failed, frame)
     if figure is not None:
         from actionable.plotting import plot_attribution, save
 
-        save(plot_attribution(result, 0 if len(result) == 1 else None), figure)
+        with files.atomic_path(figure) as temp:
+            save(plot_attribution(result, 0 if len(result) == 1 else None), temp)
         console.print(f"wrote {figure}")
     for label, message in failed.items():
-        errors.print(f"Row {label} not processed: {message}", highlight=False, markup=False)
+        _print_failure(label, message)
     if failed:
         raise typer.Exit(code=1)
+
+
+def _write_attributions(
+    json_path: Path | None, explained: list[dict[str, Any]], failed: dict[Any, str], frame: pd.DataFrame
+) -> None:
+    """--json for explain: one record per row chosen, in input order; a row that failed gets an error record."""
+    if json_path is None:
+        return
+    records = {r["row"]: r for r in explained}
+    records.update(
+        {
+            label: {"format": "actionable.attribution/1", "row": label, "error": m}
+            for label, m in failed.items()
+        }
+    )
+    order = [label for label in frame.index if label in records]
+    with files.atomic_write(json_path) as handle:
+        for label in order:
+            handle.write(json.dumps(records[label], default=_plain_json) + "\n")
+    console.print(f"wrote {len(order)} records to {json_path}")
 
 
 def _plain_json(value: Any) -> Any:
@@ -570,7 +726,8 @@ def _explain_advice(
     if figure is not None:
         from actionable.plotting import plot_gradient_table, save
 
-        save(plot_gradient_table(table), figure)
+        with files.atomic_path(figure) as temp:
+            save(plot_gradient_table(table), temp)
         console.print(f"wrote {figure}")
 
 
@@ -639,10 +796,11 @@ def invert_command(
                 "invert: give --dataset NAME, or --data CSV --model DIR with exactly one of --schema TOML "
                 "or --lash-indices CSV (and --indirect-model DIR if the schema has indirect features)."
             )
-        raw = read_csv(data)
         if schema is not None:
             the_schema = Schema.from_toml(schema)
+            raw = read_csv(data, the_schema)
         else:
+            raw = read_csv(data)
             the_schema = Schema.from_lash_indices(lash_indices, raw)  # type: ignore[arg-type]
         the_model = load_model(model, schema=the_schema)
         the_indirect = load_model(indirect_model, schema=the_schema) if indirect_model is not None else None
@@ -700,7 +858,7 @@ def invert_command(
     if reference is not None:
         console.print("reference: the result shipped with Lash et al.'s code, on their own models.")
     if json_path is not None:
-        with json_path.open("w", encoding="utf-8") as handle:
+        with files.atomic_write(json_path) as handle:
             for batch in sweep.values():
                 for r in _relabelled(batch, frame):
                     handle.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
@@ -709,30 +867,53 @@ def invert_command(
         curves = {f"ours ({method}{', whole' if whole else ''})": curve}
         if reference is not None:
             curves["reference (Lash et al.)"] = reference
-        plot_curves(curves, figure, title=dataset or (data.name if data is not None else ""))
+        with files.atomic_path(figure) as temp:
+            plot_curves(curves, temp, title=dataset or (data.name if data is not None else ""))
         console.print(f"wrote {figure}")
     if any(r.status == "error" for batch in sweep.values() for r in batch):
         raise typer.Exit(code=1)
 
 
 def _budgets(text: str) -> list[float]:
-    """Budgets from "3", "0:10" (step 1), "0:10:0.5" or "1,2,5"."""
+    """Budgets from "3", "0:10" (step 1), "0:10:0.5" or "1,2,5": finite, >= 0, at most ``MAX_BUDGETS``.
+
+    A range is counted before it is built, so ``0:1e9`` is refused at once instead of filling memory."""
+    fix = "give a number (3), a range (0:10, or 0:10:0.5 with a step) or a list (1,2,5)"
+    shown = _capped(repr(text), 80)
     try:
         if ":" in text:
             parts = [float(p) for p in text.split(":")]
-            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] <= 0):
+            if len(parts) not in (2, 3):
                 raise ValueError
             start, stop, step = parts[0], parts[1], parts[2] if len(parts) == 3 else 1.0
-            count = math.floor((stop - start) / step + 1e-9) + 1
-            values = [start + i * step for i in range(max(count, 0))]
+            if not all(math.isfinite(v) for v in (start, stop, step)):
+                raise ConfigError(f"--budget {shown}: every number must be finite; {fix}.")
+            if step <= 0:
+                raise ConfigError(f"--budget {shown}: the step must be > 0; e.g. 0:10:0.5.")
+            span = (stop - start) / step  # counted before anything is built: 0:1e9 is refused at once
+            if not span < MAX_BUDGETS:
+                raise ConfigError(
+                    f"--budget {shown}: {span + 1:.3g} budgets; at most {MAX_BUDGETS} per run. Use a larger "
+                    "step or a shorter range, e.g. 0:10:0.5."
+                )
+            count = max(math.floor(span + 1e-9) + 1, 0)
+            values = [start + i * step for i in range(count)]
         else:
             values = [float(p) for p in text.split(",") if p.strip()]
+    except ConfigError:
+        raise
     except ValueError:
-        raise ConfigError(
-            f"--budget {text!r}: give a number (3), a range (0:10, or 0:10:0.5 with a step) or a list (1,2,5)."
-        ) from None
+        raise ConfigError(f"--budget {shown}: {fix}.") from None
     if not values:
-        raise ConfigError(f"--budget {text!r}: no budgets; e.g. --budget 0:10.")
+        raise ConfigError(f"--budget {shown}: no budgets; e.g. --budget 0:10.")
+    if len(values) > MAX_BUDGETS:
+        raise ConfigError(f"--budget: {len(values)} budgets; at most {MAX_BUDGETS} per run.")
+    wrong = [v for v in values if not (math.isfinite(v) and v >= 0)]
+    if wrong:
+        raise ConfigError(
+            f"--budget {shown}: budget {wrong[0]:g} is negative or not finite; a budget (the most a change "
+            "may cost) is a finite number >= 0, e.g. --budget 0:10."
+        )
     return values
 
 
@@ -792,9 +973,9 @@ def _denial_reasons(model: Any, denied: pd.DataFrame, train: pd.DataFrame) -> Ca
 def _shown(value: Any) -> str:
     """A raw value as text: a category level quoted, a number plain (24, not np.int64(24))."""
     plain = value.item() if isinstance(value, np.generic) else value
-    return (
-        f"{plain:g}" if isinstance(plain, int | float) and not isinstance(plain, bool) else repr(str(plain))
-    )
+    if isinstance(plain, int | float) and not isinstance(plain, bool):
+        return f"{plain:g}"
+    return _capped(repr(_capped(str(plain), 60)), 80)  # a 5 MB cell is not echoed
 
 
 def _describe_network(model: Any) -> str:

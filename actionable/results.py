@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from actionable.errors import DataError
+from actionable.files import atomic_write
 
 Status = Literal["found", "already_favourable", "not_found", "infeasible", "error"]
 STATUSES: tuple[str, ...] = ("found", "already_favourable", "not_found", "infeasible", "error")
@@ -138,8 +139,9 @@ class RecourseBatch:
         )
 
     def to_jsonl(self, path: str | Path) -> Path:
+        """One JSON line per record, written whole or not at all (temp file, fsync, rename; see ``files``)."""
         path = Path(path)
-        with path.open("w", encoding="utf-8") as handle:
+        with atomic_write(path) as handle:
             for r in self.items:
                 handle.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
         return path
