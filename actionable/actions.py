@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import re
 import string
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -120,6 +121,12 @@ class Action:
                 f"action {shown(self.name)}: the name must be an identifier (letters, digits, _)."
             )
         here = f"action {self.name!r}"
+        # A plain number is an unambiguous constant expression (cost = 5); a boolean is not a number.
+        if _is_constant(self.cost):
+            object.__setattr__(self, "cost", _constant_text(self.cost))
+        if isinstance(self.effects, Mapping):
+            constants = {k: _constant_text(v) for k, v in self.effects.items() if _is_constant(v)}
+            object.__setattr__(self, "effects", {**self.effects, **constants})
         for key, value, expected in (
             ("cost", self.cost, 'a quoted expression, e.g. cost = "amount / 1000"'),
             ("text", self.text, 'a quoted sentence, e.g. text = "Save {amount:.0f} DM more"'),
@@ -610,6 +617,15 @@ def _action_from_dict(where: str, i: int, entry: Any) -> Action:
         )
     except SpecError as exc:
         raise SpecError(f"{where}, {exc}") from None
+
+
+def _is_constant(value: object) -> bool:
+    return is_number(value) and math.isfinite(float(value))  # type: ignore[arg-type]
+
+
+def _constant_text(value: Any) -> str:
+    """A finite number as expression text: ``5`` -> ``"5"``, ``0.5`` -> ``"0.5"`` (numpy scalars too)."""
+    return str(int(value)) if isinstance(value, numbers.Integral) else repr(float(value))
 
 
 # ------------------------------------------------------------------------------------ the box

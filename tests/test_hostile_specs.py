@@ -109,7 +109,8 @@ HOSTILE_ACTIONS = [
         action(cost='cost = "log(amount)"'),
         "can be negative on the parameter box",
     ),
-    ("cost-not-a-string", action(cost="cost = 5"), "key 'cost': must be a string"),
+    ("cost-a-boolean", action(cost="cost = true"), "key 'cost': must be a string"),
+    ("cost-an-array", action(cost="cost = [5]"), "key 'cost': must be a string"),
     (
         "repeatable-as-a-string",
         action(repeatable='repeatable = "false"'),
@@ -143,7 +144,7 @@ HOSTILE_ACTIONS = [
         action(params="params = { amount = { bounds = [0, 1], resolution = true } }"),
         "resolution must be a finite number > 0",
     ),
-    ("effect-not-a-string", action(effects="effects = { savings = 5 }"), "effects.savings: must be a quoted"),
+    ("effect-a-boolean", action(effects="effects = { savings = true }"), "effects.savings: must be a quoted"),
     ("condition-not-a-string", action(pre="pre = [5]"), "a condition must be a quoted expression"),
     (
         "condition-scale-as-a-string",
@@ -351,6 +352,9 @@ CARELESS_ACTIONS = [
     ("a-conditional-cost", action(cost='cost = "0 if amount == 0 else 1 + amount / 100"')),
     ("a-division-by-a-feature-that-excludes-zero", action(cost='cost = "(amount / duration) ** 2"')),
     ("a-cost-of-zero", action(cost='cost = "0"')),
+    ("a-cost-as-a-plain-number", action(cost="cost = 5")),
+    ("a-cost-as-a-plain-real", action(cost="cost = 0.5")),
+    ("an-effect-as-a-plain-number", action(effects="effects = { savings = 5 }")),
     ("a-rare-but-possible-precondition", action(pre='pre = ["age == 57", "savings > 99999.5"]')),
     ("a-precondition-on-a-category", action(pre="pre = [\"debtors != 'guarantor'\"]")),
     ("a-postcondition-that-can-hold", action(post='post = ["savings <= 100000"]')),
