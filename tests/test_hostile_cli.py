@@ -569,7 +569,8 @@ def test_a_5_mb_cell_is_not_echoed_in_full(tmp_path: Path, spec: dict[str, Path]
     out = tmp_path / "o.jsonl"
     result = invoke([*user_args(command, spec, data), "--json", out])
     assert result.exit_code == 1, result.output[:2000]
-    assert len(result.output) < 20_000 and "more characters" in result.output
+    # cut where the schema quotes the value (errors.shown) or where the CLI prints it, but cut
+    assert len(result.output) < 20_000 and "characters" in result.output
     assert len(records(out)) == 3
 
 
