@@ -35,8 +35,8 @@ from actionable.validation import FLAG, Rule, check, choice, real, whole
 
 Search = Literal["bfs", "objective", "gradient"]
 NOOP = -1  # the padding action of sequences shorter than the longest: changes nothing, costs nothing
-MAX_LENGTH = 32  # longest sequence asked for; the search size (search_size) usually refuses far earlier
-MAX_WORK = 2 * 10**9  # default bound on pair-steps (sequences x rows x optimisation steps), see search_size
+MAX_LENGTH = 32  # longest sequence asked for; the search size (plan_search) usually refuses far earlier
+MAX_WORK = 10**9  # default bound on pair-steps (sequences x rows x optimisation steps), see plan_search
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class SynthesisConfig:
     budget: int | None = None
     round_size: int = 16
     compile: bool = False  # torch.compile the inner step (inductor); pays off only for long runs
-    max_work: int | None = MAX_WORK  # most pair-steps of optimisation (see search_size); None: no limit
+    max_work: int | None = MAX_WORK  # most pair-steps of optimisation (see plan_search); None: no limit
 
     def __post_init__(self) -> None:
         for name, value in check("synthesize", RULES, asdict(self)).items():
@@ -152,8 +152,8 @@ def canonical_levels(
     Every prefix of a sequence in normal form is in normal form (the condition on a position looks only
     backwards), so the sequences of length k are the normal ones of length k - 1 extended by one action
     whose own position passes the check: walking back over the actions it commutes with, none is larger.
-    The cost is proportional to the output, not to the ``n ** k`` orders. Stops after the first level at
-    which more than ``limit`` sequences exist in all (the caller refuses such a search).
+    The cost is proportional to the output, not to the ``n ** k`` orders. Stops as soon as more than
+    ``limit`` sequences are built in all (the last level is then partial; the caller refuses the search).
     """
     n = len(actions)
     swap = [[commutes(actions[i], actions[j]) for j in range(n)] for i in range(n)]
@@ -162,13 +162,15 @@ def canonical_levels(
     previous: list[tuple[int, ...]] = [()]
     total = 0
     for _ in range(max_length):
-        level = [(*seq, a) for seq in previous for a in range(n) if _extends(seq, a, swap, repeatable)]
+        level: list[tuple[int, ...]] = []
+        for seq in previous:
+            level += [(*seq, a) for a in range(n) if _extends(seq, a, swap, repeatable)]
+            if total + len(level) > limit:  # refused anyway: stop before building the rest
+                return [*levels, level]
         if not level:
             break
         levels.append(level)
         total += len(level)
-        if total > limit:
-            break
         previous = level
     return levels
 
@@ -205,7 +207,8 @@ def constant_cost(action: Action) -> float:
     if parsed.names:
         return 0.0
     value = float(parsed.evaluate({}))
-    return value if value >= 0 else 0.0  # NaN or negative: never verified, the bound stays safe
+    # negative, infinite or NaN: never verified; 0 keeps the bound safe and lets verify name the action
+    return value if 0 <= value < math.inf else 0.0
 
 
 def proper_costs(step_costs: torch.Tensor) -> torch.Tensor:
@@ -514,7 +517,7 @@ class Synthesizer:
         levels = canonical_levels(self.acts, cfg.max_length, limit)
         count = sum(len(level) for level in levels)
         if count > limit:
-            self._too_large(f"{count:,}+ action sequences", rows, levels, limit)
+            self._too_large(f"at least {count:,} action sequences", rows, levels, limit)
         return levels
 
     def _too_large(self, size: str, rows: int, levels: list[list[tuple[int, ...]]], limit: float) -> None:
