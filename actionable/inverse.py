@@ -98,7 +98,10 @@ def invert(
     the most each person may spend, in the schema's cost units (cost_up / cost_down per raw unit);
     ``indirect``: a regression model whose outputs are the schema's indirect features. With an indirect
     model, ``p_before`` and ``p_after`` both use its predictions for the indirect features (as in the
-    paper), and ``x_after`` holds them. Status: ``already_favourable`` when the goal holds before,
+    paper), and ``x_after`` holds them rounded and clipped to each feature's kind and bounds (a row the
+    schema accepts; ``p_before`` / ``p_after`` and the status are the model's on those rows), while
+    ``Recourse.indirect_raw`` keeps the indirect model's raw predictions after the change. Rows are solved
+    in chunks of ``CHUNK`` (memory flat per row). Status: ``already_favourable`` when the goal holds before,
     ``found`` when it holds after, ``not_found`` otherwise; every row gets its best within-budget change.
     """
     return invert_sweep(

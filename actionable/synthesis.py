@@ -5,6 +5,10 @@ parameters, that flips the decision. All candidate sequences of one length x all
 once as one tensor program (Adam on the parameters, scaled to their boxes; Carlini-Wagner objective
 cost + barriers + c * max(0, margin - goal margin) with an adaptive c). Every answer is then replayed
 exactly on the rounded plan; only a plan that passes is ``found``, and its cost excludes penalties.
+The exact check also refuses any step whose cost is negative or not finite (whatever the catalogue's
+load-time checks let through): such a row is ``not_found`` when no other plan passes, and its error text
+names the action and the cost. "Favourable" is the model's own decision (``Goal.satisfied``: argmax,
+ties included).
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ MAX_WORK = 10**9  # default bound on pair-steps (sequences x rows x optimisation
 
 @dataclass(frozen=True)
 class SynthesisConfig:
-    """Settings of the search and of the inner optimisation (stored as given, validated here)."""
+    """Settings of the search and of the inner optimisation, validated here by ``RULES`` (one rule per field,
+    one message format, see ``validation``); numpy numbers and whole floats (``steps=10.0``) are stored as
+    plain ints and floats. ``max_work`` bounds the search size (``Synthesizer.plan_search``)."""
 
     max_length: int = 4
     steps: int = 150
@@ -102,8 +108,9 @@ def synthesize(
     ``model``: a ``TorchModel``, torch module or fitted scikit-learn model (converted with ``as_model``
     on ``actions.schema``). ``goal``: as in ``resolve_goal`` (default: the schema's target).
     ``margin``: how far past the decision boundary (in logits, or the goal's units) plans are pushed.
-    Other settings (``lr``, ``c_init``, ``check_every``, ``chunk``, ``compile``) are ``SynthesisConfig``
-    fields; ``compile=True`` runs the inner step through ``torch.compile`` (worth its warm-up of several
+    Other settings (``lr``, ``c_init``, ``check_every``, ``chunk``, ``compile``, ``max_work``) are
+    ``SynthesisConfig`` fields; a bad value raises ``ConfigError`` naming the value and the fix, and a search
+    larger than ``max_work`` pair-steps (sequences x rows x steps) is refused before it starts; ``compile=True`` runs the inner step through ``torch.compile`` (worth its warm-up of several
     seconds per program shape only on long runs; falls back to eager with a warning where unavailable).
     """
     unknown = set(options) - {
