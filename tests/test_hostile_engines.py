@@ -316,3 +316,23 @@ def test_invert_reports_valid_rows_and_keeps_the_raw_indirect_predictions() -> N
 def test_errors_are_actionable_errors() -> None:
     outcome = attempt(_synth(steps="10"))
     assert isinstance(outcome.error, ActionableError) and isinstance(outcome.error, ValueError)
+
+
+CLI = [
+    ("max-length-too-long", ["--max-length", "33"], "max_length = 33 (int); give a whole number >= 1"),
+    ("margin-infinite", ["--margin", "inf"], "margin = inf (float); give a finite number >= 0"),
+    ("steps-zero", ["--steps", "0"], "steps = 0 (int); give a whole number >= 1"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), [c[1:] for c in CLI], ids=[c[0] for c in CLI])
+def test_cli_refuses_bad_engine_settings_with_exit_2(args: list[str], message: str) -> None:
+    from typer.testing import CliRunner
+
+    from actionable.cli import app
+
+    result = CliRunner().invoke(
+        app, ["synthesize", "--dataset", "german", "--rows", "0:2", *args], terminal_width=200
+    )
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()) and "Traceback" not in result.output
