@@ -22,6 +22,7 @@ from actionable.goals import resolve_goal
 from actionable.models import TorchModel, as_model
 from actionable.results import Attribution
 from actionable.schema import DTYPE, Schema
+from actionable.validation import whole
 
 Method = Literal["gradient", "gradient_x_input", "integrated_gradients", "deeplift", "coefficients"]
 METHODS: tuple[str, ...] = (
@@ -48,6 +49,9 @@ SLOPES: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {
 AFFINE = (nn.Linear, nn.Identity, L.Standardize, L.ColumnMap, L.BinaryLogits)
 EPS = 1e-10  # |x - baseline| below which DeepLift uses the derivative (as Captum does)
 CHUNK = 1 << 14  # rows x steps per forward/backward pass: bounds memory, stays in cache (measured)
+
+
+STEPS = whole(1, 10**5)  # Integrated Gradients quadrature points (the batch is rows x steps)
 
 
 def attribute(
@@ -82,8 +86,7 @@ def attribute(
             f"attribute: method {method!r} is not known; choose one of {list(METHODS)}."
             + did_you_mean(method, METHODS)
         )
-    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
-        raise ConfigError(f"attribute: steps must be a whole number >= 1; got {steps!r}.")
+    steps = STEPS.check("attribute", "steps", steps)
     if rule not in RULES:
         raise ConfigError(
             f"attribute: rule {rule!r} is not known; choose one of {list(RULES)}." + did_you_mean(rule, RULES)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from actionable.errors import ConfigError, did_you_mean
@@ -45,6 +46,14 @@ class Goal:
         return value - self.threshold if self.kind == "above" else self.threshold - value  # type: ignore[operator]
 
     def satisfied(self, out: torch.Tensor) -> torch.Tensor:
+        """Whether the goal is met per row, exactly as the model decides.
+
+        A class goal is met when the model's ``predict`` (an argmax, which picks the first of tied
+        classes) names the favourable class: strictly above every other logit, or tied only with later
+        classes. At a tie with an earlier class the margin is 0 but the decision is unfavourable.
+        """
+        if self.kind == "class":
+            return out.argmax(dim=-1) == self.index
         return self.margin(out) >= 0
 
     def probability(self, out: torch.Tensor) -> torch.Tensor:
@@ -88,6 +97,11 @@ def resolve_goal(model: TorchModel, goal: Any = None) -> Goal:
                 "goal: the schema's [target] names no favourable class or threshold; pass goal=."
             )
     if not isinstance(goal, Mapping):
+        if not _is_label(goal):
+            raise ConfigError(
+                f"goal: goal = {_shown(goal)} ({type(goal).__name__}); give a class label (str or number), "
+                "a Goal, or a mapping such as {'class': 'good', 'probability': 0.7} or {'above': 2.5}."
+            )
         goal = {"class": goal}
     unknown = set(goal) - {"class", "probability", "above", "below", "output"}
     if unknown:
@@ -106,6 +120,11 @@ def resolve_goal(model: TorchModel, goal: Any = None) -> Goal:
     if "above" in goal or "below" in goal:
         raise ConfigError("goal: above/below are for regression models; this one is a classifier.")
     label = goal.get("class")
+    if not _is_label(label):
+        raise ConfigError(
+            f"goal: class = {_shown(label)} ({type(label).__name__}); give one of the model's class labels "
+            f"{list(model.classes)}."
+        )
     matches = [i for i, c in enumerate(model.classes) if c == label or str(c) == str(label)]
     if not matches:
         raise ConfigError(
@@ -118,6 +137,16 @@ def resolve_goal(model: TorchModel, goal: Any = None) -> Goal:
             raise ConfigError(f"goal: probability must be in (0, 1); got {p}.")
         return Goal("probability", index=matches[0], threshold=p, label=model.classes[matches[0]])
     return Goal("class", index=matches[0], label=model.classes[matches[0]])
+
+
+def _is_label(value: Any) -> bool:
+    """A class label is a plain scalar: a string, a number, a flag or a numpy scalar (never a list or array)."""
+    return isinstance(value, str | int | float | np.generic)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check_index(model: TorchModel, index: Any) -> None:

@@ -35,6 +35,7 @@ from actionable.models import TorchModel, as_model
 from actionable.projections import project_weighted_l1_ball
 from actionable.results import Recourse, RecourseBatch, Status, Step
 from actionable.schema import DTYPE, Schema, as_rows
+from actionable.validation import FLAG, Rule, check, choice, real, whole
 
 Projection = Literal["exact", "shrink"]
 Ambiguous = Literal["gradient", "free"]
@@ -62,14 +63,20 @@ class InverseConfig:
     max_round: int = 10
 
     def __post_init__(self) -> None:
-        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1:
-            raise ConfigError(f"invert: steps must be a whole number >= 1; got {self.steps!r}.")
-        if self.method not in ("exact", "shrink"):
-            raise ConfigError(f"invert: method {self.method!r}; use 'exact' or 'shrink'.")
-        if self.ambiguous not in ("gradient", "free"):
-            raise ConfigError(f"invert: ambiguous {self.ambiguous!r}; use 'gradient' or 'free'.")
-        if not (self.tol > 0) or not 0 <= self.max_round <= 16:
-            raise ConfigError("invert: tol must be > 0 and max_round in 0..16.")
+        for name, value in check("invert", RULES, asdict(self)).items():
+            object.__setattr__(self, name, value)  # numpy and whole-float values stored as plain ints
+
+
+RULES: dict[str, Rule] = {
+    "steps": whole(1, 10**6),
+    "method": choice(("exact", "shrink")),
+    "rounding": FLAG,
+    "ambiguous": choice(("gradient", "free")),
+    "warm_start": FLAG,
+    "tol": real(0, open_low=True),
+    "max_round": whole(0, 16),
+}
+CHUNK = 2048  # rows solved together: memory stays flat per row (the lattice search holds rows x moves x k)
 
 
 def invert(
@@ -91,7 +98,10 @@ def invert(
     the most each person may spend, in the schema's cost units (cost_up / cost_down per raw unit);
     ``indirect``: a regression model whose outputs are the schema's indirect features. With an indirect
     model, ``p_before`` and ``p_after`` both use its predictions for the indirect features (as in the
-    paper), and ``x_after`` holds them. Status: ``already_favourable`` when the goal holds before,
+    paper), and ``x_after`` holds them rounded and clipped to each feature's kind and bounds (a row the
+    schema accepts; ``p_before`` / ``p_after`` and the status are the model's on those rows), while
+    ``Recourse.indirect_raw`` keeps the indirect model's raw predictions after the change. Rows are solved
+    in chunks of ``CHUNK`` (memory flat per row). Status: ``already_favourable`` when the goal holds before,
     ``found`` when it holds after, ``not_found`` otherwise; every row gets its best within-budget change.
     """
     return invert_sweep(
@@ -319,7 +329,8 @@ class InverseProblem:
         ok = inside & (spent <= budget[:, None] * (1 + TOLERANCE) + 1e-12)
         with torch.no_grad():
             m = cand.shape[1]
-            f = self.objective(self.state(x0.repeat_interleave(m, 0), cand.reshape(n * m, k))).reshape(n, m)
+            f = self.objective(self.settle(self.state(x0.repeat_interleave(m, 0), cand.reshape(n * m, k))))
+            f = f.reshape(n, m)
         f = torch.where(ok, f, torch.inf)
         best = f.argmin(-1)
         return cand[torch.arange(n), best], f[torch.arange(n), best]
@@ -349,7 +360,7 @@ class InverseProblem:
         s = starts.shape[1]
         flat = starts.reshape(n * s, k)
         with torch.no_grad():
-            values = self.objective(self.state(x0.repeat_interleave(s, 0), flat))
+            values = self.objective(self.settle(self.state(x0.repeat_interleave(s, 0), flat)))
         values = torch.where(
             self._feasible(
                 flat,
@@ -431,7 +442,7 @@ class InverseProblem:
             f = torch.full((len(active), m), torch.inf, dtype=DTYPE)
             row, move = torch.nonzero(ok, as_tuple=True)  # evaluate the feasible moves only
             with torch.no_grad():
-                f[row, move] = self.objective(self.state(x0[active[row]], cand[row, move]))
+                f[row, move] = self.objective(self.settle(self.state(x0[active[row]], cand[row, move])))
             best, pick = f.min(-1)
             better = best < value[active] - 1e-12
             rows = active[better]
@@ -474,26 +485,53 @@ class InverseProblem:
         errors = self.schema.row_errors(X)
         good = [i for i in range(len(X)) if i not in errors]
         x0 = self.schema.encode(X.iloc[good]) if good else torch.zeros(0, self.schema.width, dtype=DTYPE)
-        n, k = len(x0), len(self.direct)
-        zero = torch.zeros(n, k, dtype=DTYPE)
         solutions: dict[float, tuple[torch.Tensor, int]] = {}
-        if n:
-            _, grad0 = self._value_and_grad(x0, zero)
-            lower, upper = self.bounds(x0, grad0)
-            continuous = self._continuous(x0, lower, upper, levels)
-            kept = zero
-            for level, (delta, used) in zip(levels, continuous, strict=True):
-                final = delta
-                if self.config.rounding and bool(self.whole.any()):
-                    budget = torch.full((n,), level, dtype=DTYPE)
-                    final, value = self.round_whole(x0, delta, budget, [zero, kept])
-                    final = self.polish_whole(x0, final, value, budget, lower, upper)
-                    kept = final
-                solutions[level] = (final, used)
+        parts = [self._solve(x0[i : i + CHUNK], levels) for i in range(0, len(x0), CHUNK)]
+        for level in levels if parts else []:
+            solutions[level] = (
+                torch.cat([part[level][0] for part in parts]),
+                max(part[level][1] for part in parts),
+            )
         elapsed = (time.perf_counter() - started) / max(len(X), 1) / len(levels)
         return {
             level: self._batch(X, errors, good, x0, solutions.get(level), level, elapsed) for level in levels
         }
+
+    def _solve(self, x0: torch.Tensor, levels: list[float]) -> dict[float, tuple[torch.Tensor, int]]:
+        """One chunk of rows at every budget: budget -> (change in scaled units, iterations used).
+
+        Rows are independent, so chunks give the answers of one batch while the memory of the lattice
+        search (rows x starts x moves x features) stays bounded by the chunk, not by the table.
+        """
+        n, k = len(x0), len(self.direct)
+        zero = torch.zeros(n, k, dtype=DTYPE)
+        _, grad0 = self._value_and_grad(x0, zero)
+        lower, upper = self.bounds(x0, grad0)
+        continuous = self._continuous(x0, lower, upper, levels)
+        kept = previous = zero
+        out = {}
+        for level, (delta, used) in zip(levels, continuous, strict=True):
+            final = delta
+            if self.config.rounding and bool(self.whole.any()):
+                budget = torch.full((n,), level, dtype=DTYPE)
+                final, value = self.round_whole(x0, delta, budget, [zero, kept])
+                final = self.polish_whole(x0, final, value, budget, lower, upper)
+                kept = final
+            if self.indirect is not None:  # judged on the rows reported: indirect features settled
+                final = self._better_settled(x0, final, previous)
+            previous = final
+            out[level] = (final, used)
+        return out
+
+    def _better_settled(self, x0: torch.Tensor, delta: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
+        """Per row, ``delta`` or ``fallback`` (no change, or the previous budget's answer: both within this
+        budget), whichever is better once the indirect predictions are rounded and clipped (``settle``):
+        the optimisation sees the raw predictions, the record the settled row, so a larger budget must
+        never report a worse row."""
+        with torch.no_grad():
+            f = self.objective(self.settle(self.state(x0, delta)))
+            g = self.objective(self.settle(self.state(x0, fallback)))
+        return torch.where((g < f)[:, None], fallback, delta)
 
     def _continuous(
         self, x0: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, levels: list[float]
@@ -544,13 +582,15 @@ class InverseProblem:
             delta = solution[0]
             zero = torch.zeros_like(delta)
             with torch.no_grad():
-                start, end = self.state(x0, zero), self.state(x0, delta)
-                p0 = self.goal.probability(self.model(start))
-                p1 = self.goal.probability(self.model(end))
-                ok0, ok1 = self.goal.satisfied(self.model(start)), self.goal.satisfied(self.model(end))
+                raw_end = self.state(x0, delta)
+                start, end = self.settle(self.state(x0, zero)), self.settle(raw_end)
+                out0, out1 = self.model(start), self.model(end)  # on the rows reported
+                p0, p1 = self.goal.probability(out0), self.goal.probability(out1)
+                ok0, ok1 = self.goal.satisfied(out0), self.goal.satisfied(out1)
             raw = (end[:, self.cols] - x0[:, self.cols]).numpy()
             before = _records(self.schema, X.iloc[good])
             after = self._after(end, before)
+            predicted = self._indirect_raw(raw_end)
         position = {row: i for i, row in enumerate(good)}
         for row in range(len(X)):
             if row in errors:
@@ -571,10 +611,33 @@ class InverseProblem:
                     x_after=after[i],
                     p_before=float(p0[i]),
                     p_after=float(p1[i]),
+                    indirect_raw=predicted[i] if predicted else {},
                     **common,
                 )
             )
         return RecourseBatch(tuple(items))
+
+    def settle(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows with the indirect model's predictions made valid: rounded to whole numbers for integer and
+        binary features and clipped to each feature's bounds, as the schema accepts them (the model's
+        raw outputs go to ``Recourse.indirect_raw``)."""
+        if self.indirect is None:
+            return x
+        g, cols = self.indirect
+        out = x.clone()
+        for name, col in zip(g.outputs, cols.tolist(), strict=True):
+            f = self.schema[name]
+            value = torch.round(out[:, col]) if f.kind in ("integer", "binary") else out[:, col]
+            out[:, col] = value.clamp(f.bounds[0], f.bounds[1])
+        return out
+
+    def _indirect_raw(self, x: torch.Tensor) -> list[dict[str, float]]:
+        """Per row, the indirect model's raw prediction of each indirect feature (empty without one)."""
+        if self.indirect is None:
+            return []
+        g, cols = self.indirect
+        values = x[:, cols].tolist()
+        return [dict(zip(map(str, g.outputs), row, strict=True)) for row in values]
 
     def _after(self, end: torch.Tensor, before: list[dict[str, Any]]) -> list[dict[str, Any]]:
         moved = [f.name for f in self.schema.features if f.mutability != "fixed"]
@@ -637,9 +700,11 @@ def _check_budgets(budgets: Sequence[float]) -> list[float]:
     levels = []
     for b in budgets:
         if isinstance(b, bool) or not isinstance(b, int | float | np.integer | np.floating) or math.isnan(b):
-            raise ConfigError(f"invert: budget {b!r} is not a number; give a number >= 0.")
+            raise ConfigError(
+                f"invert: budget = {b!r} ({type(b).__name__}) is not a number; give a number >= 0."
+            )
         if b < 0:
-            raise ConfigError(f"invert: budget {b!r} is negative; give a budget >= 0 (0 = change nothing).")
+            raise ConfigError(f"invert: budget = {b!r} is negative; give a budget >= 0 (0 = change nothing).")
         levels.append(float(b))
     return sorted(set(levels))
 

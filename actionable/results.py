@@ -49,6 +49,9 @@ class Recourse:
     seconds: float = 0.0
     error: str = ""
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    # invert with an indirect model: its raw predictions after the change (x_after holds them rounded and
+    # clipped to each feature's kind and bounds, a row the schema accepts)
+    indirect_raw: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +67,7 @@ class Recourse:
             "seconds": self.seconds,
             "error": self.error,
             "provenance": dict(self.provenance),
+            "indirect_raw": {k: _plain(v) for k, v in self.indirect_raw.items()},
         }
 
     @classmethod
@@ -84,6 +88,7 @@ class Recourse:
             seconds=float(data["seconds"]),
             error=str(data["error"]),
             provenance=dict(data.get("provenance", {})),
+            indirect_raw={k: _float(v) for k, v in dict(data.get("indirect_raw", {})).items()},
         )
 
     def describe(self) -> str:

@@ -5,6 +5,10 @@ parameters, that flips the decision. All candidate sequences of one length x all
 once as one tensor program (Adam on the parameters, scaled to their boxes; Carlini-Wagner objective
 cost + barriers + c * max(0, margin - goal margin) with an adaptive c). Every answer is then replayed
 exactly on the rounded plan; only a plan that passes is ``found``, and its cost excludes penalties.
+The exact check also refuses any step whose cost is negative or not finite (whatever the catalogue's
+load-time checks let through): such a row is ``not_found`` when no other plan passes, and its error text
+names the action and the cost. "Favourable" is the model's own decision (``Goal.satisfied``: argmax,
+ties included).
 """
 
 from __future__ import annotations
@@ -31,14 +35,19 @@ from actionable.inner import compiled, fold, split_affine
 from actionable.models import TorchModel, as_model
 from actionable.results import Recourse, RecourseBatch, Step
 from actionable.schema import DTYPE, Schema, as_rows
+from actionable.validation import FLAG, Rule, check, choice, real, whole
 
 Search = Literal["bfs", "objective", "gradient"]
 NOOP = -1  # the padding action of sequences shorter than the longest: changes nothing, costs nothing
+MAX_LENGTH = 32  # longest sequence asked for; the search size (plan_search) usually refuses far earlier
+MAX_WORK = 10**9  # default bound on pair-steps (sequences x rows x optimisation steps), see plan_search
 
 
 @dataclass(frozen=True)
 class SynthesisConfig:
-    """Settings of the search and of the inner optimisation (stored as given, validated here)."""
+    """Settings of the search and of the inner optimisation, validated here by ``RULES`` (one rule per field,
+    one message format, see ``validation``); numpy numbers and whole floats (``steps=10.0``) are stored as
+    plain ints and floats. ``max_work`` bounds the search size (``Synthesizer.plan_search``)."""
 
     max_length: int = 4
     steps: int = 150
@@ -52,24 +61,33 @@ class SynthesisConfig:
     budget: int | None = None
     round_size: int = 16
     compile: bool = False  # torch.compile the inner step (inductor); pays off only for long runs
+    max_work: int | None = MAX_WORK  # most pair-steps of optimisation (see plan_search); None: no limit
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_length, int) or self.max_length < 1:
-            raise ConfigError(f"synthesize: max_length must be a whole number >= 1; got {self.max_length!r}.")
-        if self.steps < 1 or self.check_every < 1 or self.chunk < 1:
-            raise ConfigError("synthesize: steps, check_every and chunk must be >= 1.")
-        if not (self.lr > 0 and self.c_init > 0 and self.margin >= 0):
-            raise ConfigError("synthesize: lr and c_init must be > 0 and margin >= 0.")
-        if self.search not in ("bfs", "objective", "gradient"):
+        for name, value in check("synthesize", RULES, asdict(self)).items():
+            object.__setattr__(self, name, value)  # numpy and whole-float values stored as plain ints
+        if self.budget is not None and self.search == "bfs":
             raise ConfigError(
-                f"synthesize: search {self.search!r} is not available; use 'bfs', 'objective' or 'gradient'."
+                f"synthesize: budget = {self.budget!r} applies to search='objective' or 'gradient' "
+                "(sequences per person); drop budget, or choose one of those searches."
             )
-        if self.budget is not None and (self.search == "bfs" or self.budget < 1):
-            raise ConfigError(
-                "synthesize: budget (sequences per person, >= 1) applies to 'objective' and 'gradient'."
-            )
-        if self.round_size < 1:
-            raise ConfigError("synthesize: round_size must be >= 1.")
+
+
+RULES: dict[str, Rule] = {
+    "max_length": whole(1, MAX_LENGTH),
+    "steps": whole(1, 10**6),
+    "lr": real(0, open_low=True),
+    "margin": real(0),
+    "c_init": real(0, open_low=True),
+    "check_every": whole(1),
+    "chunk": whole(1),
+    "seed": whole(0, 2**63 - 1),
+    "search": choice(("bfs", "objective", "gradient")),
+    "budget": whole(1, optional=True),
+    "round_size": whole(1),
+    "compile": FLAG,
+    "max_work": whole(1, optional=True),
+}
 
 
 def synthesize(
@@ -90,11 +108,21 @@ def synthesize(
     ``model``: a ``TorchModel``, torch module or fitted scikit-learn model (converted with ``as_model``
     on ``actions.schema``). ``goal``: as in ``resolve_goal`` (default: the schema's target).
     ``margin``: how far past the decision boundary (in logits, or the goal's units) plans are pushed.
-    Other settings (``lr``, ``c_init``, ``check_every``, ``chunk``, ``compile``) are ``SynthesisConfig``
-    fields; ``compile=True`` runs the inner step through ``torch.compile`` (worth its warm-up of several
+    Other settings (``lr``, ``c_init``, ``check_every``, ``chunk``, ``compile``, ``max_work``) are
+    ``SynthesisConfig`` fields; a bad value raises ``ConfigError`` naming the value and the fix, and a search
+    larger than ``max_work`` pair-steps (sequences x rows x steps) is refused before it starts; ``compile=True`` runs the inner step through ``torch.compile`` (worth its warm-up of several
     seconds per program shape only on long runs; falls back to eager with a warning where unavailable).
     """
-    unknown = set(options) - {"lr", "c_init", "check_every", "chunk", "budget", "round_size", "compile"}
+    unknown = set(options) - {
+        "lr",
+        "c_init",
+        "check_every",
+        "chunk",
+        "budget",
+        "round_size",
+        "compile",
+        "max_work",
+    }
     if unknown:
         raise ConfigError(f"synthesize: unknown option(s) {sorted(unknown)}; see SynthesisConfig.")
     config = SynthesisConfig(
@@ -119,25 +147,51 @@ def canonical_sequences(actions: Sequence[Action], length: int) -> list[tuple[in
     A sequence is kept iff it is in lexicographic normal form: no later action that is smaller could move
     in front of an earlier one by commuting with everything in between. Repeats only for repeatable actions.
     """
+    levels = canonical_levels(actions, length)
+    return levels[-1] if len(levels) == length else []
+
+
+def canonical_levels(
+    actions: Sequence[Action], max_length: int, limit: float = math.inf
+) -> list[list[tuple[int, ...]]]:
+    """The canonical sequences of each length 1..``max_length``, built incrementally (never all orders).
+
+    Every prefix of a sequence in normal form is in normal form (the condition on a position looks only
+    backwards), so the sequences of length k are the normal ones of length k - 1 extended by one action
+    whose own position passes the check: walking back over the actions it commutes with, none is larger.
+    The cost is proportional to the output, not to the ``n ** k`` orders. Stops as soon as more than
+    ``limit`` sequences are built in all (the last level is then partial; the caller refuses the search).
+    """
     n = len(actions)
     swap = [[commutes(actions[i], actions[j]) for j in range(n)] for i in range(n)]
-    kept = []
-    for seq in itertools.product(range(n), repeat=length):
-        if any(seq.count(a) > 1 and not actions[a].repeatable for a in set(seq)):
-            continue
-        normal = True
-        for j in range(1, length):
-            i = j - 1
-            while i >= 0 and swap[seq[j]][seq[i]]:
-                if seq[j] < seq[i]:
-                    normal = False
-                    break
-                i -= 1
-            if not normal:
-                break
-        if normal:
-            kept.append(seq)
-    return kept
+    repeatable = [a.repeatable for a in actions]
+    levels: list[list[tuple[int, ...]]] = []
+    previous: list[tuple[int, ...]] = [()]
+    total = 0
+    for _ in range(max_length):
+        level: list[tuple[int, ...]] = []
+        for seq in previous:
+            level += [(*seq, a) for a in range(n) if _extends(seq, a, swap, repeatable)]
+            if total + len(level) > limit:  # refused anyway: stop before building the rest
+                return [*levels, level]
+        if not level:
+            break
+        levels.append(level)
+        total += len(level)
+        previous = level
+    return levels
+
+
+def _extends(seq: tuple[int, ...], a: int, swap: list[list[bool]], repeatable: list[bool]) -> bool:
+    """Whether ``seq + (a,)`` is in normal form, given that ``seq`` is."""
+    if not repeatable[a] and a in seq:
+        return False
+    for b in reversed(seq):
+        if not swap[a][b]:
+            return True
+        if a < b:
+            return False
+    return True
 
 
 def normal_form(seq: tuple[int, ...], swap: list[list[bool]]) -> tuple[int, ...]:
@@ -154,11 +208,19 @@ def normal_form(seq: tuple[int, ...], swap: list[list[bool]]) -> tuple[int, ...]
 
 
 def constant_cost(action: Action) -> float:
-    """A lower bound on the action's cost: its value if constant, else 0 (costs are never negative)."""
+    """A lower bound on the action's cost in any verified plan: its value if constant, else 0 (a verified
+    plan never has a negative step cost, see ``proper_costs``)."""
     parsed = action._bound()["cost"]
     if parsed.names:
         return 0.0
-    return float(parsed.evaluate({}))
+    value = float(parsed.evaluate({}))
+    # negative, infinite or NaN: never verified; 0 keeps the bound safe and lets verify name the action
+    return value if 0 <= value < math.inf else 0.0
+
+
+def proper_costs(step_costs: torch.Tensor) -> torch.Tensor:
+    """Per plan (rows of ``step_costs``): every step's cost is finite and >= 0 (no-op steps cost 0)."""
+    return (torch.isfinite(step_costs) & (step_costs >= 0)).all(-1)
 
 
 # ------------------------------------------------------------------------------------ kernels
@@ -330,6 +392,8 @@ class Synthesizer:
         self.kernels = [_Kernel(a, self.schema) for a in self.acts]
         # when a dict, search() records per person: sequence -> (objective, verified cost, end state)
         self.trace: dict[int, dict[tuple[int, ...], tuple[float, float, torch.Tensor]]] | None = None
+        # per person searched: action name -> the negative / non-finite cost that made a plan invalid
+        self.refused: dict[int, dict[str, float]] = {}
         columns = sorted({int(c) for k in self.kernels for c in k.cols})
         self.touched = torch.as_tensor(columns, dtype=torch.int64)
         for kernel in self.kernels:
@@ -358,6 +422,7 @@ class Synthesizer:
         need = ~self.goal.satisfied(out0)
         best = self.search(x0[need]) if bool(need.any()) else {}
         rows_needing = need.nonzero().flatten().tolist()
+        k_need = {k: j for j, k in enumerate(rows_needing)}  # position in x0 -> position among rows searched
         elapsed = (time.perf_counter() - started) / max(len(X), 1)
         before = self._records(x0)
         plans = {k: best[j] for j, k in enumerate(rows_needing) if j in best}
@@ -397,7 +462,7 @@ class Synthesizer:
                         status="not_found",
                         x_before=before[k],
                         p_before=float(p0[k]),
-                        error=f"no verified plan of at most {self.config.max_length} actions",
+                        error=self._not_found_text(k_need[k]),
                         **common,
                     )
                 )
@@ -431,6 +496,7 @@ class Synthesizer:
     def search(self, x0: torch.Tensor) -> dict[int, dict[str, Any]]:
         """Best verified plan per person (index into ``x0``), by the configured search."""
         torch.manual_seed(self.config.seed)
+        self.refused = {}
         best_cost = torch.full((len(x0),), math.inf, dtype=DTYPE)
         best: dict[int, dict[str, Any]] = {}
         with _threads(self.config.chunk):  # batches are at most a chunk of pairs
@@ -440,6 +506,39 @@ class Synthesizer:
                 self._best_first(x0, best, best_cost)
             polished = self.polish(x0, best)
             return {row: self._without_idle_steps(plan) for row, plan in polished.items()}
+
+    def plan_search(self, rows: int) -> list[list[tuple[int, ...]]]:
+        """The canonical sequences per length, after checking the search's size against ``max_work``.
+
+        Size = sequences optimised x rows x optimisation steps (pair-steps): every canonical sequence of
+        length 1..max_length for ``bfs``; at most ``budget`` per person for the best-first searches. A
+        search past ``max_work`` is refused before any work with a ``ConfigError`` giving the size and the
+        ways to shrink it; the enumeration itself stops as soon as the bound is passed (never all orders).
+        """
+        cfg = self.config
+        limit = math.inf if cfg.max_work is None else cfg.max_work / (max(rows, 1) * cfg.steps)
+        if cfg.search != "bfs" and cfg.budget is not None:
+            if cfg.budget > limit:
+                self._too_large(f"{cfg.budget:,} sequences per person (budget)", rows, [], limit)
+            return []
+        levels = canonical_levels(self.acts, cfg.max_length, limit)
+        count = sum(len(level) for level in levels)
+        if count > limit:
+            self._too_large(f"at least {count:,} action sequences", rows, levels, limit)
+        return levels
+
+    def _too_large(self, size: str, rows: int, levels: list[list[tuple[int, ...]]], limit: float) -> None:
+        cfg = self.config
+        totals = list(itertools.accumulate(len(level) for level in levels))
+        fits = [k for k, total in enumerate(totals, start=1) if total <= limit]
+        hint = f"max_length={fits[-1]} ({totals[fits[-1] - 1]:,} sequences), " if fits else ""
+        raise ConfigError(
+            f"synthesize: the search is too large: {size} (max_length={cfg.max_length}, "
+            f"{len(self.acts)} actions) x {rows:,} rows x {cfg.steps} steps is more than max_work = "
+            f"{cfg.max_work:,} pair-steps. Shrink it: {hint}fewer actions, fewer rows per call, fewer "
+            "steps, search='objective' with budget=<sequences per person>, or raise max_work "
+            "(None: no limit)."
+        )
 
     def _pad(self, sequences: Sequence[tuple[int, ...]]) -> torch.Tensor:
         width = max(len(s) for s in sequences)
@@ -454,9 +553,8 @@ class Synthesizer:
         tensor program; pairs whose bound already reaches the person's best plan are skipped (the bound
         tightens from chunk to chunk, shorter sequences first)."""
         n = len(x0)
-        sequences = [
-            s for k in range(1, self.config.max_length + 1) for s in canonical_sequences(self.acts, k)
-        ]
+        levels = self.plan_search(n)
+        sequences = [s for level in levels for s in level]
         if not sequences:
             return
         seqs = self._pad(sequences)
@@ -480,6 +578,7 @@ class Synthesizer:
         """
         cfg = self.config
         n, k = len(x0), len(self.acts)
+        self.plan_search(n)
         swap = [[commutes(self.acts[i], self.acts[j]) for j in range(k)] for i in range(k)]
         counter = itertools.count()
         frontier: list[list[tuple[float, int, tuple[int, ...]]]] = [[] for _ in range(n)]
@@ -566,7 +665,7 @@ class Synthesizer:
         """
         ids = ids[:, : int((ids != NOOP).sum(1).max())]
         params = self.optimise(ids, x0[r_idx])
-        found, cost, final_params, step_costs, x_final = self.verify(ids, x0[r_idx], params)
+        found, cost, final_params, step_costs, x_final = self.verify(ids, x0[r_idx], params, r_idx)
         objective = state = torch.zeros(0)
         if outcomes or self.trace is not None:
             with torch.no_grad():
@@ -632,11 +731,17 @@ class Synthesizer:
             path = self.rollout(
                 flat_ids, x0[torch.as_tensor(rows)].repeat_interleave(per, 0), flat, exact=True
             )
-            margin = self.goal.margin(self.model(path.x)).reshape(len(rows), per)
+            out = self.model(path.x)
+            margin = self.goal.margin(out).reshape(len(rows), per)
             own = self.goal.margin(self.model(torch.stack([best[r]["x"] for r in rows])))
         need = torch.minimum(own, torch.full_like(own, self.config.margin)).clamp_min(0)
         total = path.step_costs.sum(1).reshape(len(rows), per)
-        valid = path.ok.reshape(len(rows), per) & (margin >= need[:, None]) & torch.isfinite(total)
+        valid = (
+            path.ok.reshape(len(rows), per)
+            & (margin >= need[:, None])
+            & self.goal.satisfied(out).reshape(len(rows), per)
+            & proper_costs(path.step_costs).reshape(len(rows), per)
+        )
         total = torch.where(valid, total, torch.inf)
         choice = total.argmin(1)
         out = dict(best)
@@ -946,9 +1051,14 @@ class Synthesizer:
         return out
 
     def verify(
-        self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor
+        self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor, rows: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Replay each plan exactly on rounded parameters; the cheapest rounding that passes is kept."""
+        """Replay each plan exactly on rounded parameters; the cheapest rounding that passes is kept.
+
+        A plan passes only if every step's cost is finite and >= 0: a negative cost would make a longer
+        plan look cheaper (a step padded on to lower the total). Plans refused for that alone are noted
+        per person (``rows``: each pair's person) in ``refused``, for the record's error text.
+        """
         batch = len(ids)
         found = torch.zeros(batch, dtype=torch.bool)
         cost = torch.full((batch,), math.inf, dtype=DTYPE)
@@ -960,15 +1070,38 @@ class Synthesizer:
                 rounded = self.round_params(ids, params, mode)
                 path = self.rollout(ids, x0, rounded, exact=True)
                 total = path.step_costs.sum(1)
-                valid = (
-                    path.ok & self.goal.satisfied(self.model(path.x)) & torch.isfinite(total) & (total < cost)
-                )
+                passes = path.ok & self.goal.satisfied(self.model(path.x))
+                priced = proper_costs(path.step_costs)
+                if rows is not None:
+                    self._note_refused(ids, rows, path.step_costs, passes & ~priced)
+                valid = passes & priced & (total < cost)
                 found |= valid
                 cost = torch.where(valid, total, cost)
                 final[valid] = rounded[valid]
                 step_costs[valid] = path.step_costs[valid]
                 x_final[valid] = path.x[valid]
         return found, cost, final, step_costs, x_final
+
+    def _note_refused(
+        self, ids: torch.Tensor, rows: torch.Tensor, step_costs: torch.Tensor, refused: torch.Tensor
+    ) -> None:
+        """Remember, per person, the actions whose negative or non-finite cost made a passing plan invalid."""
+        for j in torch.nonzero(refused).flatten().tolist():
+            notes = self.refused.setdefault(int(rows[j]), {})
+            for a, c in zip(ids[j].tolist(), step_costs[j].tolist(), strict=True):
+                if a != NOOP and not (math.isfinite(c) and c >= 0):
+                    notes.setdefault(self.acts[a].name, c)
+
+    def _not_found_text(self, k: int) -> str:
+        text = f"no verified plan of at most {self.config.max_length} actions"
+        notes = self.refused.get(k)
+        if notes:
+            named = ", ".join(f"{name!r} (cost {cost:g})" for name, cost in sorted(notes.items()))
+            text += (
+                f"; plans that reach the goal were refused because a step's cost is negative or not "
+                f"finite: {named}; fix the cost expression of that action so it is >= 0 on every state"
+            )
+        return text
 
     # ---------------------------------------------------------------------------------- output
     def _records(self, x: torch.Tensor) -> list[dict[str, Any]]:

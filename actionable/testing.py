@@ -224,10 +224,17 @@ def check_inversions(
             g = on_schema(indirect, schema, task="regression")
             cols = [schema.slice(name).start for name in g.outputs]
             with torch.no_grad():
-                before[:, cols] = g(before)
+                before[:, cols] = _settled(schema, g.outputs, g(before))
                 predicted = g(after)
-            if not torch.allclose(predicted, after[:, cols], rtol=1e-9, atol=1e-9):
+            if not torch.allclose(
+                _settled(schema, g.outputs, predicted), after[:, cols], rtol=1e-9, atol=1e-9
+            ):
                 problems.append(f"{where}: the indirect features in x_after are not the indirect model's")
+            raw = torch.tensor(
+                [[r.indirect_raw.get(str(n), math.nan) for n in g.outputs]], dtype=predicted.dtype
+            )
+            if not torch.allclose(predicted, raw, rtol=1e-9, atol=1e-9):
+                problems.append(f"{where}: indirect_raw is not the indirect model's prediction on x_after")
         with torch.no_grad():
             p0 = float(target.probability(torch_model(before))[0])
             p1 = float(target.probability(torch_model(after))[0])
@@ -238,6 +245,16 @@ def check_inversions(
         if p1 < p0 - 1e-12:
             problems.append(f"{where}: the change makes the favourable outcome less likely ({p0} -> {p1})")
     return problems
+
+
+def _settled(schema: Schema, names: Any, values: torch.Tensor) -> torch.Tensor:
+    """Indirect predictions as a valid row holds them: whole numbers for integer / binary, within bounds."""
+    out = values.clone()
+    for j, name in enumerate(names):
+        f = schema[name]
+        column = torch.round(out[:, j]) if f.kind in ("integer", "binary") else out[:, j]
+        out[:, j] = column.clamp(f.bounds[0], f.bounds[1])
+    return out
 
 
 def check_inverse_method(

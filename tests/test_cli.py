@@ -223,7 +223,7 @@ def test_synthesize_on_users_files_and_exit_codes(tmp_path: Path) -> None:
 def test_synthesize_search_options_are_passed_and_checked() -> None:
     base = ["synthesize", "--dataset", "german", "--rows", "0:3", "--max-length", "2"]
     result = runner.invoke(app, [*base, "--search", "astar"], terminal_width=200)
-    assert result.exit_code == 2 and "search 'astar' is not available" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "search = 'astar' (str)" in " ".join(result.output.split())
     result = runner.invoke(app, [*base, "--budget", "3"], terminal_width=200)
     assert result.exit_code == 2 and "budget" in result.output
     result = runner.invoke(app, [*base, "--search", "gradient", "--budget", "5"], terminal_width=200)
@@ -326,7 +326,7 @@ def test_invert_on_lash_files(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--dataset", "german", "--method", "gradiant"], "Did you mean 'gradient'"),
-        (["--dataset", "german", "--steps", "0"], "steps must be a whole number"),
+        (["--dataset", "german", "--steps", "0"], "steps = 0 (int); give a whole number >= 1"),
         (["--dataset", "german", "--baseline", "median"], "--baseline 'median'"),
         (["--dataset", "german", "--rows", "5000:5001"], "selects no rows"),
         (["--dataset", "german", "--method", "coefficients"], "needs a linear model"),
@@ -344,7 +344,7 @@ def test_explain_bad_input_exits_2(args: list[str], message: str) -> None:
     [
         (["--dataset", "student", "--budget", "-1"], "negative"),
         (["--dataset", "student", "--budget", "a:b"], "a range (0:10"),
-        (["--dataset", "student", "--method", "euclid"], "use 'exact' or 'shrink'"),
+        (["--dataset", "student", "--method", "euclid"], "method = 'euclid' (str); give one of"),
         (["--data", "x.csv"], "exactly one of --schema"),
     ],
 )
