@@ -450,6 +450,10 @@ def _writable(**paths: Path | None) -> None:
         folder = path.parent if str(path.parent) else Path(".")
         if path.is_dir():
             raise ConfigError(f"--{option} {path}: is a folder; give a file name inside it.")
+        try:
+            files.check_target(path)
+        except ConfigError as exc:
+            raise ConfigError(f"--{option} {exc}") from None
         if not folder.is_dir():
             raise ConfigError(
                 f"--{option} {path}: folder {folder} does not exist; create it or choose another path."

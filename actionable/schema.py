@@ -13,6 +13,7 @@ import json
 import math
 import numbers
 import tomllib
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -61,6 +62,12 @@ class Feature:
             raise SpecError(
                 f"{where}: 'name' must be a non-empty string of at most {MAX_NAME} characters; "
                 f"got {shown(self.name)} ({type_name(self.name)})."
+            )
+        if not normal_name(self.name):  # expressions are parsed as Python, which reads names in NFKC
+            raise SpecError(
+                f"{where}: the name is not in Unicode normal form NFKC "
+                f"({shown(unicodedata.normalize('NFKC', self.name))}), so an expression naming it would read "
+                "another name; write it in that form."
             )
         for key in ("kind", "mutability", "direction", "description"):
             value = getattr(self, key)
@@ -201,6 +208,11 @@ class Target:
                 f"{where}: 'classes' lists {shown(repeated[0])} more than once (got {shown(list(self.classes))}); "
                 "list each class once, in the model's output order."
             )
+        if len(self.classes) == 1:
+            raise SpecError(
+                f"{where}: 'classes' lists one class ({shown(self.classes[0])}); a classifier has at least two, "
+                "in the model's output order (or leave 'classes' out)."
+            )
         object.__setattr__(self, "classes", tuple(self.classes))
         if self.classes and self.favourable is not None and self.favourable not in self.classes:
             raise SpecError(
@@ -327,6 +339,12 @@ class Schema:
                 f"data: missing column(s) {missing}; the schema needs {list(self.names)}, "
                 f"the frame has {list(map(str, frame.columns))}."
                 + (did_you_mean(missing[0], frame.columns) if len(missing) == 1 else "")
+            )
+        columns = list(frame.columns)
+        repeated = [name for name in self.names if columns.count(name) > 1]
+        if repeated:
+            raise DataError(
+                f"data: column(s) {shown(repeated, 200)} appear more than once; keep one column per feature."
             )
         problems: dict[int, list[str]] = {}
         labels = list(frame.index)
@@ -647,7 +665,17 @@ def _bounds(where: str, bounds: Any) -> tuple[float, float]:
             f"{where}: bounds [{lo}, {hi}] hold no finite value; use finite bounds, or -inf / inf only as the "
             "lower / upper end."
         )
+    if math.isfinite(lo) and math.isfinite(hi) and not math.isfinite(hi - lo):
+        raise SpecError(
+            f"{where}: bounds [{lo:g}, {hi:g}] are so wide that their span overflows to infinity, so values "
+            "cannot be scaled; narrow them (or use -inf / inf for an unbounded end)."
+        )
     return lo, hi
+
+
+def normal_name(name: str) -> bool:
+    """A name Python's parser reads as itself: expressions are parsed by ``ast``, which applies NFKC."""
+    return unicodedata.normalize("NFKC", name) == name
 
 
 def is_number(value: object) -> bool:
