@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 SHOWN = 2000  # the most characters of one message (or one value) the CLI prints; the rest is elided
 MAX_BUDGETS = 1000  # the most budgets one invert run sweeps
+MAX_COLUMNS = 10_000  # the most columns a CSV header may name (each costs a pass over its column)
 
 
 def _capped(text: str, limit: int = SHOWN) -> str:
@@ -253,14 +255,24 @@ def read_csv(path: Path, schema: Any = None) -> pd.DataFrame:
         raise DataError(f"{path}: no such file. Give the path of a CSV file with a header row.")
     _check_header(path)
     try:
-        text = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skipinitialspace=True,
-            encoding="utf-8-sig",
-        )
+        with warnings.catch_warnings():
+            # index_col=False: a row longer than the header must never turn its first cells into the
+            # index (shifting every value one column over); pandas warns that it drops the extra cells.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            text = pd.read_csv(
+                path,
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+                skipinitialspace=True,
+                encoding="utf-8-sig",
+                index_col=False,
+            )
+    except pd.errors.ParserWarning:
+        raise DataError(
+            f"{path}: a row has more cells than the header row names (a trailing comma, or an unquoted comma "
+            "in a value); give every row one cell per header column."
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
         raise DataError(f"{path}: cannot read it as CSV ({_capped(str(exc), 300)}).") from None
     features = {} if schema is None else {f.name: f for f in schema.features}
@@ -297,6 +309,11 @@ def _check_header(path: Path) -> None:
             header = next(csv.reader(handle, skipinitialspace=True), [])
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path}: cannot read its header row as CSV ({_capped(str(exc), 300)}).") from None
+    if len(header) > MAX_COLUMNS:
+        raise DataError(
+            f"{path}: the header row names {len(header)} columns (at most {MAX_COLUMNS}); keep the schema's "
+            "columns and the label, and drop the rest."
+        )
     repeated = [name for name, count in Counter(header).items() if count > 1]
     if repeated:
         raise DataError(

@@ -281,3 +281,40 @@ def test_the_cli_refuses_a_non_plain_json_path_before_any_work(tmp_path: Path) -
     os.mkfifo(tmp_path / "out.jsonl")
     typed(attempt(_writable, json=tmp_path / "out.jsonl").error, ConfigError, "--json")
     assert not (tmp_path / "out.jsonl.lock").exists()
+
+
+# ------------------------------------------------------------------------------ CSV files
+CSV_HEADER = "income,years,job,y\n"
+HOSTILE_CSVS = [
+    # (id, file text, a phrase of the message)
+    (
+        "a-million-columns",
+        CSV_HEADER.strip() + "," + ",".join(f"c{i}" for i in range(10**6)) + "\n",
+        "at most",
+    ),
+    # pandas made the first cell of a longer row the index: every value moved one column over, silently
+    ("a-row-one-cell-longer-shifts-its-values", CSV_HEADER + "7,10,3,a,no\n8,20,4,c,yes\n", "more cells"),
+    ("trailing-commas", CSV_HEADER + "10,3,a,no,\n20,4,c,yes,\n", "more cells"),
+    ("a-later-row-longer", CSV_HEADER + "10,3,a,no\n20,4,c,yes,extra\n", "cannot read it as CSV"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), [c[1:] for c in HOSTILE_CSVS], ids=[c[0] for c in HOSTILE_CSVS])
+def test_hostile_csv_layouts_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    from actionable.cli import read_csv
+
+    path = tmp_path / "rows.csv"
+    path.write_text(text)
+    typed(attempt(read_csv, path, SCHEMA).error, DataError, message)
+
+
+def test_a_short_row_is_a_row_error_not_a_shift(tmp_path: Path) -> None:
+    from actionable.cli import read_csv
+
+    path = tmp_path / "rows.csv"
+    path.write_text(CSV_HEADER + "10,3,a,no\n20,4\n")
+    frame = read_csv(path, SCHEMA)
+    assert list(frame.index) == [0, 1]
+    assert frame.loc[0, "income"] == 10.0
+    errors = SCHEMA.row_errors(frame)
+    assert list(errors) == [1] and "'job'" in errors[1]
