@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import warnings
 from collections import Counter
 from collections.abc import Callable
@@ -1007,5 +1008,14 @@ def _describe_network(model: Any) -> str:
     return f"MLP {hidden or 'linear'}"
 
 
+def _printable_streams() -> None:
+    """A terminal or pipe that cannot encode a name or level (``PYTHONIOENCODING=ascii``, a latin-1
+    locale) shows it escaped rather than failing with a traceback (which would exit 1, "rows failed")."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+
+
 def main() -> None:  # pragma: no cover
+    _printable_streams()
     app()

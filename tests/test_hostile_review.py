@@ -318,3 +318,35 @@ def test_a_short_row_is_a_row_error_not_a_shift(tmp_path: Path) -> None:
     assert frame.loc[0, "income"] == 10.0
     errors = SCHEMA.row_errors(frame)
     assert list(errors) == [1] and "'job'" in errors[1]
+
+
+# ------------------------------------------------------------------------------ environment
+def test_a_terminal_that_cannot_encode_a_name_gets_it_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``PYTHONIOENCODING=ascii`` (or a latin-1 locale) and a non-ASCII output path: the closing line
+    "wrote ... to ö.jsonl" raised UnicodeEncodeError, a traceback with exit 1 ("some rows failed")."""
+    from actionable import layers as L
+    from actionable import save_model
+    from tests.hostile import run_cli
+
+    linear = L.Linear(SCHEMA.width, 2).double()
+    with torch.no_grad():
+        linear.weight.zero_()
+        linear.bias.zero_()
+        linear.weight[1, 0] = 1.0
+        linear.bias[1] = -50.0
+    save_model(as_model(torch.nn.Sequential(linear).double(), SCHEMA), tmp_path / "model")
+    (tmp_path / "schema.toml").write_text(SCHEMA_TEXT)
+    (tmp_path / "actions.toml").write_text(action())
+    (tmp_path / "rows.csv").write_text(CSV_HEADER + "10,3,a,no\n60,4,c,yes\n")
+    monkeypatch.setenv("PYTHONIOENCODING", "ascii")
+    args = ["synthesize", "--data", "rows.csv", "--schema", "schema.toml", "--actions", "actions.toml"]
+    result = run_cli(
+        [*args, "--model", "model", "--max-length", "1", "--steps", "20", "--json", "\u00f6.jsonl"],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "\\xf6.jsonl" in result.stdout
+    assert len((tmp_path / "\u00f6.jsonl").read_text().splitlines()) == 2
