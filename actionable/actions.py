@@ -313,10 +313,15 @@ class Action:
                     f"{here}, text: the format {{{field_name}:{shown(spec, 40)[1:-1]}}} asks for too much "
                     f"(widths and precisions are at most {MAX_FORMAT}, no nested fields); {fix}."
                 )
-        probe = {p.name: math.ceil(p.bounds[0]) if p.kind == "integer" else p.bounds[0] for p in self.params}
+        # filled at both ends of every box: a format like {n:c} fails only past a value (0x110000, or < 0)
+        ends = [
+            {p.name: math.ceil(p.bounds[0]) if p.kind == "integer" else p.bounds[0] for p in self.params},
+            {p.name: math.floor(p.bounds[1]) if p.kind == "integer" else p.bounds[1] for p in self.params},
+        ]
         try:
-            self.text.format(**probe)
-        except (KeyError, ValueError, IndexError, AttributeError, TypeError) as exc:
+            for probe in ends:
+                self.text.format(**probe)
+        except (KeyError, ValueError, IndexError, AttributeError, TypeError, OverflowError) as exc:
             raise SpecError(
                 f"{here}, text: {shown(self.text)} cannot be filled with the parameters {names} "
                 f"({type(exc).__name__}: {exc}); {fix}."

@@ -350,3 +350,26 @@ def test_a_terminal_that_cannot_encode_a_name_gets_it_escaped(
     assert "Traceback" not in result.stderr
     assert "\\xf6.jsonl" in result.stdout
     assert len((tmp_path / "\u00f6.jsonl").read_text().splitlines()) == 2
+
+
+TEXTS = [
+    # (id, params, effect, the text): a format the values at one end of the box cannot take
+    (
+        "char-code-past-unicode-at-the-upper-end",  # failed with OverflowError after the whole search
+        '{ amount = { bounds = [1114000, 1114212], kind = "integer" } }',
+        "income + (amount - 1114100)",
+        "Save {amount:c}",
+    ),
+    (
+        "char-code-of-a-negative-lower-end",  # OverflowError at load, not a SpecError
+        '{ amount = { bounds = [-5, 50], kind = "integer" } }',
+        "income + amount",
+        "Save {amount:c}",
+    ),
+]
+
+
+@pytest.mark.parametrize(("params", "effect", "text"), [c[1:] for c in TEXTS], ids=[c[0] for c in TEXTS])
+def test_a_text_format_is_checked_at_both_ends_of_the_box(params: str, effect: str, text: str) -> None:
+    source = action(params=params, effect=effect).replace('text = "Raise income"', f'text = "{text}"')
+    typed(attempt(ActionSet.from_toml, source, SCHEMA).error, SpecError, "cannot be filled")
