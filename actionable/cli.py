@@ -459,12 +459,21 @@ def _rows(frame: pd.DataFrame, rows: str | None) -> pd.DataFrame:
     return chosen
 
 
-def _writable(**paths: Path | None) -> None:
+def _writable(reads: tuple[Path | None, ...] = (), **paths: Path | None) -> None:
     """Output files are checked (and locked against other runs) before any work, so a typo in a folder name
-    or a clash with another run never costs a finished run."""
+    or a clash with another run never costs a finished run. An output that is one of the files the command
+    ``reads`` (or lies in a model folder it reads) is refused: ``--json rows.csv`` replaced the data."""
+    inputs = [Path(os.path.realpath(p)) for p in reads if p is not None]
     for option, path in paths.items():
         if path is None:
             continue
+        target = Path(os.path.realpath(path))
+        clash = next((p for p in inputs if target == p or p in target.parents), None)
+        if clash is not None:
+            raise ConfigError(
+                f"--{option} {path}: is an input of this run ({clash}); writing it would replace it. Choose "
+                "another output path."
+            )
         folder = path.parent if str(path.parent) else Path(".")
         if path.is_dir():
             raise ConfigError(f"--{option} {path}: is a folder; give a file name inside it.")
@@ -521,7 +530,7 @@ def synthesize_command(
     ] = None,
 ) -> None:
     """Cheapest verified action sequences that flip the model's decision, one per row."""
-    _writable(json=json_path, figure=figure)
+    _writable(reads=(data, schema, actions, model), json=json_path, figure=figure)
     import time
 
     from actionable.actions import ActionSet
@@ -619,7 +628,7 @@ def explain_command(
     ] = None,
 ) -> None:
     """Why the model decided: attributions per row and raw feature (top reasons, JSON, figure)."""
-    _writable(json=json_path, figure=figure)
+    _writable(reads=(data, schema, model), json=json_path, figure=figure)
     from actionable.attribution import attribute, standard_deviations, training_mean
     from actionable.models import load_model
     from actionable.schema import Schema
@@ -790,7 +799,7 @@ def invert_command(
     show: Annotated[int, typer.Option(help="Changes to print (at the largest budget).")] = 3,
 ) -> None:
     """Budget-constrained inverse classification (Lash et al.): the best change within each budget."""
-    _writable(json=json_path, figure=figure)
+    _writable(reads=(data, schema, lash_indices, model, indirect_model), json=json_path, figure=figure)
     from actionable.inverse import invert_sweep, plot_curves, sweep_curve
     from actionable.lash import reference_curve
     from actionable.models import load_model

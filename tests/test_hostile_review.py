@@ -373,3 +373,19 @@ TEXTS = [
 def test_a_text_format_is_checked_at_both_ends_of_the_box(params: str, effect: str, text: str) -> None:
     source = action(params=params, effect=effect).replace('text = "Raise income"', f'text = "{text}"')
     typed(attempt(ActionSet.from_toml, source, SCHEMA).error, SpecError, "cannot be filled")
+
+
+@pytest.mark.parametrize("output", ["rows.csv", "./sub/../rows.csv", "model/model.json", "link.csv"])
+def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path: Path, output: str) -> None:
+    """``--json rows.csv`` (a typo for rows.jsonl) replaced the data it had just read, with exit 0."""
+    from actionable.cli import _writable
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "model").mkdir()
+    (tmp_path / "rows.csv").write_text(CSV_HEADER)
+    (tmp_path / "model" / "model.json").write_text("{}")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "rows.csv")
+    reads = (tmp_path / "rows.csv", None, tmp_path / "model")
+    typed(attempt(_writable, reads, json=tmp_path / output).error, ConfigError, "is an input of this run")
+    assert (tmp_path / "rows.csv").read_text() == CSV_HEADER
+    _writable(reads, json=tmp_path / "rows.jsonl")  # a neighbour is fine
