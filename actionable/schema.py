@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 import numbers
+import sys
 import tomllib
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
@@ -756,6 +757,10 @@ def read_toml(source: str | Path, kind: str) -> tuple[dict[str, Any], str]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{where}: not valid TOML ({exc}). Fix the syntax at that line.") from None
+    except ValueError as exc:  # a whole number of more than 4300 digits (Python's int-from-text limit)
+        raise SpecError(
+            f"{where}: cannot read a value ({shown(str(exc), 200)}); write a smaller number."
+        ) from None
     except RecursionError:
         raise SpecError(
             f"{where}: tables or arrays are nested too deeply to read; a {kind} file needs at most "
@@ -765,7 +770,24 @@ def read_toml(source: str | Path, kind: str) -> tuple[dict[str, Any], str]:
         raise SpecError(
             f"{where}: tables or arrays are nested more than {MAX_NESTING} deep; a {kind} file needs far fewer."
         )
+    huge = _huge_integer(data)
+    if huge is not None:
+        raise SpecError(
+            f"{where}: the whole number {shown(huge, 40)} is beyond the range of a float (about 1.8e308); "
+            "write a smaller number, or inf for an unbounded end."
+        )
     return data, where
+
+
+def _huge_integer(value: Any) -> int | None:
+    """The first TOML integer too large for a float (each later ``float()`` raised OverflowError), or None."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return next((h for h in map(_huge_integer, value) if h is not None), None)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max:
+        return value
+    return None
 
 
 def _too_big(where: str, size: int, kind: str) -> str:

@@ -389,3 +389,48 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path: Path, o
     typed(attempt(_writable, reads, json=tmp_path / output).error, ConfigError, "is an input of this run")
     assert (tmp_path / "rows.csv").read_text() == CSV_HEADER
     _writable(reads, json=tmp_path / "rows.jsonl")  # a neighbour is fine
+
+
+BIG = "1" + "0" * 400  # a TOML integer beyond a float: every float() of it raised OverflowError
+HUGE_NUMBERS = [
+    ("schema-bounds", lambda: Schema.from_toml(SCHEMA_TEXT.replace("[0, 100]", f"[0, {BIG}]"))),
+    ("schema-cost-up", lambda: Schema.from_toml(SCHEMA_TEXT.replace("cost_up = 1", f"cost_up = {BIG}"))),
+    (
+        "schema-above",
+        lambda: Schema.from_toml(
+            SCHEMA_TEXT.replace('favourable = "good"\nclasses = ["bad", "good"]', f"above = {BIG}")
+        ),
+    ),
+    (
+        "param-bounds",
+        lambda: ActionSet.from_toml(action(params=f"{{ amount = {{ bounds = [0, {BIG}] }} }}"), SCHEMA),
+    ),
+    (
+        "param-init",
+        lambda: ActionSet.from_toml(
+            action(params=f"{{ amount = {{ bounds = [0, 5], init = -{BIG} }} }}"), SCHEMA
+        ),
+    ),
+    (
+        "param-resolution",
+        lambda: ActionSet.from_toml(
+            action(params=f"{{ amount = {{ bounds = [0, 5], resolution = {BIG} }} }}"), SCHEMA
+        ),
+    ),
+    (
+        "condition-scale",
+        lambda: ActionSet.from_toml(
+            action() + f'pre = [{{ condition = "income >= 1", scale = {BIG} }}]\n', SCHEMA
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("call", [c[1] for c in HUGE_NUMBERS], ids=[c[0] for c in HUGE_NUMBERS])
+def test_a_toml_integer_beyond_a_float_is_a_spec_error(call: Callable[[], Any]) -> None:
+    typed(attempt(call).error, SpecError, "beyond the range of a float")
+
+
+def test_a_toml_integer_of_5000_digits_is_a_spec_error() -> None:
+    outcome = attempt(Schema.from_toml, SCHEMA_TEXT.replace("[0, 100]", "[0, " + "9" * 5000 + "]"))
+    assert isinstance(outcome.error, SpecError), repr(outcome.error)
