@@ -12,6 +12,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import secrets
 import shutil
 import stat
 import tempfile
@@ -171,13 +172,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     folder = path.parent
     check_target(path)
     with locked(path):
+        temp: Path | None = None
         try:
-            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=folder)
-        except OSError as exc:
-            raise _unwritable(path, exc) from None
-        os.close(fd)
-        temp = Path(name)
-        try:
+            # named before it is made, inside the try: an interrupt at any point leaves nothing behind
+            # (with mkstemp, one landing before the cleanup's try leaked the file it had just made)
+            temp = folder / f".{path.name}.{secrets.token_hex(8)}.tmp{path.suffix}"
+            try:
+                _make(temp)
+            except FileExistsError:  # another file by that name (1 in 2**64): never remove it
+                temp = None
+                raise
             yield temp
             os.chmod(temp, _mode_for(path))
             fd = os.open(temp, os.O_RDONLY)
@@ -193,6 +197,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         except BaseException:
             _remove(temp)
             raise
+
+
+def _make(temp: Path) -> None:
+    """Create ``temp`` empty (never through a link, never over an existing file)."""
+    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
 
 
 @contextlib.contextmanager
@@ -254,6 +263,8 @@ def _umask() -> int:
     return umask
 
 
-def _remove(temp: Path) -> None:
+def _remove(temp: Path | None) -> None:
+    if temp is None:
+        return
     with contextlib.suppress(OSError):
         temp.unlink()

@@ -434,3 +434,21 @@ def test_a_toml_integer_beyond_a_float_is_a_spec_error(call: Callable[[], Any]) 
 def test_a_toml_integer_of_5000_digits_is_a_spec_error() -> None:
     outcome = attempt(Schema.from_toml, SCHEMA_TEXT.replace("[0, 100]", "[0, " + "9" * 5000 + "]"))
     assert isinstance(outcome.error, SpecError), repr(outcome.error)
+
+
+def test_an_interrupt_just_after_the_temporary_file_is_made_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGINT landing between ``mkstemp`` and the cleanup's ``try`` left ``.out.jsonl.XXXX.tmp.jsonl`` behind
+    (seen as a flaky ``test_a_kill_during_json_never_leaves_a_file_that_looks_complete[sigint]``): the
+    temporary file is now named inside the ``try`` before it is made."""
+    made = files._make
+
+    def made_then_interrupted(temp: Path) -> None:
+        made(temp)
+        raise KeyboardInterrupt  # where the signal's handler would raise it, the file already made
+
+    monkeypatch.setattr(files, "_make", made_then_interrupted)
+    with pytest.raises(KeyboardInterrupt), files.atomic_write(tmp_path / "out.jsonl") as handle:
+        handle.write("{}\n")
+    assert list(tmp_path.iterdir()) == []
