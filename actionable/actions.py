@@ -12,6 +12,7 @@ import math
 import numbers
 import re
 import string
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import torch
 from actionable import expr as E
 from actionable import intervals as I
 from actionable.errors import SpecError, did_you_mean, shown
-from actionable.schema import DTYPE, Schema, check_keys, is_number, read_toml, type_name
+from actionable.schema import DTYPE, Schema, check_keys, is_number, normal_name, read_toml, type_name
 
 PARAM_KEYS = {"bounds", "kind", "resolution", "init"}
 ACTION_KEYS = {"name", "text", "params", "effects", "cost", "pre", "post", "repeatable"}
@@ -48,6 +49,11 @@ class Param:
 
     def __post_init__(self) -> None:
         where = f"parameter {self.name!r}"
+        if isinstance(self.name, str) and not normal_name(self.name):
+            raise SpecError(
+                f"{where}: the name is not in Unicode normal form NFKC ({unicodedata.normalize('NFKC', self.name)!r}),"
+                " so expressions would read it as another name; write it in that form."
+            )
         bounds = self.bounds
         if not isinstance(bounds, list | tuple) or len(bounds) != 2 or not all(is_number(b) for b in bounds):
             raise SpecError(
@@ -251,6 +257,13 @@ class Action:
         pre = tuple(self._condition(c, names, levels, f"{here}, pre") for c in self.pre)
         post = tuple(self._condition(c, names, levels, f"{here}, post") for c in self.post)
         self._parsed.update(effects=effects, cost=cost, pre=pre, post=post)
+        used = set(cost.names).union(*(e.names for e in effects.values()))
+        idle = [q.name for q in self.params if q.name not in used]
+        if idle:  # a parameter nothing depends on: the search would optimise a value with no gradient
+            raise SpecError(
+                f"{here}: parameter(s) {idle} appear in no effect and not in the cost, so they change nothing; "
+                "use them in an effect or the cost, or remove them."
+            )
         for param in self.params:
             for feature, parsed in effects.items():
                 lo, hi = schema[feature].bounds
@@ -300,10 +313,15 @@ class Action:
                     f"{here}, text: the format {{{field_name}:{shown(spec, 40)[1:-1]}}} asks for too much "
                     f"(widths and precisions are at most {MAX_FORMAT}, no nested fields); {fix}."
                 )
-        probe = {p.name: math.ceil(p.bounds[0]) if p.kind == "integer" else p.bounds[0] for p in self.params}
+        # filled at both ends of every box: a format like {n:c} fails only past a value (0x110000, or < 0)
+        ends = [
+            {p.name: math.ceil(p.bounds[0]) if p.kind == "integer" else p.bounds[0] for p in self.params},
+            {p.name: math.floor(p.bounds[1]) if p.kind == "integer" else p.bounds[1] for p in self.params},
+        ]
         try:
-            self.text.format(**probe)
-        except (KeyError, ValueError, IndexError, AttributeError, TypeError) as exc:
+            for probe in ends:
+                self.text.format(**probe)
+        except (KeyError, ValueError, IndexError, AttributeError, TypeError, OverflowError) as exc:
             raise SpecError(
                 f"{here}, text: {shown(self.text)} cannot be filled with the parameters {names} "
                 f"({type(exc).__name__}: {exc}); {fix}."

@@ -10,6 +10,8 @@ import hashlib
 import json
 import math
 import os
+import sys
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +41,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 SHOWN = 2000  # the most characters of one message (or one value) the CLI prints; the rest is elided
 MAX_BUDGETS = 1000  # the most budgets one invert run sweeps
+MAX_COLUMNS = 10_000  # the most columns a CSV header may name (each costs a pass over its column)
 
 
 def _capped(text: str, limit: int = SHOWN) -> str:
@@ -253,14 +256,24 @@ def read_csv(path: Path, schema: Any = None) -> pd.DataFrame:
         raise DataError(f"{path}: no such file. Give the path of a CSV file with a header row.")
     _check_header(path)
     try:
-        text = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skipinitialspace=True,
-            encoding="utf-8-sig",
-        )
+        with warnings.catch_warnings():
+            # index_col=False: a row longer than the header must never turn its first cells into the
+            # index (shifting every value one column over); pandas warns that it drops the extra cells.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            text = pd.read_csv(
+                path,
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+                skipinitialspace=True,
+                encoding="utf-8-sig",
+                index_col=False,
+            )
+    except pd.errors.ParserWarning:
+        raise DataError(
+            f"{path}: a row has more cells than the header row names (a trailing comma, or an unquoted comma "
+            "in a value); give every row one cell per header column."
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
         raise DataError(f"{path}: cannot read it as CSV ({_capped(str(exc), 300)}).") from None
     features = {} if schema is None else {f.name: f for f in schema.features}
@@ -297,6 +310,11 @@ def _check_header(path: Path) -> None:
             header = next(csv.reader(handle, skipinitialspace=True), [])
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path}: cannot read its header row as CSV ({_capped(str(exc), 300)}).") from None
+    if len(header) > MAX_COLUMNS:
+        raise DataError(
+            f"{path}: the header row names {len(header)} columns (at most {MAX_COLUMNS}); keep the schema's "
+            "columns and the label, and drop the rest."
+        )
     repeated = [name for name, count in Counter(header).items() if count > 1]
     if repeated:
         raise DataError(
@@ -441,15 +459,28 @@ def _rows(frame: pd.DataFrame, rows: str | None) -> pd.DataFrame:
     return chosen
 
 
-def _writable(**paths: Path | None) -> None:
+def _writable(reads: tuple[Path | None, ...] = (), **paths: Path | None) -> None:
     """Output files are checked (and locked against other runs) before any work, so a typo in a folder name
-    or a clash with another run never costs a finished run."""
+    or a clash with another run never costs a finished run. An output that is one of the files the command
+    ``reads`` (or lies in a model folder it reads) is refused: ``--json rows.csv`` replaced the data."""
+    inputs = [Path(os.path.realpath(p)) for p in reads if p is not None]
     for option, path in paths.items():
         if path is None:
             continue
+        target = Path(os.path.realpath(path))
+        clash = next((p for p in inputs if target == p or p in target.parents), None)
+        if clash is not None:
+            raise ConfigError(
+                f"--{option} {path}: is an input of this run ({clash}); writing it would replace it. Choose "
+                "another output path."
+            )
         folder = path.parent if str(path.parent) else Path(".")
         if path.is_dir():
             raise ConfigError(f"--{option} {path}: is a folder; give a file name inside it.")
+        try:
+            files.check_target(path)
+        except ConfigError as exc:
+            raise ConfigError(f"--{option} {exc}") from None
         if not folder.is_dir():
             raise ConfigError(
                 f"--{option} {path}: folder {folder} does not exist; create it or choose another path."
@@ -499,7 +530,7 @@ def synthesize_command(
     ] = None,
 ) -> None:
     """Cheapest verified action sequences that flip the model's decision, one per row."""
-    _writable(json=json_path, figure=figure)
+    _writable(reads=(data, schema, actions, model), json=json_path, figure=figure)
     import time
 
     from actionable.actions import ActionSet
@@ -597,7 +628,7 @@ def explain_command(
     ] = None,
 ) -> None:
     """Why the model decided: attributions per row and raw feature (top reasons, JSON, figure)."""
-    _writable(json=json_path, figure=figure)
+    _writable(reads=(data, schema, model), json=json_path, figure=figure)
     from actionable.attribution import attribute, standard_deviations, training_mean
     from actionable.models import load_model
     from actionable.schema import Schema
@@ -768,7 +799,7 @@ def invert_command(
     show: Annotated[int, typer.Option(help="Changes to print (at the largest budget).")] = 3,
 ) -> None:
     """Budget-constrained inverse classification (Lash et al.): the best change within each budget."""
-    _writable(json=json_path, figure=figure)
+    _writable(reads=(data, schema, lash_indices, model, indirect_model), json=json_path, figure=figure)
     from actionable.inverse import invert_sweep, plot_curves, sweep_curve
     from actionable.lash import reference_curve
     from actionable.models import load_model
@@ -986,5 +1017,14 @@ def _describe_network(model: Any) -> str:
     return f"MLP {hidden or 'linear'}"
 
 
+def _printable_streams() -> None:
+    """A terminal or pipe that cannot encode a name or level (``PYTHONIOENCODING=ascii``, a latin-1
+    locale) shows it escaped rather than failing with a traceback (which would exit 1, "rows failed")."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+
+
 def main() -> None:  # pragma: no cover
+    _printable_streams()
     app()

@@ -12,7 +12,9 @@ import contextlib
 import errno
 import fcntl
 import os
+import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,33 @@ from typing import IO, Any
 from actionable.errors import ConfigError
 
 _held: dict[Path, int] = {}  # lock files this process holds: path -> open descriptor
+
+
+def check_target(path: str | Path, *, folder: bool = False) -> None:
+    """``ConfigError`` unless ``path`` is absent or a plain file (a real folder when ``folder``).
+
+    The writers rename a new file over the final path, so a device (``/dev/null`` as root), a pipe, a
+    socket or a symbolic link there would be replaced, not written through: refuse them before any work.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+    if stat.S_ISLNK(mode):
+        what = "a symbolic link"
+    elif (folder and stat.S_ISDIR(mode)) or (not folder and stat.S_ISREG(mode)):
+        return
+    elif stat.S_ISDIR(mode):
+        what = "a folder"
+    elif stat.S_ISREG(mode):
+        what = "a file, not a folder"
+    else:
+        what = "a device, pipe or socket, not a plain file"
+    raise ConfigError(
+        f"{path}: is {what}; give the path of a plain {'folder' if folder else 'file'} to write."
+    )
 
 
 def lock_path(path: str | Path) -> Path:
@@ -46,9 +75,18 @@ def acquire(path: str | Path) -> bool:
     lock = lock_path(key)
     while True:
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a link planted at PATH.lock: never truncate what it points at
+                raise ConfigError(
+                    f"{path}: its lock file {lock} is a symbolic link; remove it or choose another path."
+                ) from None
             raise _unwritable(path, exc) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ConfigError(
+                f"{path}: its lock file {lock} is not a plain file; remove it or choose another path."
+            )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -132,14 +170,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     folder = path.parent
+    check_target(path)
     with locked(path):
+        temp: Path | None = None
         try:
-            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=folder)
-        except OSError as exc:
-            raise _unwritable(path, exc) from None
-        os.close(fd)
-        temp = Path(name)
-        try:
+            # named before it is made, inside the try: an interrupt at any point leaves nothing behind
+            # (with mkstemp, one landing before the cleanup's try leaked the file it had just made)
+            temp = folder / f".{path.name}.{secrets.token_hex(8)}.tmp{path.suffix}"
+            try:
+                _make(temp)
+            except FileExistsError:  # another file by that name (1 in 2**64): never remove it
+                temp = None
+                raise
             yield temp
             os.chmod(temp, _mode_for(path))
             fd = os.open(temp, os.O_RDONLY)
@@ -155,6 +197,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         except BaseException:
             _remove(temp)
             raise
+
+
+def _make(temp: Path) -> None:
+    """Create ``temp`` empty (never through a link, never over an existing file)."""
+    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
 
 
 @contextlib.contextmanager
@@ -179,6 +226,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     folder = path.parent
+    check_target(path, folder=True)
     with locked(path):
         try:
             temp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder))
@@ -215,6 +263,8 @@ def _umask() -> int:
     return umask
 
 
-def _remove(temp: Path) -> None:
+def _remove(temp: Path | None) -> None:
+    if temp is None:
+        return
     with contextlib.suppress(OSError):
         temp.unlink()

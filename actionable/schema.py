@@ -12,7 +12,9 @@ import itertools
 import json
 import math
 import numbers
+import sys
 import tomllib
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -61,6 +63,12 @@ class Feature:
             raise SpecError(
                 f"{where}: 'name' must be a non-empty string of at most {MAX_NAME} characters; "
                 f"got {shown(self.name)} ({type_name(self.name)})."
+            )
+        if not normal_name(self.name):  # expressions are parsed as Python, which reads names in NFKC
+            raise SpecError(
+                f"{where}: the name is not in Unicode normal form NFKC "
+                f"({shown(unicodedata.normalize('NFKC', self.name))}), so an expression naming it would read "
+                "another name; write it in that form."
             )
         for key in ("kind", "mutability", "direction", "description"):
             value = getattr(self, key)
@@ -201,6 +209,11 @@ class Target:
                 f"{where}: 'classes' lists {shown(repeated[0])} more than once (got {shown(list(self.classes))}); "
                 "list each class once, in the model's output order."
             )
+        if len(self.classes) == 1:
+            raise SpecError(
+                f"{where}: 'classes' lists one class ({shown(self.classes[0])}); a classifier has at least two, "
+                "in the model's output order (or leave 'classes' out)."
+            )
         object.__setattr__(self, "classes", tuple(self.classes))
         if self.classes and self.favourable is not None and self.favourable not in self.classes:
             raise SpecError(
@@ -327,6 +340,12 @@ class Schema:
                 f"data: missing column(s) {missing}; the schema needs {list(self.names)}, "
                 f"the frame has {list(map(str, frame.columns))}."
                 + (did_you_mean(missing[0], frame.columns) if len(missing) == 1 else "")
+            )
+        columns = list(frame.columns)
+        repeated = [name for name in self.names if columns.count(name) > 1]
+        if repeated:
+            raise DataError(
+                f"data: column(s) {shown(repeated, 200)} appear more than once; keep one column per feature."
             )
         problems: dict[int, list[str]] = {}
         labels = list(frame.index)
@@ -647,7 +666,17 @@ def _bounds(where: str, bounds: Any) -> tuple[float, float]:
             f"{where}: bounds [{lo}, {hi}] hold no finite value; use finite bounds, or -inf / inf only as the "
             "lower / upper end."
         )
+    if math.isfinite(lo) and math.isfinite(hi) and not math.isfinite(hi - lo):
+        raise SpecError(
+            f"{where}: bounds [{lo:g}, {hi:g}] are so wide that their span overflows to infinity, so values "
+            "cannot be scaled; narrow them (or use -inf / inf for an unbounded end)."
+        )
     return lo, hi
+
+
+def normal_name(name: str) -> bool:
+    """A name Python's parser reads as itself: expressions are parsed by ``ast``, which applies NFKC."""
+    return unicodedata.normalize("NFKC", name) == name
 
 
 def is_number(value: object) -> bool:
@@ -728,6 +757,10 @@ def read_toml(source: str | Path, kind: str) -> tuple[dict[str, Any], str]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{where}: not valid TOML ({exc}). Fix the syntax at that line.") from None
+    except ValueError as exc:  # a whole number of more than 4300 digits (Python's int-from-text limit)
+        raise SpecError(
+            f"{where}: cannot read a value ({shown(str(exc), 200)}); write a smaller number."
+        ) from None
     except RecursionError:
         raise SpecError(
             f"{where}: tables or arrays are nested too deeply to read; a {kind} file needs at most "
@@ -737,7 +770,24 @@ def read_toml(source: str | Path, kind: str) -> tuple[dict[str, Any], str]:
         raise SpecError(
             f"{where}: tables or arrays are nested more than {MAX_NESTING} deep; a {kind} file needs far fewer."
         )
+    huge = _huge_integer(data)
+    if huge is not None:
+        raise SpecError(
+            f"{where}: the whole number {shown(huge, 40)} is beyond the range of a float (about 1.8e308); "
+            "write a smaller number, or inf for an unbounded end."
+        )
     return data, where
+
+
+def _huge_integer(value: Any) -> int | None:
+    """The first TOML integer too large for a float (each later ``float()`` raised OverflowError), or None."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return next((h for h in map(_huge_integer, value) if h is not None), None)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max:
+        return value
+    return None
 
 
 def _too_big(where: str, size: int, kind: str) -> str:
