@@ -148,7 +148,48 @@ class Feature:
 
     @property
     def mutable(self) -> bool:
+        """Whether anything may change it (directly, or through the indirect model)."""
         return self.mutability != "fixed"
+
+    # Predicates, so code asks what a feature is instead of comparing kind strings.
+    @property
+    def is_category(self) -> bool:
+        return self.kind == "category"
+
+    @property
+    def is_binary(self) -> bool:
+        return self.kind == "binary"
+
+    @property
+    def is_integer(self) -> bool:
+        return self.kind == "integer"
+
+    @property
+    def is_whole(self) -> bool:
+        """Its values are whole numbers (an integer or a binary feature)."""
+        return self.kind in ("integer", "binary")
+
+    @property
+    def is_fixed(self) -> bool:
+        return self.mutability == "fixed"
+
+    @property
+    def is_direct(self) -> bool:
+        return self.mutability == "direct"
+
+    @property
+    def is_indirect(self) -> bool:
+        return self.mutability == "indirect"
+
+    @property
+    def may_increase(self) -> bool:
+        """The declared direction allows a rise (``increase`` or ``both``)."""
+        return self.direction in ("increase", "both")
+
+    @property
+    def may_decrease(self) -> bool:
+        """The declared direction allows a fall (``decrease`` or ``both``)."""
+        return self.direction in ("decrease", "both")
 
     def level_index(self, level: object) -> int:
         """Position of a level in this category's block; SpecError naming the valid levels otherwise."""

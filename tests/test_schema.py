@@ -259,3 +259,34 @@ def test_feature_bounds_are_floats() -> None:
     f = Feature("a", "integer", (0, 5))
     assert f.bounds == (0.0, 5.0) and all(isinstance(b, float) for b in f.bounds)
     assert Feature("b").bounds == (-math.inf, math.inf)
+
+
+def test_feature_predicates_say_what_a_feature_is() -> None:
+    from actionable.schema import Feature
+
+    cat = Feature("job", "category", levels=("a", "b"), mutability="direct")
+    whole = Feature("n", "integer", bounds=(0, 9), mutability="indirect", direction="increase")
+    flag = Feature("f", "binary", mutability="fixed", direction="decrease")
+    real = Feature("x", "real")
+    assert (cat.is_category, cat.is_whole, cat.is_direct, cat.may_increase, cat.may_decrease) == (
+        True,
+        False,
+        True,
+        True,
+        True,
+    )
+    assert (whole.is_integer, whole.is_whole, whole.is_indirect, whole.may_increase, whole.may_decrease) == (
+        True,
+        True,
+        True,
+        True,
+        False,
+    )
+    assert (flag.is_binary, flag.is_whole, flag.is_fixed, flag.may_increase, flag.may_decrease) == (
+        True,
+        True,
+        True,
+        False,
+        True,
+    )
+    assert not (real.is_whole or real.is_category or real.is_binary or real.is_integer)
