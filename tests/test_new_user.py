@@ -1,0 +1,58 @@
+"""A new user's own small problems: defects found by following the README on unseen data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from actionable import Feature, Schema, Target, as_model, attribute
+
+
+def _churn(favourable: str) -> tuple[Schema, pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(0)
+    n = 120
+    X = pd.DataFrame(
+        {
+            "fee": rng.uniform(10, 120, n),
+            "calls": rng.integers(0, 10, n),
+            "plan": rng.choice(["basic", "NA", "none"], n),
+        }
+    )
+    score = -0.03 * X.fee - 0.4 * X.calls + (X.plan == "NA") + rng.normal(0, 1, n)
+    y = pd.Series(np.where(score > np.median(score), "no", "yes"), name="churn")
+    schema = Schema(
+        (
+            Feature("fee", "real", bounds=(0, 200), mutability="direct"),
+            Feature("calls", "integer", bounds=(0, 20), mutability="direct"),
+            Feature("plan", "category", levels=("basic", "NA", "none"), mutability="fixed"),
+        ),
+        target=Target("churn", favourable=favourable, classes=("no", "yes")),
+    )
+    return schema, X, y
+
+
+def _pipeline(X: pd.DataFrame, y: pd.Series) -> Pipeline:
+    columns = ColumnTransformer([("num", StandardScaler(), ["fee", "calls"]), ("cat", OneHotEncoder(), ["plan"])])
+    return Pipeline([("columns", columns), ("model", LogisticRegression(max_iter=1000))]).fit(X, y)
+
+
+@pytest.mark.parametrize("method", ["coefficients", "gradient_x_input", "integrated_gradients", "deeplift"])
+def test_attribution_of_the_first_class_of_a_binary_logistic_regression_is_its_log_odds(method: str) -> None:
+    """A binary LogisticRegression has one logit z (classes [0, z]); when the favourable class is the FIRST
+    class ("no churn"), its explained output must be its log-odds -z, not the constant 0 (all zeros)."""
+    schema, X, y = _churn("no")
+    pipeline = _pipeline(X, y)
+    model = as_model(pipeline, schema)
+    rows = X.head(5)
+    baseline = None if method == "gradient_x_input" else "mean"
+    why = attribute(model, rows, method, baseline=baseline)
+    other = attribute(model, rows, method, baseline=baseline, target="yes")
+    assert np.abs(why.values).max() > 1e-3
+    np.testing.assert_allclose(why.values, -other.values, atol=1e-9)
+    log_odds = pipeline.decision_function(rows)  # sklearn: the log-odds of classes_[1] ('yes')
+    np.testing.assert_allclose(why.prediction, -log_odds, atol=1e-6)
