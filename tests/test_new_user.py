@@ -56,3 +56,24 @@ def test_attribution_of_the_first_class_of_a_binary_logistic_regression_is_its_l
     np.testing.assert_allclose(why.values, -other.values, atol=1e-9)
     log_odds = pipeline.decision_function(rows)  # sklearn: the log-odds of classes_[1] ('yes')
     np.testing.assert_allclose(why.prediction, -log_odds, atol=1e-6)
+
+
+def test_the_cli_reads_a_binary_column_that_pandas_wrote_as_true_false(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A frame with a bool column validates in Python; ``frame.to_csv`` writes it as True/False, and the
+    CLI's reader must accept the same frame rather than refuse every row ('True' is not a number)."""
+    from actionable.cli import read_csv
+
+    schema = Schema(
+        (
+            Feature("fee", "real", bounds=(0, 200), mutability="direct"),
+            Feature("paperless", "binary", mutability="direct"),
+            Feature("plan", "category", levels=("True", "none"), mutability="fixed"),
+        )
+    )
+    frame = pd.DataFrame({"fee": [10.5, 20.0, 30.0], "paperless": [True, False, True], "plan": ["True", "none", "none"]})
+    schema.validate(frame)  # accepted in Python
+    path = tmp_path / "people.csv"
+    frame.to_csv(path, index=False)
+    read = schema.validate(read_csv(path, schema))
+    assert read["paperless"].tolist() == [1, 0, 1]
+    assert read["plan"].tolist() == ["True", "none", "none"]  # a category level stays text
