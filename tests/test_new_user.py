@@ -77,3 +77,26 @@ def test_the_cli_reads_a_binary_column_that_pandas_wrote_as_true_false(tmp_path)
     read = schema.validate(read_csv(path, schema))
     assert read["paperless"].tolist() == [1, 0, 1]
     assert read["plan"].tolist() == ["True", "none", "none"]  # a category level stays text
+
+
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_a_plain_torch_sequential_is_saved_as_data_and_loads_back(tmp_path, outputs: int) -> None:  # type: ignore[no-untyped-def]
+    """README: as_model takes a torch nn.Module, save_model writes model.json + model.safetensors. A plain
+    nn.Sequential of nn.Linear / nn.ReLU (nested, or ending in one logit) must be saved as data, not as a
+    torch.export program that load_model (and so the CLI) then refuses."""
+    import torch
+    from torch import nn
+
+    from actionable import layers as L
+    from actionable import load_model, save_model
+
+    schema, X, _ = _churn("no")
+    torch.manual_seed(0)
+    body = nn.Sequential(nn.Linear(schema.width, 4), nn.ReLU(), nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, outputs))
+    width = torch.ones(schema.width, dtype=torch.float64)
+    network = nn.Sequential(L.Standardize(torch.zeros(schema.width, dtype=torch.float64), width), body).double()
+    model = as_model(network, schema, classes=["no", "yes"])
+    folder = save_model(model, tmp_path / "net")
+    assert not (folder / "model.pt2").exists()
+    again = load_model(folder)  # no unsafe_allow_program
+    np.testing.assert_allclose(again.predict_proba(X), model.predict_proba(X), atol=1e-12)
