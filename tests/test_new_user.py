@@ -100,3 +100,58 @@ def test_a_plain_torch_sequential_is_saved_as_data_and_loads_back(tmp_path, outp
     assert not (folder / "model.pt2").exists()
     again = load_model(folder)  # no unsafe_allow_program
     np.testing.assert_allclose(again.predict_proba(X), model.predict_proba(X), atol=1e-12)
+
+
+CHURN_SCHEMA = """
+[target]
+name = "churn"
+favourable = "no"
+classes = ["no", "yes"]
+
+[[feature]]
+name = "fee"
+kind = "real"
+bounds = [0, 200]
+mutability = "direct"
+
+[[feature]]
+name = "paperless"
+kind = "binary"
+mutability = "direct"
+"""
+
+
+def _catalogue(tmp_path, text: str):  # type: ignore[no-untyped-def]
+    from actionable.actions import ActionSet
+
+    (tmp_path / "schema.toml").write_text(CHURN_SCHEMA)
+    (tmp_path / "actions.toml").write_text(text)
+    return ActionSet.from_toml(tmp_path / "actions.toml", Schema.from_toml(tmp_path / "schema.toml"))
+
+
+def test_one_condition_written_as_a_plain_string_is_a_list_of_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`pre = "paperless == 0"` (one condition, no brackets) is what a user writes, and means one thing."""
+    actions = _catalogue(
+        tmp_path,
+        '[[action]]\nname = "go_paperless"\neffects = { paperless = "1" }\ncost = 2\npre = "paperless == 0"\n'
+        'post = "paperless == 1"\n',
+    )
+    (action,) = actions
+
+    def texts(conditions):  # type: ignore[no-untyped-def]
+        return [c if isinstance(c, str) else c.expr.text for c in conditions]
+
+    assert texts(action.pre) == ["paperless == 0"]
+    assert texts(action.post) == ["paperless == 1"]
+
+
+def test_a_bad_text_template_tells_how_to_write_literal_braces(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from actionable import SpecError
+
+    with pytest.raises(SpecError) as caught:
+        _catalogue(
+            tmp_path,
+            '[[action]]\nname = "discount"\ntext = "Lower the fee by {amount:d}"\n'
+            'params = { amount = { bounds = [0, 50] } }\neffects = { fee = "fee - amount" }\ncost = "amount"\n',
+        )
+    assert "write {{ and }} for literal braces" in str(caught.value)
