@@ -37,7 +37,9 @@ def _churn(favourable: str) -> tuple[Schema, pd.DataFrame, pd.Series]:
 
 
 def _pipeline(X: pd.DataFrame, y: pd.Series) -> Pipeline:
-    columns = ColumnTransformer([("num", StandardScaler(), ["fee", "calls"]), ("cat", OneHotEncoder(), ["plan"])])
+    columns = ColumnTransformer(
+        [("num", StandardScaler(), ["fee", "calls"]), ("cat", OneHotEncoder(), ["plan"])]
+    )
     return Pipeline([("columns", columns), ("model", LogisticRegression(max_iter=1000))]).fit(X, y)
 
 
@@ -70,7 +72,9 @@ def test_the_cli_reads_a_binary_column_that_pandas_wrote_as_true_false(tmp_path)
             Feature("plan", "category", levels=("True", "none"), mutability="fixed"),
         )
     )
-    frame = pd.DataFrame({"fee": [10.5, 20.0, 30.0], "paperless": [True, False, True], "plan": ["True", "none", "none"]})
+    frame = pd.DataFrame(
+        {"fee": [10.5, 20.0, 30.0], "paperless": [True, False, True], "plan": ["True", "none", "none"]}
+    )
     schema.validate(frame)  # accepted in Python
     path = tmp_path / "people.csv"
     frame.to_csv(path, index=False)
@@ -92,9 +96,13 @@ def test_a_plain_torch_sequential_is_saved_as_data_and_loads_back(tmp_path, outp
 
     schema, X, _ = _churn("no")
     torch.manual_seed(0)
-    body = nn.Sequential(nn.Linear(schema.width, 4), nn.ReLU(), nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, outputs))
+    body = nn.Sequential(
+        nn.Linear(schema.width, 4), nn.ReLU(), nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, outputs)
+    )
     width = torch.ones(schema.width, dtype=torch.float64)
-    network = nn.Sequential(L.Standardize(torch.zeros(schema.width, dtype=torch.float64), width), body).double()
+    network = nn.Sequential(
+        L.Standardize(torch.zeros(schema.width, dtype=torch.float64), width), body
+    ).double()
     model = as_model(network, schema, classes=["no", "yes"])
     folder = save_model(model, tmp_path / "net")
     assert not (folder / "model.pt2").exists()
