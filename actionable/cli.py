@@ -231,11 +231,9 @@ def _train_user(
         metrics = {"test_r2": float(1 - residual @ residual / (centred @ centred))}
     else:
         model = fit_classifier(schema, X.iloc[train], y.iloc[train], recipe, provenance=provenance)
-        metrics = {
-            "test_accuracy": float(
-                np.mean(model.predict(X.iloc[test]) == y.iloc[test].to_numpy(dtype=object))
-            )
-        }
+        predicted = [str(label) for label in model.predict(X.iloc[test])]  # labels match as text, as in
+        truth = [str(label) for label in y.iloc[test]]  # the fit: classes "0" / "1" against CSV numbers 0 / 1
+        metrics = {"test_accuracy": float(np.mean(np.array(predicted) == np.array(truth)))}
     model.provenance["metrics"] = metrics
     out.parent.mkdir(parents=True, exist_ok=True)
     with files.atomic_folder(out) as temp:

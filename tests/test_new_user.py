@@ -163,3 +163,25 @@ def test_a_bad_text_template_tells_how_to_write_literal_braces(tmp_path) -> None
             'params = { amount = { bounds = [0, 50] } }\neffects = { fee = "fee - amount" }\ncost = "amount"\n',
         )
     assert "write {{ and }} for literal braces" in str(caught.value)
+
+
+def test_train_reports_the_accuracy_of_number_labels_declared_as_text_classes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """classes = ["0", "1"] in the schema, labels 0/1 in the CSV (read as numbers): the fit matches them as
+    text, so the printed and recorded test accuracy must too (it was 0.0 for a perfectly separable table)."""
+    from typer.testing import CliRunner
+
+    from actionable import load_model
+    from actionable.cli import app
+
+    rng = np.random.default_rng(0)
+    fee = rng.uniform(0, 100, 200)
+    pd.DataFrame({"fee": fee, "default": (fee > 50).astype(int)}).to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "schema.toml").write_text(
+        '[target]\nname = "default"\nfavourable = "0"\nclasses = ["0", "1"]\n\n'
+        '[[feature]]\nname = "fee"\nkind = "real"\nbounds = [0, 100]\nmutability = "direct"\n'
+    )
+    args = ["train", "--data", str(tmp_path / "d.csv"), "--schema", str(tmp_path / "schema.toml")]
+    result = CliRunner().invoke(app, [*args, "--target", "default", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    accuracy = load_model(tmp_path / "m").provenance["metrics"]["test_accuracy"]
+    assert accuracy > 0.9, result.output
