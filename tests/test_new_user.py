@@ -185,3 +185,21 @@ def test_train_reports_the_accuracy_of_number_labels_declared_as_text_classes(tm
     assert result.exit_code == 0, result.output
     accuracy = load_model(tmp_path / "m").provenance["metrics"]["test_accuracy"]
     assert accuracy > 0.9, result.output
+
+
+@pytest.mark.parametrize(("favourable", "hint"), [('"No"', "Did you mean 'no'?"), ("0", "Did you mean '0'?")])
+def test_a_favourable_class_off_by_case_or_quotes_names_the_class_meant(
+    tmp_path,  # type: ignore[no-untyped-def]
+    favourable: str,
+    hint: str,
+) -> None:
+    from actionable import SpecError
+
+    classes = '["no", "yes"]' if hint.endswith("'no'?") else '["0", "1"]'
+    (tmp_path / "schema.toml").write_text(
+        f'[target]\nname = "churn"\nfavourable = {favourable}\nclasses = {classes}\n\n'
+        '[[feature]]\nname = "fee"\nkind = "real"\nbounds = [0, 100]\nmutability = "direct"\n'
+    )
+    with pytest.raises(SpecError) as caught:
+        Schema.from_toml(tmp_path / "schema.toml")
+    assert hint in str(caught.value)
