@@ -283,7 +283,7 @@ class Action:
         names = [p.name for p in self.params]
         fix = (
             f"use {{name}} or {{name:.0f}} with the parameters {names} (integer parameters also take :d); "
-            "write {{{{ and }}}} for literal braces"
+            "write {{ and }} for literal braces"
         )
         try:
             fields = list(string.Formatter().parse(self.text))
@@ -619,8 +619,11 @@ def _action_from_dict(where: str, i: int, entry: Any) -> Action:
     effects = entry["effects"]
     if not isinstance(effects, Mapping):
         raise SpecError(f'{label}, effects: give a table feature = "expression".')
-    for key in ("pre", "post"):
-        if not isinstance(entry.get(key, []), list):
+    conditions = {key: entry.get(key, []) for key in ("pre", "post")}
+    for key, value in conditions.items():
+        if isinstance(value, str):  # one condition written without brackets: pre = "age >= 18"
+            conditions[key] = [value]
+        elif not isinstance(value, list):
             raise SpecError(f'{label}, {key}: give a list of conditions, e.g. ["age >= 18"].')
     try:
         return Action(
@@ -629,8 +632,8 @@ def _action_from_dict(where: str, i: int, entry: Any) -> Action:
             cost=entry["cost"],
             text=entry.get("text", ""),
             params=params,
-            pre=entry.get("pre", []),
-            post=entry.get("post", []),
+            pre=conditions["pre"],
+            post=conditions["post"],
             repeatable=entry.get("repeatable", False),
         )
     except SpecError as exc:

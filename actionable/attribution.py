@@ -119,6 +119,8 @@ def attribute(
     index, label = _target(net, target)
     x0, described = _baseline(s, x, baseline, method)
     probability = output == "probability"
+    if not probability:
+        net = _log_odds_of_one_logit(net)
 
     def f(z: torch.Tensor) -> torch.Tensor:
         out = net(z)
@@ -457,6 +459,26 @@ def _softmax_multipliers(z: torch.Tensor, z0: torch.Tensor, index: int) -> torch
     linear = (g * (z - z0)).sum(1, keepdim=True)
     ratio = torch.where(linear.abs() > 1e-12, (p - p0)[:, None] / linear, torch.ones_like(linear))
     return g * ratio
+
+
+def _log_odds_of_one_logit(model: TorchModel) -> TorchModel:
+    """A binary model of one logit z (logits [0, z]) explained as log-odds: [-z, z], so the first class's
+    logit is not the constant 0 (a favourable first class, e.g. 0 = "no churn"); the second is unchanged."""
+    layers = _flat_layers(model.network)
+    if model.task != "classification" or not layers or not isinstance(layers[-1], L.BinaryLogits):
+        return model
+    flip = nn.Linear(2, 2, bias=False).to(model.dtype)
+    with torch.no_grad():
+        flip.weight.copy_(torch.tensor([[1.0, -1.0], [-1.0, 1.0]], dtype=model.dtype))
+    flip.requires_grad_(False)
+    return TorchModel(
+        nn.Sequential(model.network, flip),
+        model.schema,
+        task="classification",
+        classes=model.classes,
+        provenance=model.provenance,
+        dtype=model.dtype,
+    )
 
 
 def _check_affine(model: TorchModel) -> None:

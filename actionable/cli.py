@@ -234,11 +234,9 @@ def _train_user(
         metrics = {"test_r2": float(1 - residual @ residual / (centred @ centred))}
     else:
         model = fit_classifier(schema, X.iloc[train], y.iloc[train], recipe, provenance=provenance)
-        metrics = {
-            "test_accuracy": float(
-                np.mean(model.predict(X.iloc[test]) == y.iloc[test].to_numpy(dtype=object))
-            )
-        }
+        predicted = [str(label) for label in model.predict(X.iloc[test])]  # labels match as text, as in
+        truth = [str(label) for label in y.iloc[test]]  # the fit: classes "0" / "1" against CSV numbers 0 / 1
+        metrics = {"test_accuracy": float(np.mean(np.array(predicted) == np.array(truth)))}
     model.provenance["metrics"] = metrics
     out.parent.mkdir(parents=True, exist_ok=True)
     with files.atomic_folder(out) as temp:
@@ -248,7 +246,8 @@ def _train_user(
 
 def read_csv(path: Path, schema: Any = None) -> pd.DataFrame:
     """A user's CSV read as the schema says, never guessed: category levels as text (``NA``, ``None``,
-    ``null``, ``01`` are levels like any other), numeric features as numbers, where only an empty cell is
+    ``null``, ``01`` are levels like any other), numeric features as numbers (a binary one also as
+    ``True``/``False``, as pandas writes a bool column), where only an empty cell is
     missing and any other text is kept for the schema's per-row check. Columns outside the schema (labels,
     extras) are numbers when every filled cell is one, else text. A repeated column name is a ``DataError``.
     """
@@ -285,6 +284,8 @@ def read_csv(path: Path, schema: Any = None) -> pd.DataFrame:
             empty = column == ""
             columns[name] = column if "" in feature.levels else column.mask(empty, np.nan)
         else:
+            if feature is not None and feature.kind == "binary":  # pandas writes a bool column as True/False
+                column = column.replace({"True": "1", "False": "0", "true": "1", "false": "0"})
             columns[name] = _numbers_or_text(column, strict=feature is not None)
     return pd.DataFrame(columns, index=text.index)
 

@@ -512,6 +512,38 @@ def build(specs: list[dict[str, Any]]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+PLAIN: dict[type[nn.Module], type[Layer]] = {
+    nn.ReLU: ReLU,
+    nn.Sigmoid: Sigmoid,
+    nn.Tanh: Tanh,
+    nn.Identity: Identity,
+}
+
+
+def as_closed(network: nn.Module) -> nn.Sequential | None:
+    """The same network as a flat ``nn.Sequential`` of closed-set layers (nested ``nn.Sequential`` flattened;
+    plain ``nn.Linear``, ``nn.ReLU``, ``nn.Sigmoid``, ``nn.Tanh``, ``nn.Identity`` replaced by their
+    equivalents, weights shared), or None where some module has no equivalent."""
+    flat: list[nn.Module] = []
+
+    def walk(module: nn.Module) -> bool:
+        if type(module) is nn.Sequential:
+            return all(walk(child) for child in module)
+        if isinstance(module, Layer):
+            flat.append(module)
+        elif type(module) is nn.Linear:
+            linear = Linear(module.in_features, module.out_features, bias=module.bias is not None)
+            linear.weight, linear.bias = module.weight, module.bias
+            flat.append(linear)
+        elif type(module) in PLAIN:
+            flat.append(PLAIN[type(module)]())
+        else:
+            return False
+        return True
+
+    return nn.Sequential(*flat) if walk(network) else None
+
+
 def specs(network: nn.Module) -> list[dict[str, Any]] | None:
     """The layer specs of a network made only of closed-set layers, else None."""
     modules = list(network) if isinstance(network, nn.Sequential) else [network]

@@ -581,7 +581,9 @@ PROGRAM_REFUSED = (
 def save_model(model: TorchModel, path: str | Path) -> Path:
     """Write ``model.json`` + ``model.safetensors`` into ``path``: data only, so loading it runs no code.
 
-    A network not made of ``actionable.layers`` is written as a ``torch.export`` program (``model.pt2``)
+    A plain ``nn.Sequential`` (nested or not) of ``nn.Linear``, ``nn.ReLU``, ``nn.Sigmoid``, ``nn.Tanh``,
+    ``nn.Identity`` and ``actionable.layers`` is written as data too. Any other network is written as a
+    ``torch.export`` program (``model.pt2``)
     instead; such a file can run code when loaded, so ``load_model`` reads it only with
     ``unsafe_allow_program=True`` (from Python; never from the command line).
     """
@@ -597,12 +599,13 @@ def save_model(model: TorchModel, path: str | Path) -> Path:
         "schema": model.schema.to_toml(),
         "provenance": model.provenance,
     }
-    layer_specs = L.specs(model.network)
-    if layer_specs is not None:
+    data = L.as_closed(model.network)  # a plain nn.Sequential of Linear / ReLU / ... is data too
+    layer_specs = L.specs(data) if data is not None else None
+    if data is not None and layer_specs is not None:
         meta["layers"] = layer_specs
         state = {
             k: (v.to(model.dtype) if v.is_floating_point() else v).detach().contiguous()
-            for k, v in model.network.state_dict().items()
+            for k, v in data.state_dict().items()
         }
         save_file(state, str(folder / "model.safetensors"))
     else:

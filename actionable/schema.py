@@ -257,8 +257,10 @@ class Target:
             )
         object.__setattr__(self, "classes", tuple(self.classes))
         if self.classes and self.favourable is not None and self.favourable not in self.classes:
+            meant = [c for c in self.classes if str(c).casefold() == str(self.favourable).casefold()]
+            hint = f" Did you mean {meant[0]!r}?" if meant else did_you_mean(self.favourable, self.classes)
             raise SpecError(
-                f"{where}: favourable = {self.favourable!r} is not one of classes {list(self.classes)}."
+                f"{where}: favourable = {self.favourable!r} is not one of classes {list(self.classes)}.{hint}"
             )
 
     @property
