@@ -67,7 +67,8 @@ class TorchModel(nn.Module):
             raise DataError(
                 f"model input: {x.shape[-1]} columns, the schema's canonical encoding has {self.schema.width}."
             )
-        return self.network(x.to(self.dtype))
+        out: torch.Tensor = self.network(x.to(self.dtype))
+        return out
 
     def encode(self, X: pd.DataFrame | torch.Tensor | np.ndarray) -> torch.Tensor:
         """A raw frame (validated by the schema) or an already canonical array -> canonical tensor."""
@@ -99,15 +100,17 @@ class TorchModel(nn.Module):
         """Class probabilities, columns in ``classes`` order, like scikit-learn's ``predict_proba``."""
         if self.task != "classification":
             raise ModelError("predict_proba: this is a regression model; use predict().")
-        return torch.softmax(self(self.encode(X)), dim=-1).cpu().numpy()
+        proba: np.ndarray = torch.softmax(self(self.encode(X)), dim=-1).cpu().numpy()
+        return proba
 
     @torch.no_grad()
     def predict(self, X: pd.DataFrame | torch.Tensor | np.ndarray) -> np.ndarray:
         """Class labels (classification) or values (regression; 1-D when there is one output)."""
-        out = self(self.encode(X))
+        out: torch.Tensor = self(self.encode(X))
         if self.task == "classification":
-            return np.asarray(self.classes, dtype=object)[out.argmax(dim=-1).cpu().numpy()]
-        values = out.cpu().numpy()
+            labels: np.ndarray = np.asarray(self.classes, dtype=object)[out.argmax(dim=-1).cpu().numpy()]
+            return labels
+        values: np.ndarray = out.cpu().numpy()
         return values[:, 0] if values.shape[1] == 1 else values
 
     def _check_finite(self) -> None:

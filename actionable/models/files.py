@@ -238,6 +238,24 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _check_meta(meta: Any, meta_path: Path) -> None:
     """``ModelError`` naming the first key of ``model.json`` that does not fit the declared format."""
     where = f"load_model: {meta_path}"
+    _check_keys(meta, where)
+    if meta["task"] not in ("classification", "regression"):
+        raise ModelError(
+            f"{where}: key 'task' is {_short(meta['task'])}; use 'classification' or 'regression'."
+        )
+    if meta.get("dtype", "float64") not in DTYPES:
+        raise ModelError(
+            f"{where}: key 'dtype' is {_short(meta['dtype'])}; a model's numbers are {' or '.join(DTYPES)}."
+        )
+    _check_labels(meta, where)
+    if "layers" in meta and "program" in meta:
+        raise ModelError(f"{where}: has both 'layers' and 'program'; a model file describes one network.")
+    if "layers" not in meta and "program" not in meta:
+        raise ModelError(f"{where}: {PROGRAM_REFUSED}.")
+
+
+def _check_keys(meta: Any, where: str) -> None:
+    """The format tag, then every key: known to ``META``, present when required, of its JSON type."""
     fix = "Re-save the model with save_model (or train it again)."
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelError(f"{where} is not an actionable model file (format {FORMAT!r}). {fix}")
@@ -250,14 +268,10 @@ def _check_meta(meta: Any, meta_path: Path) -> None:
                 raise ModelError(f"{where}: missing key {key!r}. {fix}")
         elif not isinstance(meta[key], kind):
             raise ModelError(f"{where}: key {key!r} must be {_JSON[kind]}; got {_short(meta[key])}. {fix}")
-    if meta["task"] not in ("classification", "regression"):
-        raise ModelError(
-            f"{where}: key 'task' is {_short(meta['task'])}; use 'classification' or 'regression'."
-        )
-    if meta.get("dtype", "float64") not in DTYPES:
-        raise ModelError(
-            f"{where}: key 'dtype' is {_short(meta['dtype'])}; a model's numbers are {' or '.join(DTYPES)}."
-        )
+
+
+def _check_labels(meta: dict[str, Any], where: str) -> None:
+    """Class labels are finite scalars, output names are strings, none twice, as many as the task needs."""
     classes, outputs = meta.get("classes", []), meta.get("outputs", [])
     for j, label in enumerate(classes):
         if not isinstance(label, str | int | float) or (isinstance(label, float) and not np.isfinite(label)):
@@ -276,10 +290,6 @@ def _check_meta(meta: Any, meta_path: Path) -> None:
         raise ModelError(f"{where}: a classifier needs 'classes' listing at least two labels; got {classes}.")
     if meta["task"] == "regression" and not outputs:
         raise ModelError(f"{where}: a regression model needs 'outputs' naming each output column.")
-    if "layers" in meta and "program" in meta:
-        raise ModelError(f"{where}: has both 'layers' and 'program'; a model file describes one network.")
-    if "layers" not in meta and "program" not in meta:
-        raise ModelError(f"{where}: {PROGRAM_REFUSED}.")
 
 
 def _short(value: Any) -> str:

@@ -250,6 +250,7 @@ def _transform(step: Any, columns: _Columns, schema: Schema, where: str) -> _Col
 
 
 def _estimator(est: Any, width: int) -> tuple[list[nn.Module], dict[str, Any]]:
+    """The fitted estimator at the end of the Pipeline as layers, with its task, classes and output count."""
     from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
     from sklearn.neural_network import MLPClassifier, MLPRegressor
 
@@ -275,30 +276,33 @@ def _estimator(est: Any, width: int) -> tuple[list[nn.Module], dict[str, Any]]:
             "n_outputs": len(est.classes_),
         }
     if isinstance(est, MLPClassifier | MLPRegressor):
-        head = []
-        for i, (w, b) in enumerate(zip(est.coefs_, est.intercepts_, strict=True)):
-            head.append(_linear(w.T, b))
-            if i < len(est.coefs_) - 1:
-                head.append(L.ACTIVATIONS[est.activation]())
-        if isinstance(est, MLPRegressor):
-            if est.out_activation_ != "identity":
-                raise ModelError(
-                    f"as_model: MLPRegressor with output activation {est.out_activation_!r} "
-                    "(loss='poisson') is not supported; use loss='squared_error'."
-                )
-            return head, {"task": "regression", "n_outputs": est.coefs_[-1].shape[1]}
-        if est.out_activation_ == "logistic":
-            if len(est.classes_) != 2:
-                raise ModelError(
-                    "as_model: multi-label MLPClassifier is not supported; use one label column."
-                )
-            head.append(L.BinaryLogits())
-        return head, {
-            "task": "classification",
-            "classes": _labels(est.classes_),
-            "n_outputs": len(est.classes_),
-        }
+        return _mlp(est, regressor=isinstance(est, MLPRegressor))
     raise ModelError(f"as_model: {type(est).__name__} is not supported. Supported: {SUPPORTED}.")
+
+
+def _mlp(est: Any, *, regressor: bool) -> tuple[list[nn.Module], dict[str, Any]]:
+    """A fitted MLPClassifier / MLPRegressor as Linear layers and its activations (logits out)."""
+    head: list[nn.Module] = []
+    for i, (w, b) in enumerate(zip(est.coefs_, est.intercepts_, strict=True)):
+        head.append(_linear(w.T, b))
+        if i < len(est.coefs_) - 1:
+            head.append(L.ACTIVATIONS[est.activation]())
+    if regressor:
+        if est.out_activation_ != "identity":
+            raise ModelError(
+                f"as_model: MLPRegressor with output activation {est.out_activation_!r} "
+                "(loss='poisson') is not supported; use loss='squared_error'."
+            )
+        return head, {"task": "regression", "n_outputs": est.coefs_[-1].shape[1]}
+    if est.out_activation_ == "logistic":
+        if len(est.classes_) != 2:
+            raise ModelError("as_model: multi-label MLPClassifier is not supported; use one label column.")
+        head.append(L.BinaryLogits())
+    return head, {
+        "task": "classification",
+        "classes": _labels(est.classes_),
+        "n_outputs": len(est.classes_),
+    }
 
 
 def _linear(weight: np.ndarray, bias: np.ndarray) -> L.Linear:
