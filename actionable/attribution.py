@@ -16,10 +16,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from actionable import layers as L
 from actionable.errors import ConfigError, DataError, ModelError, did_you_mean
 from actionable.goals import resolve_goal
 from actionable.models import TorchModel, as_model
+from actionable.models import layers as L
 from actionable.results import Attribution
 from actionable.schema import DTYPE, Schema
 from actionable.validation import whole

@@ -198,8 +198,8 @@ def _train_user(
     from sklearn.model_selection import train_test_split
 
     from actionable.models import save_model
+    from actionable.models.training import Recipe, check_target, fit_classifier, fit_regressor
     from actionable.schema import Schema
-    from actionable.training import Recipe, check_target, fit_classifier, fit_regressor
 
     schema = Schema.from_toml(schema_path)
     frame = read_csv(data, schema)
@@ -1011,7 +1011,7 @@ def _shown(value: Any) -> str:
 
 
 def _describe_network(model: Any) -> str:
-    from actionable import layers as L
+    from actionable.models import layers as L
 
     kinds = [m for m in getattr(model.network, "children", list)() if isinstance(m, L.Linear)]
     hidden = "x".join(str(m.out_features) for m in kinds[:-1])

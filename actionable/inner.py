@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from actionable import layers as L
 from actionable.models import TorchModel
+from actionable.models import layers as L
 
 AFFINE = (L.Standardize, L.ColumnMap, nn.Linear, nn.Identity)
 KNOWN = (L.Layer, nn.Linear, nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Identity)

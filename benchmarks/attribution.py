@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from actionable import attribute, datasets
-from actionable import layers as L
 from actionable.attribution import per_raw_feature, training_mean
+from actionable.models import layers as L
 
 
 def timed(call: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:

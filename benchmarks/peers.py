@@ -37,10 +37,10 @@ import torch
 from synthesis import denied  # benchmarks/synthesis.py: the same 100 denied applicants
 
 import actionable
-from actionable import layers as L
 from actionable.actions import ActionSet
 from actionable.goals import Goal, resolve_goal
 from actionable.models import TorchModel
+from actionable.models import layers as L
 from actionable.schema import Schema
 from actionable.synthesis import SynthesisConfig, Synthesizer, synthesize
 

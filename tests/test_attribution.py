@@ -31,7 +31,6 @@ from actionable import (
     attribute,
     datasets,
 )
-from actionable import layers as L
 from actionable.attribution import (
     METHODS,
     per_raw_feature,
@@ -39,6 +38,7 @@ from actionable.attribution import (
     standard_deviations,
     training_mean,
 )
+from actionable.models import layers as L
 
 captum_attr = pytest.importorskip("captum.attr")
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

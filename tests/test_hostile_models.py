@@ -28,9 +28,9 @@ from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
 from actionable import ConfigError, Feature, ModelError, Schema, Target, as_model, load_model, save_model
-from actionable import layers as L
 from actionable.cli import app
 from actionable.datasets import folder as dataset_folder
+from actionable.models import layers as L
 from tests.hostile import attempt, canary, run_cli
 
 SCHEMA = Schema(
@@ -217,7 +217,11 @@ def extra_tensor(state: dict[str, torch.Tensor]) -> None:
 BIG = 65 * 2**20
 HOSTILE: list[tuple[str, Callable[[Kit], None], str]] = [
     # code and paths
-    ("crafted-pt2-program", as_program, r"can run code.*actionable\.layers.*unsafe_allow_program=True"),
+    (
+        "crafted-pt2-program",
+        as_program,
+        r"can run code.*actionable\.models\.layers.*unsafe_allow_program=True",
+    ),
     ("no-layers-no-program", drop("layers"), r"holds no 'layers'.*can run code"),
     ("program-absolute-path", program("/etc/passwd"), "bare file name"),
     (
@@ -571,5 +575,5 @@ def test_cli_never_runs_a_crafted_program(kit: Kit, command: str) -> None:
     assert result.returncode == 2, result.stderr
     said = " ".join(result.stderr.split())
     assert "Traceback" not in said
-    assert "ModelError" in said and "can run code" in said and "actionable.layers" in said, said
+    assert "ModelError" in said and "can run code" in said and "actionable.models.layers" in said, said
     assert not kit.canary.exists()

@@ -326,8 +326,8 @@ def test_a_terminal_that_cannot_encode_a_name_gets_it_escaped(
 ) -> None:
     """``PYTHONIOENCODING=ascii`` (or a latin-1 locale) and a non-ASCII output path: the closing line
     "wrote ... to ö.jsonl" raised UnicodeEncodeError, a traceback with exit 1 ("some rows failed")."""
-    from actionable import layers as L
     from actionable import save_model
+    from actionable.models import layers as L
     from tests.hostile import run_cli
 
     linear = L.Linear(SCHEMA.width, 2).double()

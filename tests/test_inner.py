@@ -10,9 +10,9 @@ import torch
 
 from actionable import Feature, Schema, Target, as_model, datasets
 from actionable import inner as I
-from actionable import layers as L
 from actionable import synthesis as S
 from actionable.actions import ActionSet
+from actionable.models import layers as L
 from actionable.synthesis import synthesize
 
 SCHEMA = Schema(

@@ -12,8 +12,9 @@ import torch
 from scipy.signal import correlate
 
 from actionable import ConfigError, Feature, ModelError, Schema, Target, load_model, save_model
-from actionable import layers as L
-from actionable.training import ConvRecipe, fit_conv_classifier
+from actionable.models import layers as L
+from actionable.models import specs as S
+from actionable.models.training import ConvRecipe, fit_conv_classifier
 
 LENGTH, CHANNELS = 8, 2
 SCHEMA = Schema(
@@ -34,9 +35,9 @@ def test_new_layers_are_in_the_closed_set_and_rebuild_from_their_specs() -> None
     for kind in ("Sequence1d", "Conv1d", "MaxPool1d", "Flatten"):
         assert kind in L.LAYERS
     layers = [L.Sequence1d(8, 2), L.Conv1d(2, 3, 3, stride=1, padding=1), L.MaxPool1d(2), L.Flatten()]
-    specs = L.specs(torch.nn.Sequential(*layers))
+    specs = S.specs(torch.nn.Sequential(*layers))
     assert specs is not None
-    assert L.specs(L.build(specs)) == specs
+    assert S.specs(S.build(specs)) == specs
     assert specs[1] == {
         "type": "Conv1d",
         "in": 2,
@@ -47,9 +48,9 @@ def test_new_layers_are_in_the_closed_set_and_rebuild_from_their_specs() -> None
         "bias": True,
     }
     with pytest.raises(ModelError, match="malformed spec"):
-        L.build([{"type": "Conv1d", "in": 2}])
+        S.build([{"type": "Conv1d", "in": 2}])
     with pytest.raises(ModelError, match="supported layer types"):
-        L.build([{"type": "Conv2d"}])
+        S.build([{"type": "Conv2d"}])
 
 
 def test_sequence_and_convolution_match_a_numpy_oracle() -> None:
@@ -130,9 +131,9 @@ def test_every_layer_declares_the_tensors_and_shapes_it_really_has() -> None:
         L.BinaryLogits(),
     ).double()
     assert {type(m).kind for m in network} == set(L.LAYERS)  # type: ignore[attr-defined]
-    specs = L.specs(network)
+    specs = S.specs(network)
     assert specs is not None
-    plan = L.plan(specs, 8)
+    plan = S.plan(specs, 8)
     state = network.state_dict()
     assert plan.tensors == {name: tuple(t.shape) for name, t in state.items()}
     assert plan.integer == {name for name, t in state.items() if t.dtype == torch.int64}
@@ -175,4 +176,4 @@ def test_every_layer_declares_the_tensors_and_shapes_it_really_has() -> None:
 )
 def test_layer_specs_are_checked_before_building(spec: dict[str, object], message: str) -> None:
     with pytest.raises(ModelError, match=message):
-        L.plan([spec], 8)
+        S.plan([spec], 8)

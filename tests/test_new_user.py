@@ -91,8 +91,8 @@ def test_a_plain_torch_sequential_is_saved_as_data_and_loads_back(tmp_path, outp
     import torch
     from torch import nn
 
-    from actionable import layers as L
     from actionable import load_model, save_model
+    from actionable.models import layers as L
 
     schema, X, _ = _churn("no")
     torch.manual_seed(0)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from actionable import ConfigError, DataError, Feature, Schema, Target, load_model, save_model
-from actionable.training import Recipe, fit_classifier, fit_indirect, fit_regressor
+from actionable.models.training import Recipe, fit_classifier, fit_indirect, fit_regressor
 
 SCHEMA = Schema(
     (

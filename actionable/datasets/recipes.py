@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from actionable.models import TorchModel, as_model
-from actionable.training import (
+from actionable.models.training import (
     ConvRecipe,
     Recipe,
     fit_classifier,

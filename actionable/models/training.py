@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from actionable import __version__
-from actionable import layers as L
 from actionable.errors import ConfigError, DataError
-from actionable.models import TorchModel
+from actionable.models import layers as L
+from actionable.models.core import TorchModel
 from actionable.schema import DTYPE, Schema
 
 Scaling = Literal["standard", "minmax"]
