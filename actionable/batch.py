@@ -40,7 +40,7 @@ def synthesize_in_chunks(
     progress: Progress | None = None,
     goal: Any = None,
     max_length: int = 4,
-    search: str = "bfs",
+    search: str | None = None,
     margin: float = 0.1,
     steps: int = 150,
     seed: int = 0,
@@ -48,17 +48,19 @@ def synthesize_in_chunks(
 ) -> RecourseBatch:
     """``synthesize(model, frame, actions, ...)`` with the rows that need a search in chunks of ``chunk``.
 
-    The keywords after ``progress`` are ``synthesize``'s; ``budget`` is passed on only when given."""
+    The keywords after ``progress`` are ``synthesize``'s; ``search`` and ``budget`` are passed on only when
+    given (else ``synthesize``'s own defaults apply)."""
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ConfigError(f"synthesize_in_chunks: chunk must be a whole number >= 1; got {chunk!r}.")
     settings: dict[str, Any] = {
         "goal": goal,
         "max_length": max_length,
-        "search": search,
         "margin": margin,
         "steps": steps,
         "seed": seed,
     }
+    if search is not None:
+        settings["search"] = search
     if budget is not None:
         settings["budget"] = budget
     bad = actions.schema.row_errors(frame)
