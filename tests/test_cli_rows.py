@@ -80,11 +80,11 @@ def test_invert_json_rows_are_the_input_rows(tmp_path: Path) -> None:
 
 
 def test_demo_reasons_show_the_applicants_own_values() -> None:
-    from actionable.cli import _denial_reasons
+    from actionable.cli.demo import denial_reasons
 
     german = datasets.load("german")
     denied = german.X_test.iloc[:2]
-    sentences = _denial_reasons(german.model, denied, german.X_train)
+    sentences = denial_reasons(german.model, denied, german.X_train)
     assert "checking_account '< 0 DM' (-0.38)" in sentences(0)
     assert "credit_amount 9055 (" in sentences(1) and "np." not in sentences(1)
 

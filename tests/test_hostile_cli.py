@@ -27,7 +27,8 @@ import pytest
 from typer.testing import CliRunner
 
 from actionable import datasets, files
-from actionable.cli import _synthesize_with_progress, app
+from actionable.batch import synthesize_in_chunks
+from actionable.cli import app
 from actionable.errors import ConfigError
 from tests.hostile import limited, run_cli
 
@@ -501,7 +502,7 @@ def _german_mixed() -> tuple[Any, pd.DataFrame, Any]:
 def test_chunking_only_rows_that_need_work_gives_the_same_records() -> None:
     model, frame, actions = _german_mixed()
     options = {"max_length": 1, "steps": 10}
-    new = _synthesize_with_progress(model, frame, actions, chunk=5, **options)
+    new = synthesize_in_chunks(model, frame, actions, chunk=5, **options)
     old = _old_path(model, frame, actions, 5, **options)
     statuses = {r.status for r in old}
     assert {"error", "already_favourable"} <= statuses and statuses & {"found", "not_found"}
@@ -541,7 +542,7 @@ def test_rows_the_model_favours_are_not_chunked(monkeypatch: pytest.MonkeyPatch)
         return batch
 
     monkeypatch.setattr(actionable.synthesis, "synthesize", counting)
-    batch = _synthesize_with_progress(model, frame, actions, chunk=100, max_length=1, steps=10)
+    batch = synthesize_in_chunks(model, frame, actions, chunk=100, max_length=1, steps=10)
     needing = sum(r.status in ("found", "not_found") for r in batch)
     assert len(batch) == 240 and 0 < needing <= 100
     assert [n for n in searched if n] == [

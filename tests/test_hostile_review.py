@@ -276,10 +276,10 @@ def test_careless_but_valid_specs_still_load(call: Callable[[], Any]) -> None:
 
 
 def test_the_cli_refuses_a_non_plain_json_path_before_any_work(tmp_path: Path) -> None:
-    from actionable.cli import _writable
+    from actionable.cli.outputs import writable
 
     os.mkfifo(tmp_path / "out.jsonl")
-    typed(attempt(_writable, json=tmp_path / "out.jsonl").error, ConfigError, "--json")
+    typed(attempt(writable, json=tmp_path / "out.jsonl").error, ConfigError, "--json")
     assert not (tmp_path / "out.jsonl.lock").exists()
 
 
@@ -301,7 +301,7 @@ HOSTILE_CSVS = [
 
 @pytest.mark.parametrize(("text", "message"), [c[1:] for c in HOSTILE_CSVS], ids=[c[0] for c in HOSTILE_CSVS])
 def test_hostile_csv_layouts_are_refused(tmp_path: Path, text: str, message: str) -> None:
-    from actionable.cli import read_csv
+    from actionable.cli.inputs import read_csv
 
     path = tmp_path / "rows.csv"
     path.write_text(text)
@@ -309,7 +309,7 @@ def test_hostile_csv_layouts_are_refused(tmp_path: Path, text: str, message: str
 
 
 def test_a_short_row_is_a_row_error_not_a_shift(tmp_path: Path) -> None:
-    from actionable.cli import read_csv
+    from actionable.cli.inputs import read_csv
 
     path = tmp_path / "rows.csv"
     path.write_text(CSV_HEADER + "10,3,a,no\n20,4\n")
@@ -378,7 +378,7 @@ def test_a_text_format_is_checked_at_both_ends_of_the_box(params: str, effect: s
 @pytest.mark.parametrize("output", ["rows.csv", "./sub/../rows.csv", "model/model.json", "link.csv"])
 def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path: Path, output: str) -> None:
     """``--json rows.csv`` (a typo for rows.jsonl) replaced the data it had just read, with exit 0."""
-    from actionable.cli import _writable
+    from actionable.cli.outputs import writable
 
     (tmp_path / "sub").mkdir()
     (tmp_path / "model").mkdir()
@@ -386,9 +386,9 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path: Path, o
     (tmp_path / "model" / "model.json").write_text("{}")
     (tmp_path / "link.csv").symlink_to(tmp_path / "rows.csv")
     reads = (tmp_path / "rows.csv", None, tmp_path / "model")
-    typed(attempt(_writable, reads, json=tmp_path / output).error, ConfigError, "is an input of this run")
+    typed(attempt(writable, reads, json=tmp_path / output).error, ConfigError, "is an input of this run")
     assert (tmp_path / "rows.csv").read_text() == CSV_HEADER
-    _writable(reads, json=tmp_path / "rows.jsonl")  # a neighbour is fine
+    writable(reads, json=tmp_path / "rows.jsonl")  # a neighbour is fine
 
 
 BIG = "1" + "0" * 400  # a TOML integer beyond a float: every float() of it raised OverflowError

@@ -63,7 +63,7 @@ def test_attribution_of_the_first_class_of_a_binary_logistic_regression_is_its_l
 def test_the_cli_reads_a_binary_column_that_pandas_wrote_as_true_false(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A frame with a bool column validates in Python; ``frame.to_csv`` writes it as True/False, and the
     CLI's reader must accept the same frame rather than refuse every row ('True' is not a number)."""
-    from actionable.cli import read_csv
+    from actionable.cli.inputs import read_csv
 
     schema = Schema(
         (

@@ -1,0 +1,38 @@
+"""The ``actionable`` command: a thin shell over the library. Exit codes: 0 done, 1 rows failed, 2 bad input.
+
+This module holds the typer ``app`` and ``main`` and registers one command per module: ``datasets`` and
+``info`` (datasets.py), ``train``, ``synthesize``, ``explain``, ``invert`` and ``demo``. What every command
+shares lives beside them: the error boundary and printing (_shell.py), the one loader of a bundled
+``--dataset`` or the user's own files (inputs.py), the one JSON Lines writer and reporter of rows not
+processed (outputs.py).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from actionable.cli import datasets, demo, explain, invert, synthesize, train
+from actionable.cli._shell import printable_streams
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="actionable",
+    help="What a person can do to change a model's decision, and why the model decided.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("datasets")(datasets.datasets_command)
+app.command("info")(datasets.info_command)
+app.command("train")(train.train_command)
+app.command("synthesize")(synthesize.synthesize_command)
+app.command("explain")(explain.explain_command)
+app.command("invert")(invert.invert_command)
+app.command("demo")(demo.demo_command)
+
+
+def main() -> None:  # pragma: no cover
+    """The console entry point: streams that cannot encode a name show it escaped, then the app."""
+    printable_streams()
+    app()
