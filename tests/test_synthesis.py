@@ -16,7 +16,8 @@ import torch
 from actionable import ConfigError, DataError, Feature, Schema, Target, as_model, datasets
 from actionable.actions import ActionSet
 from actionable.results import RecourseBatch
-from actionable.synthesis import canonical_sequences, commutes, synthesize
+from actionable.search import canonical_sequences, commutes
+from actionable.synthesis import Tried, synthesize
 from actionable.testing import check_plans
 
 SCHEMA = Schema(
@@ -218,18 +219,26 @@ def test_best_first_without_budget_finds_the_exhaustive_optimum(german_run: tupl
 
 
 def test_budget_limits_sequences_per_person() -> None:
-    from actionable.goals import resolve_goal
-    from actionable.synthesis import SynthesisConfig, Synthesizer
-
     data = datasets.load("german")
     actions = ActionSet.from_toml(data.path / "actions.toml", data.schema)
     people = data.X_test[data.model.predict(data.X_test) == "bad"].head(3)
     for budget in (1, 5):
-        config = SynthesisConfig(search="gradient", budget=budget, round_size=2, steps=60)
-        engine = Synthesizer(data.model, actions, resolve_goal(data.model), config)
-        engine.trace = {}
-        result = engine.run(people)
-        assert all(len(tried) <= budget for tried in engine.trace.values())
+        trace: dict[int, set[tuple[int, ...]]] = {}
+
+        def observe(tried: Tried, trace: dict[int, set[tuple[int, ...]]] = trace) -> None:
+            trace.setdefault(tried.row, set()).add(tried.sequence)
+
+        result = synthesize(
+            data.model,
+            people,
+            actions,
+            search="gradient",
+            budget=budget,
+            round_size=2,
+            steps=60,
+            observer=observe,
+        )
+        assert all(len(tried) <= budget for tried in trace.values())
         assert check_plans(result, people, actions, data.model) == []
     with pytest.raises(ConfigError, match="budget"):
         synthesize(data.model, people, actions, budget=3)  # budget is for best-first searches
