@@ -7,6 +7,11 @@ schema); action synthesis takes the catalogue, or, for a preset with a ``catalog
 "wachter", derives one from the schema. Results carry the preset's name as ``provenance["method"]`` and the
 verb it ran as ``provenance["verb"]``.
 
+Synthesis presets name the engine's parts: "ramakrishnan2020" is the exhaustive search
+(``search.Exhaustive()``), "ramakrishnan2020-objective" and "-gradient" are the paper's Algorithm 1,
+best-first on one of its score functions (``search.BestFirst(score=OBJECTIVE)``, ``...GRADIENT``). A new
+strategy is one class in ``search`` plus one line here.
+
 "wachter" (Wachter, Mittelstadt and Russell 2017) is ``synthesize`` over one generic action that moves every
 numeric direct feature at once, one parameter per feature, at cost the weighted L1 distance. With one
 action and ``max_length = 1`` the search is a single joint optimisation of distance + c * loss (adaptive c),

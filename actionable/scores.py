@@ -24,8 +24,8 @@ from actionable.goals import Goal, resolve_goal
 from actionable.models import TorchModel, as_model
 from actionable.program import Program
 from actionable.search import SCORES as SCORE_FUNCTIONS
-from actionable.search import allowed, gradient_scores, normal_form, swaps
-from actionable.synthesis import Tried, synthesize
+from actionable.search import Tried, allowed, gradient_scores, normal_form, swaps
+from actionable.synthesis import synthesize
 
 Score = Literal["vanilla", "objective", "gradient"]
 SCORES: tuple[Score, ...] = ("vanilla", "objective", "gradient")

@@ -8,9 +8,10 @@ paper's breadth-first baseline, "vanilla"), ``BestFirst(score=...)`` is the pape
 of its score functions (``VANILLA``, ``OBJECTIVE``, ``GRADIENT``), batched across people in rounds. The
 score functions are defined here once, for the live search and for ``scores.explore``'s replay.
 
-A strategy drives ``Trials`` (see ``synthesis``): it hands over batches of (sequence, person) pairs, which
-are optimised and verified there, and reads back each person's best verified cost (and, when it asks, each
-pair's outcome). A new strategy is one class here plus one line in ``registry``.
+A strategy drives ``Trials``: it hands over batches of (sequence, person) pairs, which are optimised and
+verified there, and reads back each person's best verified cost (and, when it asks, each pair's outcome).
+An optional ``observer`` sees every pair tried (``Tried``). A new strategy is one class here (a frozen
+dataclass deriving from ``Strategy``, with a ``name`` and a ``run``) plus one line in ``registry``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, NamedTuple
 
 import torch
 
@@ -30,6 +31,7 @@ from actionable.goals import Goal
 from actionable.models import TorchModel
 from actionable.program import Program
 from actionable.schema import DTYPE
+from actionable.verify import Best, Outcome, Verifier
 
 Sequences = list[tuple[int, ...]]
 Swap = list[list[bool]]
@@ -163,20 +165,62 @@ def gradient_scores(program: Program, model: TorchModel, goal: Goal, x: torch.Te
 
 
 # ------------------------------------------------------------------------------------ the search space
-class Trials(Protocol):
-    """What a strategy drives: ``people`` searched, the start states ``x0``, each person's best verified
-    cost so far (``best_cost``, infinity where none), and ``evaluate``, which optimises and verifies pairs
-    and, with ``outcomes``, returns each pair's (objective, state) for scoring its extensions."""
+class Tried(NamedTuple):
+    """One (sequence, person) pair tried, for an ``observer``: the input row, the action indices, the
+    objective of its rounded plan (see ``verify.Outcome``), its verified cost (inf if it failed), its end."""
 
-    people: int
-    x0: torch.Tensor
-    best_cost: torch.Tensor
+    row: int
+    sequence: tuple[int, ...]
+    objective: float
+    cost: float
+    state: torch.Tensor
 
-    def evaluate(
-        self, ids: torch.Tensor, rows: torch.Tensor, outcomes: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor] | None: ...
 
-    def gradients(self, x: torch.Tensor) -> torch.Tensor: ...
+Observer = Callable[[Tried], None]
+Optimise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ids, x0) -> parameters (raw units)
+
+
+class Trials:
+    """What a strategy drives: batches of (sequence, person) pairs, optimised by ``optimise`` (for instance
+    ``inner.Optimiser.run``) and checked by ``verifier``; each person's best verified plan is kept in
+    ``best`` (``best_cost``: infinity where none yet). ``x0``: the people's start states, ``rows``: their
+    input rows (what an ``observer`` is told)."""
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        optimise: Optimise,
+        x0: torch.Tensor,
+        rows: Sequence[int],
+        observer: Observer | None = None,
+    ) -> None:
+        self.verifier, self.optimise, self.observer = verifier, optimise, observer
+        self.program = verifier.program
+        self.x0, self.rows = x0, list(rows)
+        self.people = len(x0)
+        self.best = Best(self.people)
+        self.best_cost = self.best.cost
+
+    def evaluate(self, ids: torch.Tensor, rows: torch.Tensor, outcomes: bool = False) -> Outcome | None:
+        """Optimise and verify pairs (``rows``: each pair's person); with ``outcomes``, score them."""
+        ids = self.program.trim(ids)
+        x0 = self.x0[rows]
+        params = self.optimise(ids, x0)
+        checked = self.verifier.check(ids, x0, params, rows)
+        outcome = None
+        if outcomes or self.observer is not None:
+            outcome = self.verifier.outcome(ids, x0, params)
+        if self.observer is not None and outcome is not None:
+            for j in range(len(ids)):
+                seq = self.program.sequence(ids[j])
+                objective, cost = float(outcome.objective[j]), float(checked.cost[j])
+                self.observer(Tried(self.rows[int(rows[j])], seq, objective, cost, outcome.state[j]))
+        self.best.offer(checked, ids, rows, self.x0)
+        return outcome
+
+    def gradients(self, x: torch.Tensor) -> torch.Tensor:
+        """Per action, the gradient score at state ``x`` (see ``gradient_scores``)."""
+        return gradient_scores(self.program, self.verifier.model, self.verifier.goal, x)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -34,9 +34,9 @@ from actionable.models import TorchModel, as_model
 from actionable.program import Plan, Program
 from actionable.results import Recourse, RecourseBatch
 from actionable.schema import DTYPE, as_rows
-from actionable.search import GRADIENT, OBJECTIVE, BestFirst, Exhaustive, Space, Strategy, gradient_scores
+from actionable.search import GRADIENT, OBJECTIVE, BestFirst, Exhaustive, Observer, Space, Strategy, Trials
 from actionable.validation import FLAG, Rule, check, choice, real, whole
-from actionable.verify import Best, Outcome, Verifier
+from actionable.verify import Verifier
 
 MAX_LENGTH = 32  # longest sequence asked for; the search size (Space.levels) usually refuses far earlier
 MAX_WORK = 10**9  # default bound on pair-steps (sequences x rows x optimisation steps), see Space.levels
@@ -90,7 +90,8 @@ class SynthesisConfig:
             del values["search"]
         for name, value in check("synthesize", RULES, values).items():
             object.__setattr__(self, name, value)  # numpy and whole-float values stored as plain ints
-        object.__setattr__(self, "search", ALIASES.get(self.search, self.search))  # type: ignore[arg-type]
+        if isinstance(self.search, str):
+            object.__setattr__(self, "search", ALIASES.get(self.search, self.search))
         if self.budget is not None and not isinstance(self.strategy(), BestFirst):
             raise ConfigError(
                 f"synthesize: budget = {self.budget!r} applies to search='objective' or 'gradient' "
@@ -118,18 +119,6 @@ class SynthesisConfig:
         return out | {"search": self.strategy().label}
 
 
-class Tried(NamedTuple):
-    """One (sequence, person) pair tried, for an ``observer``: the input row, the action indices, the
-    objective of its rounded plan (see ``verify.Outcome``), its verified cost (inf if it failed), its end."""
-
-    row: int
-    sequence: tuple[int, ...]
-    objective: float
-    cost: float
-    state: torch.Tensor
-
-
-Observer = Callable[[Tried], None]
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -229,7 +218,7 @@ class _Run:
     def search(self, x0: torch.Tensor, rows: list[int]) -> dict[int, Plan]:
         """Best verified plan per person (index into ``x0``; ``rows``: their input rows)."""
         torch.manual_seed(self.config.seed)
-        trials = _Trials(self, x0, rows)
+        trials = Trials(self.verifier, self.optimiser.run, x0, rows, self.observer)
         with one_thread(self.config.chunk):  # batches are at most a chunk of pairs
             self.strategy.run(self.config.space(self.program), trials)
             polished = self.verifier.polish(trials.best.plans)
@@ -314,33 +303,3 @@ class _Run:
             "actions": list(self.program.actions.names),
             "version": __version__,
         }
-
-
-class _Trials:
-    """What the strategy drives: optimise and verify (sequence, person) pairs, keep each person's best."""
-
-    def __init__(self, run: _Run, x0: torch.Tensor, rows: list[int]) -> None:
-        self.run, self.x0, self.rows = run, x0, rows
-        self.people = len(x0)
-        self.best = Best(self.people)
-        self.best_cost = self.best.cost
-
-    def evaluate(self, ids: torch.Tensor, rows: torch.Tensor, outcomes: bool = False) -> Outcome | None:
-        """Optimise and verify pairs (``rows``: each pair's person); with ``outcomes``, score them."""
-        run = self.run
-        ids = run.program.trim(ids)
-        params = run.optimiser.run(ids, self.x0[rows])
-        checked = run.verifier.check(ids, self.x0[rows], params, rows)
-        outcome = None
-        if outcomes or run.observer is not None:
-            outcome = run.verifier.outcome(ids, self.x0[rows], params)
-        if run.observer is not None and outcome is not None:
-            for j in range(len(ids)):
-                seq = run.program.sequence(ids[j])
-                objective, cost = float(outcome.objective[j]), float(checked.cost[j])
-                run.observer(Tried(self.rows[int(rows[j])], seq, objective, cost, outcome.state[j]))
-        self.best.offer(checked, ids, rows, self.x0)
-        return outcome
-
-    def gradients(self, x: torch.Tensor) -> torch.Tensor:
-        return gradient_scores(self.run.program, self.run.model, self.run.goal, x)
