@@ -204,13 +204,8 @@ class _Run:
         config: SynthesisConfig,
         observer: Observer | None,
     ) -> None:
-        self.program, self.model, self.goal, self.config, self.observer = (
-            program,
-            model,
-            goal,
-            config,
-            observer,
-        )
+        self.program, self.model, self.goal = program, model, goal
+        self.config, self.observer = config, observer
         self.optimiser = Optimiser(program, model, goal, config.inner())
         self.verifier = Verifier(program, model, goal, config.margin)
         self.strategy = config.strategy()
@@ -260,19 +255,9 @@ class _Run:
                 text = self.verifier.not_found_text(person[k], self.config.max_length)
                 items.append(Recourse(row=row, status="not_found", error=text, **common_k))
             else:
-                x_after, p_after = after[k]
-                steps, cost = self.program.steps(plans[k]), plans[k].cost
-                items.append(
-                    Recourse(
-                        row=row,
-                        status="found",
-                        steps=steps,
-                        cost=cost,
-                        x_after=x_after,
-                        p_after=p_after,
-                        **common_k,
-                    )
-                )
+                plan: dict[str, Any] = {"steps": self.program.steps(plans[k]), "cost": plans[k].cost}
+                plan["x_after"], plan["p_after"] = after[k]
+                items.append(Recourse(row=row, status="found", **plan, **common_k))
         return RecourseBatch(tuple(items))
 
     def _after(self, plans: dict[int, Plan]) -> dict[int, tuple[dict[str, Any], float]]:
