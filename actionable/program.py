@@ -106,9 +106,15 @@ class Kernel:
         self.n_params = action.n_params
         bound = parsed(action)
         self.effects = [(schema[f], schema.slice(f), e) for f, e in bound["effects"].items()]
-        self.levels = [  # constant category effects: (block, level index), resolved here
-            (cols, f.level_index(e.evaluate({}))) for f, cols, e in self.effects if e.is_level
-        ]
+        self.levels: list[tuple[slice, int]] = []  # constant category effects: block, level index
+        self.blocks: dict[str, torch.Tensor] = {}  # the same as one-hot rows, for the rollout
+        for f, cols, e in self.effects:
+            if e.is_level:
+                level = f.level_index(e.evaluate({}))
+                self.levels.append((cols, level))
+                self.blocks[f.name] = torch.zeros(len(f.levels), dtype=DTYPE).index_fill(
+                    0, torch.tensor(level), 1.0
+                )
         self.cost = bound["cost"]
         self.pre: tuple[Condition, ...] = action.conditions("pre")
         self.post: tuple[Condition, ...] = action.conditions("post")
@@ -192,8 +198,10 @@ class Kernel:
             if isinstance(value, str):
                 if xs_after is xs:
                     xs_after = xs.clone()
-                block = torch.zeros(len(f.levels), dtype=xs.dtype)
-                block[f.level_index(value)] = 1.0
+                block = self.blocks.get(f.name)
+                if block is None:  # a level chosen by the state: found in the schema's levels now
+                    block = torch.zeros(len(f.levels), dtype=xs.dtype)
+                    block[f.level_index(value)] = 1.0
                 xs_after[:, cols] = block
             else:
                 numeric.append(torch.broadcast_to(torch.as_tensor(value, dtype=z.dtype), (n,)))
