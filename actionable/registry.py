@@ -7,6 +7,11 @@ schema); action synthesis takes the catalogue, or, for a preset with a ``catalog
 "wachter", derives one from the schema. Results carry the preset's name as ``provenance["method"]`` and the
 verb it ran as ``provenance["verb"]``.
 
+Synthesis presets name the engine's parts: "ramakrishnan2020" is the exhaustive search
+(``search.Exhaustive()``), "ramakrishnan2020-objective" and "-gradient" are the paper's Algorithm 1,
+best-first on one of its score functions (``search.BestFirst(score=OBJECTIVE)``, ``...GRADIENT``). A new
+strategy is one class in ``search`` plus one line here.
+
 "wachter" (Wachter, Mittelstadt and Russell 2017) is ``synthesize`` over one generic action that moves every
 numeric direct feature at once, one parameter per feature, at cost the weighted L1 distance. With one
 action and ``max_length = 1`` the search is a single joint optimisation of distance + c * loss (adaptive c),
@@ -31,6 +36,7 @@ from actionable.errors import ConfigError, did_you_mean
 from actionable.inverse import invert
 from actionable.results import RecourseBatch
 from actionable.schema import Schema
+from actionable.search import GRADIENT, OBJECTIVE, BestFirst, Exhaustive
 from actionable.synthesis import synthesize
 
 Spec = ActionSet | Schema
@@ -119,9 +125,21 @@ def direct_moves(schema: Schema) -> ActionSet:
 CATALOGUE: dict[str, Preset] = {
     "ramakrishnan2020": Preset(
         synthesize,
-        {"max_length": 4, "search": "bfs"},
+        {"max_length": 4, "search": Exhaustive()},
         "Ramakrishnan, Lee and Albarghouthi, Synthesizing action sequences for modifying model decisions, "
         "AAAI 2020: every sequence of up to 4 actions (the paper's L), parameters by Carlini-Wagner.",
+    ),
+    "ramakrishnan2020-objective": Preset(
+        synthesize,
+        {"max_length": 4, "search": BestFirst(score=OBJECTIVE)},
+        "Ramakrishnan et al. 2020, Algorithm 1 with the objective score: best-first on the optimised "
+        "objective of the sequence extended, pruned by the best verified cost.",
+    ),
+    "ramakrishnan2020-gradient": Preset(
+        synthesize,
+        {"max_length": 4, "search": BestFirst(score=GRADIENT)},
+        "Ramakrishnan et al. 2020, Algorithm 1 with the gradient score: best-first on the mean |gradient| "
+        "of the loss over the features the next action writes, pruned by the best verified cost.",
     ),
     "lash2017": Preset(
         invert,

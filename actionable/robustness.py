@@ -15,9 +15,9 @@ from actionable.actions import ActionSet
 from actionable.errors import ConfigError
 from actionable.goals import resolve_goal
 from actionable.models import as_model
+from actionable.program import Program
 from actionable.results import RecourseBatch
 from actionable.schema import DTYPE
-from actionable.synthesis import NOOP, SynthesisConfig, Synthesizer
 
 
 def survival(
@@ -35,32 +35,24 @@ def survival(
         raise ConfigError(f"survival: theta must be in [0, 1); got {theta}.")
     if samples < 1:
         raise ConfigError(f"survival: samples must be >= 1; got {samples}.")
+    program = Program(actions)
     torch_model = as_model(model, actions.schema)
-    engine = Synthesizer(torch_model, actions, resolve_goal(torch_model, goal), SynthesisConfig())
+    goal_ = resolve_goal(torch_model, goal)
     out = np.full(len(plans), np.nan)
     found = [r for r in plans if r.status == "found" and r.steps]
     if not found:
         return out
-    length = max(len(r.steps) for r in found)
-    index = {name: i for i, name in enumerate(actions.names)}
-    slots = max(engine.n_params, 1)
-    ids = torch.full((len(found), length), NOOP, dtype=torch.int64)
-    params = torch.zeros(len(found), length, slots, dtype=DTYPE)
-    for i, r in enumerate(found):
-        for j, step in enumerate(r.steps):
-            action = actions[step.action]
-            ids[i, j] = index[step.action]
-            for k, p in enumerate(action.params):
-                params[i, j, k] = float(step.params[p.name])
+    ids, params = program.encode_plans(found)
+    length, slots = params.shape[1], params.shape[2]
     x0 = actions.schema.encode(_frame([r.x_before for r in found], actions))
     generator = torch.Generator().manual_seed(seed)
     noise = 1 + theta * (2 * torch.rand((samples, *params.shape), generator=generator, dtype=DTYPE) - 1)
     noisy = (params[None] * noise).reshape(-1, length, slots)
     rep_ids = ids.repeat(samples, 1)
-    rounded = engine.round_params(rep_ids, noisy, "round")
+    rounded = program.round(rep_ids, noisy)
     with torch.no_grad():
-        path = engine.rollout(rep_ids, x0.repeat(samples, 1), rounded, exact=True)
-        ok = path.ok & engine.goal.satisfied(torch_model(path.x))
+        path = program.rollout(rep_ids, x0.repeat(samples, 1), rounded, exact=True)
+        ok = path.ok & goal_.satisfied(torch_model(path.x))
     rates = ok.reshape(samples, len(found)).to(DTYPE).mean(0).numpy()
     positions = [r.row for r in plans]
     for r, rate in zip(found, rates, strict=True):

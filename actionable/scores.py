@@ -20,12 +20,16 @@ import torch
 
 from actionable.actions import ActionSet
 from actionable.errors import ConfigError
-from actionable.goals import resolve_goal
-from actionable.models import as_model
-from actionable.synthesis import SynthesisConfig, Synthesizer, commutes, normal_form
+from actionable.goals import Goal, resolve_goal
+from actionable.models import TorchModel, as_model
+from actionable.program import Program
+from actionable.search import SCORES as SCORE_FUNCTIONS
+from actionable.search import Tried, allowed, gradient_scores, normal_form, swaps
+from actionable.synthesis import synthesize
 
 Score = Literal["vanilla", "objective", "gradient"]
 SCORES: tuple[Score, ...] = ("vanilla", "objective", "gradient")
+Outcomes = dict[tuple[int, ...], tuple[float, float, torch.Tensor]]
 
 
 def explore(
@@ -35,41 +39,45 @@ def explore(
 
     Columns: ``row``, ``optimum`` (cost), ``length`` (of the optimal plan), ``sequences`` (ordered sequences
     of length <= max_length) and ``tried_<score>`` for each score function (NaN where no plan exists).
+    ``options``: further keywords of ``synthesize`` (its exhaustive search records every outcome).
     """
     torch_model = as_model(model, actions.schema)
-    engine = Synthesizer(
-        torch_model,
-        actions,
-        resolve_goal(torch_model, goal),
-        SynthesisConfig(max_length=max_length, **options),
-    )
-    engine.trace = {}
-    batch = engine.run(X)
+    resolved = resolve_goal(torch_model, goal)
+    seen: dict[int, Outcomes] = {}
+
+    def record(tried: Tried) -> None:
+        seen.setdefault(tried.row, {})[tried.sequence] = (tried.objective, tried.cost, tried.state)
+
+    batch = synthesize(torch_model, X, actions, goal=goal, max_length=max_length, observer=record, **options)
+    program = Program(actions)
     errors = {r.row for r in batch if r.status == "error"}
-    x0 = actions.schema.encode(X.iloc[[i for i in range(len(X)) if i not in errors]])
-    needing = [r for r in batch if r.status in ("found", "not_found")]
     rows_in_x0 = [i for i in range(len(X)) if i not in errors]
+    x0 = actions.schema.encode(X.iloc[rows_in_x0])
     records = []
-    for person, r in enumerate(needing):
-        outcomes = engine.trace.get(person, {})
+    for r in batch:
+        if r.status not in ("found", "not_found"):
+            continue
+        outcomes = seen.get(r.row, {})
         best = min((cost for _, cost, _ in outcomes.values()), default=math.inf)
-        record: dict[str, Any] = {
+        entry: dict[str, Any] = {
             "row": r.row,
             "optimum": best if math.isfinite(best) else math.nan,
             "length": len(r.steps) if r.status == "found" else 0,
         }
         start = x0[rows_in_x0.index(r.row)]
         for score in SCORES:
-            tried, total = _replay(engine, outcomes, start, best, score, max_length)
-            record[f"tried_{score}"] = tried
-            record["sequences"] = total
-        records.append(record)
+            tried, total = _replay(program, torch_model, resolved, outcomes, start, best, score, max_length)
+            entry[f"tried_{score}"] = tried
+            entry["sequences"] = total
+        records.append(entry)
     return pd.DataFrame(records)
 
 
 def _replay(
-    engine: Synthesizer,
-    outcomes: dict[tuple[int, ...], tuple[float, float, torch.Tensor]],
+    program: Program,
+    model: TorchModel,
+    goal: Goal,
+    outcomes: Outcomes,
     x0: torch.Tensor,
     best: float,
     score: Score,
@@ -78,14 +86,12 @@ def _replay(
     """Algorithm 1 with one score function: the iteration at which a sequence as cheap as ``best`` is tried."""
     if score not in SCORES:
         raise ConfigError(f"score {score!r}: use one of {list(SCORES)}.")
-    acts = engine.acts
+    function = SCORE_FUNCTIONS[score]
+    acts = program.acts
     n = len(acts)
-    swap = [[commutes(acts[i], acts[j]) for j in range(n)] for i in range(n)]
+    swap = swaps(acts)
     total = sum(
-        1
-        for k in range(1, max_length + 1)
-        for s in itertools.product(range(n), repeat=k)
-        if _allowed(s, acts)
+        1 for k in range(1, max_length + 1) for s in itertools.product(range(n), repeat=k) if allowed(s, acts)
     )
     if not math.isfinite(best):
         return math.nan, total
@@ -95,18 +101,11 @@ def _replay(
     heap: list[tuple[float, int, tuple[int, ...]]] = []
 
     def push(prefix: tuple[int, ...]) -> None:
-        grads = engine.gradient_scores(states[prefix]) if score == "gradient" else None
+        grads = gradient_scores(program, model, goal, states[prefix]) if function.gradient else None
         for a in range(n):
             seq = (*prefix, a)
-            if not _allowed(seq, acts):
-                continue
-            if score == "vanilla":
-                key = float(len(seq))
-            elif score == "objective":
-                key = objectives[prefix]
-            else:
-                key = -float(grads[a])  # type: ignore[index]
-            heapq.heappush(heap, (key, next(counter), seq))
+            if allowed(seq, acts):
+                heapq.heappush(heap, (function.key(seq, objectives[prefix], grads), next(counter), seq))
 
     push(())
     tried = 0
@@ -120,7 +119,3 @@ def _replay(
         if len(seq) < max_length:
             push(seq)
     return math.nan, total
-
-
-def _allowed(seq: tuple[int, ...], acts: Any) -> bool:
-    return all(seq.count(a) == 1 or acts[a].repeatable for a in set(seq))

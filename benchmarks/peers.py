@@ -39,10 +39,12 @@ from synthesis import denied  # benchmarks/synthesis.py: the same 100 denied app
 import actionable
 from actionable.actions import ActionSet
 from actionable.goals import Goal, resolve_goal
+from actionable.inner import InnerConfig, Optimiser
 from actionable.models import TorchModel
 from actionable.models import layers as L
+from actionable.program import Program
 from actionable.schema import Schema
-from actionable.synthesis import SynthesisConfig, Synthesizer, synthesize
+from actionable.synthesis import synthesize
 
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE / "requirements-peers.txt"
@@ -605,10 +607,10 @@ def inner_loop(
     print(f"\n### Inner loop: {len(x0)} people x {steps} gradient steps on the German MLP\n")
     print("| loop | seconds median (min, max) | ms per 1000 steps |")
     print("|---|---|---|")
-    engine = Synthesizer(model, actions, goal, SynthesisConfig(steps=steps))
+    engine = Optimiser(Program(actions), model, goal, InnerConfig(steps=steps))
     ids = torch.full((len(x0), 1), actions.names.index("change_credit_amount"), dtype=torch.int64)
     cases = {
-        "actionable inner loop (one action, Adam, exact conditions)": lambda: engine.optimise(ids, x0),
+        "actionable inner loop (one action, Adam, exact conditions)": lambda: engine.run(ids, x0),
         "Wachter, eager batched torch": lambda: wachter(model, goal, x0, mad, steps=steps),
     }
     for label, call in cases.items():

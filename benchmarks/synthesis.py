@@ -26,9 +26,12 @@ import torch
 from actionable import datasets
 from actionable.actions import ActionSet
 from actionable.goals import resolve_goal
+from actionable.inner import InnerConfig, Optimiser
+from actionable.program import NOOP, Program
 from actionable.robustness import survival
 from actionable.scores import SCORES, explore
-from actionable.synthesis import NOOP, SynthesisConfig, Synthesizer, canonical_sequences, synthesize
+from actionable.search import canonical_sequences
+from actionable.synthesis import synthesize
 
 UNFAVOURABLE = {"german": "bad", "adult": "<=50K"}
 
@@ -128,9 +131,7 @@ def inner_loop_table(rows: int, steps: int = 200, repeats: int = 5) -> None:
     x0 = data.schema.encode(people)
     index = actions.names.index("change_credit_amount")
     one = torch.full((rows, 1), index, dtype=torch.int64)
-    sequences = engine_sequences(
-        Synthesizer(data.model, actions, resolve_goal(data.model), SynthesisConfig())
-    )
+    sequences = engine_sequences(actions)
     program = torch.as_tensor([list(s) + [NOOP] * (4 - len(s)) for s in sequences], dtype=torch.int64)
     cases: list[tuple[str, torch.Tensor, bool, int]] = [
         (f"ours, eager: one action x {rows} people", one, False, repeats),
@@ -150,19 +151,19 @@ def inner_loop_table(rows: int, steps: int = 200, repeats: int = 5) -> None:
     print("| loop | pairs | ms per step | ms per 1000 steps | warm-up s |")
     print("|---|---|---|---|---|")
     for label, pairs, compile_, runs in cases:
-        engine = Synthesizer(
-            data.model, actions, resolve_goal(data.model), SynthesisConfig(steps=steps, compile=compile_)
+        engine = Optimiser(
+            Program(actions), data.model, resolve_goal(data.model), InnerConfig(steps=steps, compile=compile_)
         )
         start = x0.repeat(len(pairs) // rows, 1)
         warm = "-"
         if compile_:
             started = time.perf_counter()
-            engine.optimise(pairs, start)
+            engine.run(pairs, start)
             warm = f"{time.perf_counter() - started:.1f}"
         times = []
         for _ in range(runs):
             started = time.perf_counter()
-            engine.optimise(pairs, start)
+            engine.run(pairs, start)
             times.append((time.perf_counter() - started) / steps * 1000)
         print(
             f"| {label} | {len(pairs)} | {_spread(times, 3)} | {_spread([t * 1000 for t in times], 0)} | {warm} |"
@@ -246,8 +247,8 @@ def floor_loop(
     return times, warm
 
 
-def engine_sequences(engine: Synthesizer) -> list[tuple[int, ...]]:
-    return [s for k in range(1, 5) for s in canonical_sequences(engine.acts, k)]
+def engine_sequences(actions: ActionSet) -> list[tuple[int, ...]]:
+    return [s for k in range(1, 5) for s in canonical_sequences(actions.actions, k)]
 
 
 def scores_table(rows: int, figure: str | None = None) -> None:
@@ -324,7 +325,7 @@ def optimality_table(rows: int, points_1d: int = 1601, points_2d: int = 201, mar
     grid for the same goal margin as ours."""
     data, actions, people = denied("german", rows)
     batch = synthesize(data.model, people, actions, max_length=2, margin=margin)
-    engine = Synthesizer(data.model, actions, resolve_goal(data.model), SynthesisConfig(max_length=2))
+    program, goal = Program(actions), resolve_goal(data.model)
     x0 = data.schema.encode(people)
     oracle = torch.full((len(people),), math.inf, dtype=torch.float64)
     started = time.perf_counter()
@@ -340,7 +341,7 @@ def optimality_table(rows: int, points_1d: int = 1601, points_2d: int = 201, mar
                 if axes
                 else torch.zeros(1, 0, dtype=torch.float64)
             )
-            params = torch.zeros(len(combos), length, max(engine.n_params, 1), dtype=torch.float64)
+            params = torch.zeros(len(combos), length, program.slots, dtype=torch.float64)
             k = 0
             for j, a in enumerate(seq):
                 for i in range(actions.actions[a].n_params):
@@ -349,8 +350,8 @@ def optimality_table(rows: int, points_1d: int = 1601, points_2d: int = 201, mar
             ids = torch.tensor(seq).repeat(len(combos), 1)
             for person in range(len(people)):
                 with torch.no_grad():
-                    path = engine.rollout(ids, x0[person].repeat(len(combos), 1), params, exact=True)
-                    valid = path.ok & (engine.goal.margin(data.model(path.x)) >= margin)
+                    path = program.rollout(ids, x0[person].repeat(len(combos), 1), params, exact=True)
+                    valid = path.ok & (goal.margin(data.model(path.x)) >= margin)
                 costs = torch.where(valid, path.step_costs.sum(1), math.inf)
                 oracle[person] = torch.minimum(oracle[person], costs.min())
     ours = torch.tensor([r.cost if r.status == "found" else math.inf for r in batch], dtype=torch.float64)

@@ -16,10 +16,10 @@ import torch
 from actionable import ConfigError, Feature, Schema, Target, as_model, attribute, datasets
 from actionable.actions import ActionSet
 from actionable.errors import ActionableError
-from actionable.goals import resolve_goal
 from actionable.inverse import invert
+from actionable.program import Program
 from actionable.results import Recourse
-from actionable.synthesis import SynthesisConfig, Synthesizer, synthesize
+from actionable.synthesis import SynthesisConfig, synthesize
 from tests.hostile import attempt, limited
 
 SCHEMA = Schema(
@@ -276,8 +276,8 @@ def test_bundled_defaults_are_not_refused() -> None:
         frame = pd.concat([data.X_test, data.X_train]).head(200)
         synth = synthesize(data.model, frame.head(1), actions, max_length=length, steps=1)
         assert synth.summary()["rows"] == 1
-        engine = Synthesizer(data.model, actions, resolve_goal(data.model), SynthesisConfig(max_length=10))
-        assert engine.plan_search(len(data.X_test) + len(data.X_train))  # the whole table, length 10
+        space = SynthesisConfig(max_length=10).space(Program(actions))
+        assert space.levels(len(data.X_test) + len(data.X_train))  # the whole table, length 10
 
 
 # ------------------------------------------------------------------------------- invert: big and valid

@@ -10,7 +10,6 @@ import torch
 
 from actionable import Feature, Schema, Target, as_model, datasets
 from actionable import inner as I
-from actionable import synthesis as S
 from actionable.actions import ActionSet
 from actionable.models import layers as L
 from actionable.synthesis import synthesize
@@ -125,7 +124,7 @@ def test_synthesis_agrees_with_and_without_the_fold(monkeypatch: pytest.MonkeyPa
     """The same plans (same actions, costs within rounding) when the model is called unfolded."""
     actions = ActionSet.from_toml(ACTIONS, SCHEMA)
     folded = synthesize(mlp(), PEOPLE, actions, max_length=2, steps=80)
-    monkeypatch.setattr(S, "split_affine", lambda model: None)
+    monkeypatch.setattr(I, "split_affine", lambda model: None)
     plain = synthesize(mlp(), PEOPLE, actions, max_length=2, steps=80)
     assert_same(folded, plain, rel=1e-3)
     assert sum(r.status == "found" for r in folded) >= 2
@@ -135,7 +134,7 @@ def test_synthesis_agrees_with_and_without_the_fold(monkeypatch: pytest.MonkeyPa
 def test_compiled_equals_eager(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
     """compile=True traces the same step (torch.func.grad instead of autograd): the same plans."""
     monkeypatch.setattr(I, "BACKEND", backend)
-    monkeypatch.setattr(S, "UNROLL", 1)  # the smallest program: quick to build
+    monkeypatch.setattr(I, "UNROLL", 1)  # the smallest program: quick to build
     actions = ActionSet.from_toml(ACTIONS, SCHEMA)
     eager = synthesize(mlp(), PEOPLE, actions, max_length=1, steps=41)
     with warnings.catch_warnings():
@@ -176,7 +175,7 @@ def test_missing_cxx_compiler_falls_back(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/g++",))
     monkeypatch.setattr(inductor_config, "fx_graph_cache", False)
-    monkeypatch.setattr(S, "UNROLL", 1)
+    monkeypatch.setattr(I, "UNROLL", 1)
     actions = ActionSet.from_toml(ACTIONS, SCHEMA)
     eager = synthesize(mlp(), PEOPLE.head(1), actions, max_length=1, steps=5)
     torch._dynamo.reset()

@@ -15,7 +15,7 @@ from scipy.optimize import linprog
 from sklearn.linear_model import LogisticRegression
 
 import actionable
-from actionable import ConfigError, Feature, Schema, Target, datasets, invert, registry, synthesize
+from actionable import ConfigError, Feature, Schema, Target, datasets, invert, registry, search, synthesize
 from actionable.actions import Action, ActionSet, Param
 from actionable.results import RecourseBatch
 from actionable.testing import check_method, check_plans
@@ -198,6 +198,39 @@ def test_wachter_on_the_german_default_model() -> None:
     for r in batch:
         categories = [f.name for f in german.schema.features if f.kind == "category"]
         assert {k: r.x_after[k] for k in categories} == {k: r.x_before[k] for k in categories}
+
+
+@dataclasses.dataclass(frozen=True)
+class Singles(search.Strategy):
+    """A new strategy as it would read in search.py: every one-action plan, every person at once."""
+
+    name = "singles"
+
+    def run(self, space: search.Space, trials: search.Trials) -> None:
+        n, k = trials.people, len(space.program.acts)
+        ids = space.program.pad([(a,) for a in range(k)])
+        trials.evaluate(ids.repeat_interleave(n, 0), torch.arange(n).repeat(k))
+
+
+def test_a_new_strategy_is_one_class_and_one_registry_line(
+    tiny: tuple[LogisticRegression, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, denied = tiny
+    monkeypatch.setitem(
+        registry.CATALOGUE, "singles", registry.Preset(synthesize, {"search": Singles()}, "one")
+    )
+    check_method("singles", model, denied, ACTIONS)  # the whole contract, through the registry
+    batch = registry.run("singles", model, denied, ACTIONS)
+    assert {r.provenance["config"]["search"] for r in batch} == {"singles"}
+    exhaustive = registry.run("ramakrishnan2020", model, denied, ACTIONS, max_length=1)
+    assert [(r.status, r.cost) for r in batch] == [(r.status, r.cost) for r in exhaustive]
+
+
+def test_presets_name_the_parts() -> None:
+    """ramakrishnan2020-objective is best-first on the objective score, -gradient on the gradient score."""
+    assert registry.get("ramakrishnan2020").defaults["search"] == search.Exhaustive()
+    assert registry.get("ramakrishnan2020-objective").defaults["search"] == search.BestFirst(search.OBJECTIVE)
+    assert registry.get("ramakrishnan2020-gradient").defaults["search"] == search.BestFirst(search.GRADIENT)
 
 
 def test_bad_names_specs_and_options_raise_config_errors(

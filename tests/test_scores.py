@@ -10,7 +10,7 @@ import pytest
 from actionable import datasets
 from actionable.actions import ActionSet
 from actionable.scores import explore
-from actionable.synthesis import canonical_sequences, commutes, normal_form
+from actionable.search import canonical_sequences, commutes, normal_form
 from tests.test_synthesis import PERSON, catalogue, linear_model
 
 

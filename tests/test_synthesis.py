@@ -16,7 +16,8 @@ import torch
 from actionable import ConfigError, DataError, Feature, Schema, Target, as_model, datasets
 from actionable.actions import ActionSet
 from actionable.results import RecourseBatch
-from actionable.synthesis import canonical_sequences, commutes, synthesize
+from actionable.search import VANILLA, BestFirst, Exhaustive, Tried, canonical_sequences, commutes
+from actionable.synthesis import SynthesisConfig, synthesize
 from actionable.testing import check_plans
 
 SCHEMA = Schema(
@@ -208,31 +209,68 @@ def test_describe_reads_as_numbered_sentences(german_run: tuple) -> None:  # typ
     assert text.startswith("1. ") and "probability of the favourable outcome" in text
 
 
-@pytest.mark.parametrize("search", ["objective", "gradient"])
-def test_best_first_without_budget_finds_the_exhaustive_optimum(german_run: tuple, search: str) -> None:  # type: ignore[type-arg]
+@pytest.mark.parametrize("search", ["objective", "gradient", BestFirst(score=VANILLA)])
+def test_best_first_without_budget_finds_the_exhaustive_optimum(german_run: tuple, search: Any) -> None:  # type: ignore[type-arg]
     data, actions, denied, batch = german_run
     people = denied.head(4)
-    ours = synthesize(data.model, people, actions, max_length=3, steps=150, search=search)  # type: ignore[arg-type]
+    ours = synthesize(data.model, people, actions, max_length=3, steps=150, search=search)
     assert [r.cost for r in ours] == pytest.approx([r.cost for r in list(batch)[:4]], rel=1e-9)
     assert check_plans(ours, people, actions, data.model) == []
 
 
 def test_budget_limits_sequences_per_person() -> None:
-    from actionable.goals import resolve_goal
-    from actionable.synthesis import SynthesisConfig, Synthesizer
-
     data = datasets.load("german")
     actions = ActionSet.from_toml(data.path / "actions.toml", data.schema)
     people = data.X_test[data.model.predict(data.X_test) == "bad"].head(3)
     for budget in (1, 5):
-        config = SynthesisConfig(search="gradient", budget=budget, round_size=2, steps=60)
-        engine = Synthesizer(data.model, actions, resolve_goal(data.model), config)
-        engine.trace = {}
-        result = engine.run(people)
-        assert all(len(tried) <= budget for tried in engine.trace.values())
+        trace: dict[int, set[tuple[int, ...]]] = {}
+
+        def observe(tried: Tried, trace: dict[int, set[tuple[int, ...]]] = trace) -> None:
+            trace.setdefault(tried.row, set()).add(tried.sequence)
+
+        result = synthesize(
+            data.model,
+            people,
+            actions,
+            search="gradient",
+            budget=budget,
+            round_size=2,
+            steps=60,
+            observer=observe,
+        )
+        assert all(len(tried) <= budget for tried in trace.values())
         assert check_plans(result, people, actions, data.model) == []
     with pytest.raises(ConfigError, match="budget"):
         synthesize(data.model, people, actions, budget=3)  # budget is for best-first searches
+
+
+def test_breadth_first_is_vanilla_and_bfs_its_alias(german_run: tuple) -> None:  # type: ignore[type-arg]
+    """One name for the exhaustive (breadth-first) search: "vanilla"; "bfs", its former name in the API and
+    the CLI, is still accepted and means the same search; a Strategy instance is taken as it is."""
+    data, actions, denied, batch = german_run
+    people = denied.head(2)
+    assert SynthesisConfig(search="bfs").search == "vanilla" == SynthesisConfig().search
+    assert SynthesisConfig(search="bfs").strategy() == Exhaustive()
+    runs = [
+        synthesize(data.model, people, actions, max_length=3, steps=150, search=search)
+        for search in ("bfs", "vanilla", Exhaustive())
+    ]
+    for run in runs:
+        assert [(r.status, r.cost, r.steps) for r in run] == [(r.status, r.cost, r.steps) for r in batch][:2]
+        assert {r.provenance["config"]["search"] for r in run} == {"vanilla"}
+
+
+def test_observer_sees_every_pair_tried() -> None:
+    """The observer replaces the trace flag: one call per (sequence, person) pair, with its verified cost."""
+    seen: list[Tried] = []
+    people = pd.concat([PERSON, PERSON.assign(a=100.0, b=100.0), PERSON], ignore_index=True)
+    batch = synthesize(
+        linear_model(), people, catalogue("d / 10", "d / 5"), max_length=2, observer=seen.append
+    )
+    assert {t.row for t in seen} == {0, 2}  # the favourable row 1 is not searched
+    assert {t.sequence for t in seen if t.row == 0} == {(0,), (1,), (0, 1)}
+    best = min(t.cost for t in seen if t.row == 0)
+    assert batch[0].cost <= best + 1e-12  # polishing only lowers the best verified cost
 
 
 def _all_orders_canonical(actions: list[Any], length: int) -> list[tuple[int, ...]]:

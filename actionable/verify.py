@@ -1,0 +1,206 @@
+"""The exact re-check that alone may say ``found``; polishing of winning plans; dropping idle steps.
+
+A plan passes only when, replayed exactly on rounded parameters (``Program.rollout(..., exact=True)``:
+integer features whole after every action, conditions as booleans), every condition, bound and direction
+holds, the model's own decision is favourable (``Goal.satisfied``: argmax, ties included) and every step's
+cost is finite and >= 0 (a negative cost would make a longer plan look cheaper: a step padded on to lower
+the total). Plans refused for their costs alone are noted per person, for the record's error text.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from actionable.goals import Goal
+from actionable.models import TorchModel
+from actionable.program import NOOP, Plan, Program, Rounding
+from actionable.schema import DTYPE
+
+ROUNDINGS: tuple[Rounding, ...] = ("round", "floor", "ceil")
+
+
+class Checked(NamedTuple):
+    """Per pair: whether some rounding passed, and the cheapest passing one's cost, parameters, step costs
+    and final state (the start and infinity where none passed)."""
+
+    found: torch.Tensor
+    cost: torch.Tensor
+    params: torch.Tensor
+    step_costs: torch.Tensor
+    x: torch.Tensor
+
+
+class Outcome(NamedTuple):
+    """Per pair, for scoring extensions: the objective of the rounded plan (exact cost + 10 x the goal
+    margin it still misses + 10 if a condition fails) and the state it reaches."""
+
+    objective: torch.Tensor
+    state: torch.Tensor
+
+
+def proper_costs(step_costs: torch.Tensor) -> torch.Tensor:
+    """Per plan (rows of ``step_costs``): every step's cost is finite and >= 0 (no-op steps cost 0)."""
+    return (torch.isfinite(step_costs) & (step_costs >= 0)).all(-1)
+
+
+class Best:
+    """Each person's cheapest verified plan so far (``cost``: infinity where there is none yet)."""
+
+    def __init__(self, people: int) -> None:
+        self.cost = torch.full((people,), math.inf, dtype=DTYPE)
+        self.plans: dict[int, Plan] = {}
+
+    def offer(self, checked: Checked, ids: torch.Tensor, rows: torch.Tensor, x0: torch.Tensor) -> None:
+        """Keep the verified pairs that beat their person's best plan (``rows``: each pair's person)."""
+        for j in torch.nonzero(checked.found).flatten().tolist():
+            row = int(rows[j])
+            if checked.cost[j] < self.cost[row]:
+                self.cost[row] = checked.cost[j]
+                length = int((ids[j] != NOOP).sum())
+                self.plans[row] = Plan(
+                    ids=tuple(ids[j, :length].tolist()),
+                    params=checked.params[j, :length],
+                    step_costs=checked.step_costs[j, :length],
+                    x=checked.x[j],
+                    x0=x0[row],
+                )
+
+
+class Verifier:
+    """The exact check of plans for one model, goal and margin, with the costs it had to refuse."""
+
+    def __init__(self, program: Program, model: TorchModel, goal: Goal, margin: float) -> None:
+        self.program, self.model, self.goal, self.margin = program, model, goal, margin
+        # per person checked: action name -> the negative / non-finite cost that made a plan invalid
+        self.refused: dict[int, dict[str, float]] = {}
+
+    def check(
+        self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> Checked:
+        """Replay each plan exactly on rounded parameters; the cheapest rounding that passes is kept.
+
+        ``rows`` (each pair's person): where given, plans refused only for their costs are noted.
+        """
+        batch = len(ids)
+        found = torch.zeros(batch, dtype=torch.bool)
+        cost = torch.full((batch,), math.inf, dtype=DTYPE)
+        final = params.clone()
+        step_costs = torch.zeros(ids.shape, dtype=DTYPE)
+        x_final = x0.clone()
+        with torch.no_grad():
+            for mode in ROUNDINGS:
+                rounded = self.program.round(ids, params, mode)
+                path = self.program.rollout(ids, x0, rounded, exact=True)
+                total = path.step_costs.sum(1)
+                passes = path.ok & self.goal.satisfied(self.model(path.x))
+                priced = proper_costs(path.step_costs)
+                if rows is not None:
+                    self._note_refused(ids, rows, path.step_costs, passes & ~priced)
+                valid = passes & priced & (total < cost)
+                found |= valid
+                cost = torch.where(valid, total, cost)
+                final[valid] = rounded[valid]
+                step_costs[valid] = path.step_costs[valid]
+                x_final[valid] = path.x[valid]
+        return Checked(found, cost, final, step_costs, x_final)
+
+    def _note_refused(
+        self, ids: torch.Tensor, rows: torch.Tensor, step_costs: torch.Tensor, refused: torch.Tensor
+    ) -> None:
+        """Remember, per person, the actions whose negative or non-finite cost made a passing plan invalid."""
+        for j in torch.nonzero(refused).flatten().tolist():
+            notes = self.refused.setdefault(int(rows[j]), {})
+            for a, c in zip(ids[j].tolist(), step_costs[j].tolist(), strict=True):
+                if a != NOOP and not (math.isfinite(c) and c >= 0):
+                    notes.setdefault(self.program.acts[a].name, c)
+
+    def not_found_text(self, person: int, max_length: int) -> str:
+        """The error text of a person with no verified plan, naming any refused step costs."""
+        text = f"no verified plan of at most {max_length} actions"
+        notes = self.refused.get(person)
+        if notes:
+            named = ", ".join(f"{name!r} (cost {cost:g})" for name, cost in sorted(notes.items()))
+            text += (
+                f"; plans that reach the goal were refused because a step's cost is negative or not "
+                f"finite: {named}; fix the cost expression of that action so it is >= 0 on every state"
+            )
+        return text
+
+    def outcome(self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor) -> Outcome:
+        """Each pair's rounded plan scored for the search (see ``Outcome``)."""
+        with torch.no_grad():
+            path = self.program.rollout(ids, x0, self.program.round(ids, params), exact=True)
+            missing = torch.relu(self.margin - self.goal.margin(self.model(path.x)))
+        objective = path.step_costs.sum(1) + 10 * missing + torch.where(path.ok, 0.0, 10.0)
+        return Outcome(objective, path.x)
+
+    # ------------------------------------------------------------------------------- finishing
+    def polish(self, best: dict[int, Plan], points: int = 48) -> dict[int, Plan]:
+        """Shrink each winning plan's parameters toward their no-change values, checked exactly.
+
+        Rounding (whole months, whole units) is a step function the continuous optimisation cannot see, so
+        a smaller change often reaches the same rounded state. Candidates: all parameters shrunk together,
+        and each step's alone, by factors in (0, 1]; each is replayed exactly and must keep the plan's goal
+        margin (at least ``margin``, or what the plan had). The cheapest valid candidate wins.
+        """
+        if not best:
+            return best
+        rows = list(best)
+        plans = [best[r] for r in rows]
+        ids, params = self.program.stack(plans)
+        width, slots = ids.shape[1], params.shape[2]
+        _, _, init = self.program.boxes(ids)
+        factors = torch.linspace(0, 1, points + 1, dtype=DTYPE)[1:]
+        masks = [torch.ones(width, dtype=DTYPE)] + [torch.eye(width, dtype=DTYPE)[j] for j in range(width)]
+        candidates = []
+        for mask in masks:  # shrink = init + f (p - init) on the masked steps, unchanged elsewhere
+            f = 1 - mask[None, :, None] * (1 - factors[:, None, None])
+            candidates.append(init[:, None] + f[None] * (params - init)[:, None])
+        cand = torch.cat(candidates, dim=1)  # (plans, candidates, steps, slots)
+        per = cand.shape[1]
+        flat_ids = ids.repeat_interleave(per, 0)
+        flat = self.program.round(flat_ids, cand.reshape(-1, width, slots))
+        x0 = torch.stack([p.x0 for p in plans])
+        with torch.no_grad():
+            path = self.program.rollout(flat_ids, x0.repeat_interleave(per, 0), flat, exact=True)
+            out = self.model(path.x)
+            margin = self.goal.margin(out).reshape(len(rows), per)
+            own = self.goal.margin(self.model(torch.stack([p.x for p in plans])))
+        need = torch.minimum(own, torch.full_like(own, self.margin)).clamp_min(0)
+        total = path.step_costs.sum(1).reshape(len(rows), per)
+        valid = (
+            path.ok.reshape(len(rows), per)
+            & (margin >= need[:, None])
+            & self.goal.satisfied(out).reshape(len(rows), per)
+            & proper_costs(path.step_costs).reshape(len(rows), per)
+        )
+        total = torch.where(valid, total, torch.inf)
+        choice = total.argmin(1)
+        polished = dict(best)
+        for i, r in enumerate(rows):
+            k = int(choice[i])
+            if bool(valid[i, k]) and float(total[i, k]) < float(plans[i].step_costs.sum()) - 1e-12:
+                n, j = len(plans[i].ids), i * per + k
+                polished[r] = plans[i].but(params=flat[j, :n], step_costs=path.step_costs[j, :n], x=path.x[j])
+        return polished
+
+    def without_idle_steps(self, plan: Plan) -> Plan:
+        """Drop steps that change nothing and cost nothing (e.g. 'study 0 more years'): same plan, shorter."""
+        ids = torch.as_tensor(plan.ids, dtype=torch.int64)[None, :]
+        keep = []
+        x = plan.x0[None, :]
+        with torch.no_grad():
+            for j in range(len(plan.ids)):
+                step = self.program.rollout(ids[:, j : j + 1], x, plan.params[None, j : j + 1], exact=True)
+                if not (torch.equal(step.x, x) and float(plan.step_costs[j]) == 0.0):
+                    keep.append(j)
+                x = step.x
+        index = torch.as_tensor(keep, dtype=torch.int64)
+        return plan.but(
+            ids=tuple(plan.ids[j] for j in keep),
+            params=plan.params[index],
+            step_costs=plan.step_costs[index],
+        )
