@@ -6,8 +6,10 @@ the error family, and the three verbs built on them: ``attribute`` (with ``advis
 Bundled data: ``actionable.datasets``.
 """
 
-__version__ = "0.1.0"
+from actionable._version import __version__
 
+# isort: split
+# (first, while a module still reads ``from actionable import __version__``)
 from actionable import registry
 from actionable.actions import Action, ActionSet, Param
 from actionable.advice import advise_gradient

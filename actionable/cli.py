@@ -802,7 +802,7 @@ def invert_command(
     """Budget-constrained inverse classification (Lash et al.): the best change within each budget."""
     _writable(reads=(data, schema, lash_indices, model, indirect_model), json=json_path, figure=figure)
     from actionable.inverse import invert_sweep, plot_curves, sweep_curve
-    from actionable.lash import reference_curve
+    from actionable.lash import reference_curve, schema_from_indices
     from actionable.models import load_model
     from actionable.schema import Schema
 
@@ -833,7 +833,7 @@ def invert_command(
             raw = read_csv(data, the_schema)
         else:
             raw = read_csv(data)
-            the_schema = Schema.from_lash_indices(lash_indices, raw)  # type: ignore[arg-type]
+            the_schema = schema_from_indices(lash_indices, raw)  # type: ignore[arg-type]
         the_model = load_model(model, schema=the_schema)
         the_indirect = load_model(indirect_model, schema=the_schema) if indirect_model is not None else None
         frame = raw

@@ -622,13 +622,6 @@ class Schema:
             tgt = Target(target, favourable=favourable, classes=classes if favourable is not None else ())
         return cls(tuple(features), tgt)
 
-    @classmethod
-    def from_lash_indices(cls, path: str | Path, data: str | Path | pd.DataFrame) -> Schema:
-        """Import the index-file format of Lash et al.'s inverse-classification code (see ``lash`` module)."""
-        from actionable.lash import schema_from_indices
-
-        return schema_from_indices(path, data)
-
 
 # ---------------------------------------------------------------- helpers
 FEATURE_KEYS = {

@@ -16,8 +16,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from actionable import __version__
 from actionable import layers as L
+from actionable._version import __version__
 from actionable.errors import ConfigError, DataError
 from actionable.models import TorchModel
 from actionable.schema import DTYPE, Schema
