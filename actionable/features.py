@@ -85,35 +85,16 @@ class Feature:
         _choice(where, "kind", self.kind, KINDS)
         _choice(where, "mutability", self.mutability, MUTABILITIES)
         _choice(where, "direction", self.direction, DIRECTIONS)
-        if self.kind == "category" and self.direction != "both":
+        if self.is_category and self.direction != "both":
             raise SpecError(
                 f"{where}: direction = {self.direction!r} on a category feature would be ignored (its levels "
                 "have no order); direction applies to real, integer and binary features, so remove it."
             )
-        if self.kind == "category":
-            if not isinstance(self.levels, list | tuple) or len(self.levels) > MAX_LEVELS:
-                raise SpecError(
-                    f"{where}: 'levels' must be a list of at most {MAX_LEVELS} strings; "
-                    f"got {shown(self.levels)} ({type_name(self.levels)})."
-                )
-            for level in self.levels:
-                if not isinstance(level, str) or len(level) > MAX_NAME:
-                    raise SpecError(
-                        f"{where}: each level must be a string of at most {MAX_NAME} characters; got "
-                        f'{shown(level)} ({type_name(level)}); quote it, e.g. levels = ["a", "b"].'
-                    )
-            levels = tuple(self.levels)
-            if len(levels) < 2:
-                raise SpecError(
-                    f"{where}: a category needs 'levels' with at least two entries; got {levels!r}."
-                )
-            if len(set(levels)) != len(levels):
-                raise SpecError(f"{where}: 'levels' has duplicates: {levels!r}. List each level once.")
-            object.__setattr__(self, "levels", levels)
-            object.__setattr__(self, "bounds", (0.0, float(len(levels) - 1)))
+        if self.is_category:
+            self._check_levels(where)
         elif self.levels:
             raise SpecError(f"{where}: 'levels' is only for kind = 'category' (this one is {self.kind!r}).")
-        if self.kind == "binary":
+        if self.is_binary:
             if (
                 not isinstance(self.bounds, list | tuple)
                 or not all(is_number(b) for b in self.bounds)
@@ -123,6 +104,31 @@ class Feature:
             object.__setattr__(self, "bounds", (0.0, 1.0))
         lo, hi = _bounds(where, self.bounds)
         object.__setattr__(self, "bounds", (lo, hi))
+        self._check_costs(where)
+
+    def _check_levels(self, where: str) -> None:
+        """A category's levels: a list of distinct strings, at least two; its bounds are their positions."""
+        if not isinstance(self.levels, list | tuple) or len(self.levels) > MAX_LEVELS:
+            raise SpecError(
+                f"{where}: 'levels' must be a list of at most {MAX_LEVELS} strings; "
+                f"got {shown(self.levels)} ({type_name(self.levels)})."
+            )
+        for level in self.levels:
+            if not isinstance(level, str) or len(level) > MAX_NAME:
+                raise SpecError(
+                    f"{where}: each level must be a string of at most {MAX_NAME} characters; got "
+                    f'{shown(level)} ({type_name(level)}); quote it, e.g. levels = ["a", "b"].'
+                )
+        levels = tuple(self.levels)
+        if len(levels) < 2:
+            raise SpecError(f"{where}: a category needs 'levels' with at least two entries; got {levels!r}.")
+        if len(set(levels)) != len(levels):
+            raise SpecError(f"{where}: 'levels' has duplicates: {levels!r}. List each level once.")
+        object.__setattr__(self, "levels", levels)
+        object.__setattr__(self, "bounds", (0.0, float(len(levels) - 1)))
+
+    def _check_costs(self, where: str) -> None:
+        """Each cost given is a finite number >= 0, stored as a float."""
         for key in ("cost_up", "cost_down"):
             cost = getattr(self, key)
             if cost is None:
@@ -142,19 +148,19 @@ class Feature:
     @property
     def width(self) -> int:
         """Columns this feature takes in the canonical tensor."""
-        return len(self.levels) if self.kind == "category" else 1
+        return len(self.levels) if self.is_category else 1
 
     @property
     def columns(self) -> tuple[str, ...]:
         """Names of this feature's canonical columns (``name=level`` for a one-hot block)."""
-        if self.kind == "category":
+        if self.is_category:
             return tuple(f"{self.name}={level}" for level in self.levels)
         return (self.name,)
 
     @property
     def mutable(self) -> bool:
         """Whether anything may change it (directly, or through the indirect model)."""
-        return self.mutability != "fixed"
+        return not self.is_fixed
 
     # Predicates, so code asks what a feature is instead of comparing kind strings.
     @property

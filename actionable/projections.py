@@ -62,6 +62,12 @@ def project_weighted_l1_ball(
     ``method="shrink"`` is Lash et al.'s original step: clip((1 - s) * delta, lower, upper) with the
     smallest common s in [0, 1] that meets the budget (bisection). It is *not* a projection; it exists
     only to reproduce their published numbers.
+
+    A change of (3, -2) at unit costs on a budget of 3 shrinks both coordinates by 1:
+
+    >>> import numpy as np
+    >>> project_weighted_l1_ball(np.array([[3.0, -2.0]]), 3.0, 1.0, 1.0, -5.0, 5.0).tolist()
+    [[2.0, -1.0]]
     """
     t, back = _tensor(delta)
     if t.ndim not in (1, 2):

@@ -85,29 +85,7 @@ def read_toml(source: str | Path, kind: str) -> tuple[dict[str, Any], str]:
     if isinstance(source, Path) or (
         "\n" not in source and (source.endswith(".toml") or (source.strip() and "=" not in source))
     ):
-        path = Path(source)
-        if path.is_dir():
-            raise SpecError(f"{path}: is a folder; give the path of a {kind} TOML file in it.")
-        if not path.is_file():
-            raise SpecError(f"{path}: no such file. Give the path of a {kind} TOML file.")
-        where = path.name
-        try:
-            size = path.stat().st_size
-            if size > MAX_FILE_BYTES:
-                raise SpecError(_too_big(where, size, kind))
-            raw = path.read_bytes()[: MAX_FILE_BYTES + 1]
-        except OSError as exc:
-            raise SpecError(
-                f"{where}: cannot be read ({exc.strerror}); check the file's permissions."
-            ) from None
-        if len(raw) > MAX_FILE_BYTES:
-            raise SpecError(_too_big(where, len(raw), kind))
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise SpecError(f"{path}: not UTF-8 text ({exc}); save the {kind} file as UTF-8.") from None
-        if not text.strip():
-            raise SpecError(f"{where}: the file is empty; write the {kind} tables into it.")
+        text, where = _read_file(Path(source), kind)
     else:
         text, where = source, f"{kind} text"
         if len(text) > MAX_FILE_BYTES:
@@ -138,6 +116,31 @@ def read_toml(source: str | Path, kind: str) -> tuple[dict[str, Any], str]:
             "write a smaller number, or inf for an unbounded end."
         )
     return data, where
+
+
+def _read_file(path: Path, kind: str) -> tuple[str, str]:
+    """A spec file's text (at most ``MAX_FILE_BYTES``, UTF-8, not empty) and its name for messages."""
+    if path.is_dir():
+        raise SpecError(f"{path}: is a folder; give the path of a {kind} TOML file in it.")
+    if not path.is_file():
+        raise SpecError(f"{path}: no such file. Give the path of a {kind} TOML file.")
+    where = path.name
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SpecError(_too_big(where, size, kind))
+        raw = path.read_bytes()[: MAX_FILE_BYTES + 1]
+    except OSError as exc:
+        raise SpecError(f"{where}: cannot be read ({exc.strerror}); check the file's permissions.") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise SpecError(_too_big(where, len(raw), kind))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text ({exc}); save the {kind} file as UTF-8.") from None
+    if not text.strip():
+        raise SpecError(f"{where}: the file is empty; write the {kind} tables into it.")
+    return text, where
 
 
 def _huge_integer(value: Any) -> int | None:
