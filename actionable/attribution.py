@@ -25,6 +25,21 @@ from actionable.results import Attribution
 from actionable.schema import DTYPE, Schema
 from actionable.validation import whole
 
+__all__ = [
+    "CHUNK",
+    "METHODS",
+    "RULES",
+    "STEPS",
+    "Method",
+    "as_differentiable",
+    "attribute",
+    "per_raw_feature",
+    "quadrature",
+    "standard_deviations",
+    "training_mean",
+]
+
+
 Method = Literal["gradient", "gradient_x_input", "integrated_gradients", "deeplift", "coefficients"]
 METHODS: tuple[str, ...] = (
     "gradient",
@@ -224,7 +239,7 @@ def standard_deviations(schema: Schema, frame: pd.DataFrame) -> pd.Series:
     """
     clean = schema.validate(frame)
     values = {
-        f.name: 1.0 if f.kind == "category" else float(clean[f.name].to_numpy(np.float64).std())
+        f.name: 1.0 if f.is_category else float(clean[f.name].to_numpy(np.float64).std())
         for f in schema.features
     }
     values = {name: sd if sd > 0 else 1.0 for name, sd in values.items()}

@@ -92,7 +92,7 @@ def deeplift(
                 dh, dout = h[:n] - h[n:], out[:n] - out[n:]
                 ratio = torch.where(dh.abs() < EPS, slope(h[:n]), dout / torch.where(dh.abs() < EPS, 1.0, dh))
                 multiplier = torch.cat([ratio, torch.zeros_like(ratio)])
-            h = _Rescale.apply(h, out, multiplier)
+            h = _Rescale.apply(h, out, multiplier)  # type: ignore[no-untyped-call, unused-ignore]
         if probability:
             weights = _softmax_multipliers(h[:n].detach(), h[n:].detach(), index)
             (grad,) = torch.autograd.grad(h[:n], start, grad_outputs=weights)

@@ -18,6 +18,13 @@ from actionable.errors import ConfigError, did_you_mean
 from actionable.models import TorchModel
 from actionable.results import PROBABILITY
 
+__all__ = [
+    "Goal",
+    "GoalKind",
+    "resolve_goal",
+]
+
+
 GoalKind = Literal["class", "probability", "above", "below"]
 
 
@@ -41,7 +48,9 @@ class Goal:
             others = torch.cat([out[..., : self.index], out[..., self.index + 1 :]], dim=-1)
             return target - others.max(dim=-1).values
         if self.kind == "probability":
-            return torch.log_softmax(out, dim=-1)[..., self.index] - math.log(float(self.threshold))  # type: ignore[arg-type]
+            threshold = float(self.threshold)  # type: ignore[arg-type]
+            log_p: torch.Tensor = torch.log_softmax(out, dim=-1)[..., self.index]
+            return log_p - math.log(threshold)
         value = out[..., self.index]
         return value - self.threshold if self.kind == "above" else self.threshold - value  # type: ignore[operator]
 

@@ -17,6 +17,14 @@ import pandas as pd
 from actionable.errors import SpecError
 from actionable.schema import Direction, Feature, Kind, Mutability, Schema, Target
 
+__all__ = [
+    "DESIGNATIONS",
+    "DIRECTIONS",
+    "reference_curve",
+    "schema_from_indices",
+]
+
+
 DESIGNATIONS: dict[str, Mutability | None] = {
     "id": None,
     "target": None,

@@ -122,7 +122,7 @@ class Schema:
 
     @property
     def width(self) -> int:
-        return self._slices[-1].stop
+        return int(self._slices[-1].stop)
 
     def __len__(self) -> int:
         return len(self.features)
