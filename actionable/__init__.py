@@ -6,9 +6,8 @@ the error family, and the three verbs built on them: ``attribute`` (with ``advis
 Bundled data: ``actionable.datasets``.
 """
 
-__version__ = "0.1.0"
-
 from actionable import registry
+from actionable._version import __version__
 from actionable.actions import Action, ActionSet, Param
 from actionable.advice import advise_gradient
 from actionable.attribution import attribute

@@ -23,6 +23,11 @@ from actionable.models import TorchModel
 from actionable.results import Advice, FeatureAdvice
 from actionable.schema import DTYPE, Feature, Schema
 
+__all__ = [
+    "advise_gradient",
+    "gradient_table",
+]
+
 
 def advise_gradient(
     model: Any,
@@ -78,7 +83,7 @@ def advise_gradient(
     for (feature, direction, per_sd, change, to, moved), value in zip(candidates, after, strict=True):
         effect = float(value) - before
         linear = float(grad[0] @ (moved - x0[0]))
-        if feature.kind in ("category", "binary") and sign * effect <= 0:
+        if (feature.is_category or feature.is_binary) and sign * effect <= 0:
             continue
         items.append((feature, direction, per_sd, change, to, effect, linear))
     items.sort(key=lambda it: -(abs(it[2]) if not math.isnan(it[2]) else sign * it[5]))
@@ -102,19 +107,23 @@ def _sds(schema: Schema, scale: pd.Series | None) -> dict[str, float]:
     return values
 
 
+def _may(feature: Feature, direction: str) -> bool:
+    """Whether the feature's declared direction allows a move this way (``increase`` or ``decrease``)."""
+    return feature.may_increase if direction == "increase" else feature.may_decrease
+
+
 def _moves(
     schema: Schema, feature: Feature, x: torch.Tensor, grad: torch.Tensor, sign: float, sd: float, step: float
 ) -> list[tuple[Feature, str, float, float, Any, torch.Tensor]]:
     """The candidate moves of one feature: (feature, direction, per_sd, change, to, moved canonical row)."""
     cols = schema.slice(feature.name)
-    if feature.kind == "category":
+    if feature.is_category:
         current = int(x[cols].argmax())
         order = range(len(feature.levels))
         allowed = [
             k
             for k in order
-            if k != current
-            and (feature.direction == "both" or (k > current) == (feature.direction == "increase"))
+            if k != current and (feature.may_increase if k > current else feature.may_decrease)
         ]
         out = []
         for k in allowed:
@@ -125,10 +134,10 @@ def _moves(
         return out
     value = float(x[cols.start])
     lo, hi = feature.bounds
-    if feature.kind == "binary":
+    if feature.is_binary:
         new = 1.0 - value
         direction = "increase" if new > value else "decrease"
-        if feature.direction not in ("both", direction):
+        if not _may(feature, direction):
             return []
         moved = x.clone()
         moved[cols.start] = new
@@ -137,10 +146,10 @@ def _moves(
     if helpful == 0:
         return []
     direction = "increase" if helpful > 0 else "decrease"
-    if feature.direction not in ("both", direction):
+    if not _may(feature, direction):
         return []
     size = step * sd
-    if feature.kind == "integer":
+    if feature.is_integer:
         size = max(1.0, round(size))
     new = min(max(value + (size if direction == "increase" else -size), lo), hi)
     if new == value:

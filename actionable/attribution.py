@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from actionable.deeplift import AFFINE, deeplift, flat_layers
 from actionable.errors import ConfigError, DataError, ModelError, did_you_mean
 from actionable.goals import resolve_goal
 from actionable.models import TorchModel, as_model
@@ -23,6 +24,21 @@ from actionable.models import layers as L
 from actionable.results import Attribution
 from actionable.schema import DTYPE, Schema
 from actionable.validation import whole
+
+__all__ = [
+    "CHUNK",
+    "METHODS",
+    "RULES",
+    "STEPS",
+    "Method",
+    "as_differentiable",
+    "attribute",
+    "per_raw_feature",
+    "quadrature",
+    "standard_deviations",
+    "training_mean",
+]
+
 
 Method = Literal["gradient", "gradient_x_input", "integrated_gradients", "deeplift", "coefficients"]
 METHODS: tuple[str, ...] = (
@@ -39,15 +55,6 @@ RULES: tuple[str, ...] = (
     "riemann_middle",
     "riemann_trapezoid",
 )
-# Elementwise nonlinearities DeepLift's rescale rule handles, with their derivative (used where the input
-# barely changes) and the affine layers it passes through unchanged.
-SLOPES: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {
-    nn.ReLU: lambda h: (h > 0).to(h.dtype),
-    nn.Sigmoid: lambda h: torch.sigmoid(h) * (1 - torch.sigmoid(h)),
-    nn.Tanh: lambda h: 1 - torch.tanh(h) ** 2,
-}
-AFFINE = (nn.Linear, nn.Identity, L.Standardize, L.ColumnMap, L.BinaryLogits)
-EPS = 1e-10  # |x - baseline| below which DeepLift uses the derivative (as Captum does)
 CHUNK = 1 << 14  # rows x steps per forward/backward pass: bounds memory, stays in cache (measured)
 
 
@@ -80,28 +87,24 @@ def attribute(
     ``steps`` and ``rule``: the Integrated Gradients quadrature (Captum's rules; see ``quadrature``).
     ``scale`` (gradient only): per-feature standard deviations (``standard_deviations``), so values are
     the change of the output per standard deviation, as in the blog.
+
+    On a linear logit ``income - 2 * debt`` from a zero baseline, Integrated Gradients gives each
+    feature its term, and the terms add up to the logit (``delta`` is 0):
+
+    >>> import pandas as pd, torch
+    >>> from actionable import Feature, Schema, Target, as_model
+    >>> schema = Schema(
+    ...     (Feature("income", "real", (0, 10)), Feature("debt", "real", (0, 10))),
+    ...     Target("approved", favourable=1, classes=(0, 1)),
+    ... )
+    >>> net = torch.nn.Linear(2, 1)
+    >>> with torch.no_grad():
+    ...     _ = net.weight.copy_(torch.tensor([[1.0, -2.0]])), net.bias.zero_()
+    >>> result = attribute(as_model(net, schema), pd.DataFrame({"income": [3.0], "debt": [1.0]}))
+    >>> result.values.round(6).tolist(), result.target
+    ([[3.0, -2.0]], '1 (logit)')
     """
-    if method not in METHODS:
-        raise ConfigError(
-            f"attribute: method {method!r} is not known; choose one of {list(METHODS)}."
-            + did_you_mean(method, METHODS)
-        )
-    steps = STEPS.check("attribute", "steps", steps)
-    if rule not in RULES:
-        raise ConfigError(
-            f"attribute: rule {rule!r} is not known; choose one of {list(RULES)}." + did_you_mean(rule, RULES)
-        )
-    if output not in ("logit", "probability"):
-        raise ConfigError(f"attribute: output {output!r} is not known; use 'logit' or 'probability'.")
-    if scale is not None and method != "gradient":
-        raise ConfigError(
-            f"attribute: scale (per standard deviation) applies to method='gradient' only; got method={method!r}, "
-            "whose values are already in the output's units."
-        )
-    if baseline is not None and method in ("gradient", "gradient_x_input"):
-        raise ConfigError(
-            f"attribute: method {method!r} takes no baseline; use integrated_gradients, deeplift or coefficients."
-        )
+    steps = _check_options(method, steps, rule, output, scale, baseline)
     net = as_differentiable(model, schema)
     s = net.schema
     if output == "probability" and net.task != "classification":
@@ -127,17 +130,7 @@ def attribute(
         return torch.softmax(out, dim=-1)[:, index] if probability else out[:, index]
 
     n = len(x)
-    prediction: Any = None
-    reference: Any = None
-    if method == "integrated_gradients":
-        values = _integrated_gradients(net, x, x0, int(steps), rule, index, probability)
-    elif method == "deeplift":
-        values, prediction, reference = _deeplift(net, x, x0, index, probability)
-    else:
-        if method == "coefficients":
-            _check_affine(net)
-        grad, prediction = _gradient(f, x, with_output=True)
-        values = grad if method == "gradient" else grad * (x if method == "gradient_x_input" else x - x0)
+    values, prediction, reference = _explain(net, f, method, x, x0, steps, rule, index, probability)
     per_feature = per_raw_feature(s, values)
     with torch.no_grad():
         if prediction is None:  # integrated gradients: f(x) and f(x0) in one pass
@@ -161,6 +154,59 @@ def attribute(
         reference=reference.detach().numpy(),
         unit=("per sd" if scale is not None else "per unit") if method == "gradient" else "output",
     )
+
+
+def _check_options(method: str, steps: Any, rule: str, output: str, scale: Any, baseline: Any) -> int:
+    """``ConfigError`` for an unknown method, rule or output, or an option the method does not take;
+    the checked number of steps."""
+    if method not in METHODS:
+        raise ConfigError(
+            f"attribute: method {method!r} is not known; choose one of {list(METHODS)}."
+            + did_you_mean(method, METHODS)
+        )
+    steps = STEPS.check("attribute", "steps", steps)
+    if rule not in RULES:
+        raise ConfigError(
+            f"attribute: rule {rule!r} is not known; choose one of {list(RULES)}." + did_you_mean(rule, RULES)
+        )
+    if output not in ("logit", "probability"):
+        raise ConfigError(f"attribute: output {output!r} is not known; use 'logit' or 'probability'.")
+    if scale is not None and method != "gradient":
+        raise ConfigError(
+            f"attribute: scale (per standard deviation) applies to method='gradient' only; got method={method!r}, "
+            "whose values are already in the output's units."
+        )
+    if baseline is not None and method in ("gradient", "gradient_x_input"):
+        raise ConfigError(
+            f"attribute: method {method!r} takes no baseline; use integrated_gradients, deeplift or coefficients."
+        )
+    return int(steps)
+
+
+def _explain(
+    net: TorchModel,
+    f: Callable[[torch.Tensor], torch.Tensor],
+    method: str,
+    x: torch.Tensor,
+    x0: torch.Tensor,
+    steps: int,
+    rule: str,
+    index: int,
+    probability: bool,
+) -> tuple[torch.Tensor, Any, Any]:
+    """One method's attributions per canonical column, with f(x) and f(x0) where the method gave them."""
+    prediction: Any = None
+    reference: Any = None
+    if method == "integrated_gradients":
+        values = _integrated_gradients(net, x, x0, int(steps), rule, index, probability)
+    elif method == "deeplift":
+        values, prediction, reference = deeplift(net, x, x0, index, probability)
+    else:
+        if method == "coefficients":
+            _check_affine(net)
+        grad, prediction = _gradient(f, x, with_output=True)
+        values = grad if method == "gradient" else grad * (x if method == "gradient_x_input" else x - x0)
+    return values, prediction, reference
 
 
 def as_differentiable(model: Any, schema: Schema | None) -> TorchModel:
@@ -193,7 +239,7 @@ def standard_deviations(schema: Schema, frame: pd.DataFrame) -> pd.Series:
     """
     clean = schema.validate(frame)
     values = {
-        f.name: 1.0 if f.kind == "category" else float(clean[f.name].to_numpy(np.float64).std())
+        f.name: 1.0 if f.is_category else float(clean[f.name].to_numpy(np.float64).std())
         for f in schema.features
     }
     values = {name: sd if sd > 0 else 1.0 for name, sd in values.items()}
@@ -371,7 +417,7 @@ def _integrated_gradients(
 
 def _affine_prefix(model: TorchModel) -> tuple[nn.Module, nn.Module]:
     """The network split after its leading affine layers (row-wise: scalers, Linear, Identity)."""
-    layers = _flat_layers(model.network)
+    layers = flat_layers(model.network)
     k = 0
     while k < len(layers) and isinstance(layers[k], AFFINE) and not isinstance(layers[k], L.BinaryLogits):
         k += 1
@@ -380,91 +426,10 @@ def _affine_prefix(model: TorchModel) -> tuple[nn.Module, nn.Module]:
     return nn.Sequential(*layers[:k]), nn.Sequential(*layers[k:])
 
 
-class _Rescale(torch.autograd.Function):
-    """Forward: the nonlinearity's output; backward: DeepLift's multiplier in place of the derivative."""
-
-    @staticmethod
-    def forward(ctx: Any, h: torch.Tensor, out: torch.Tensor, multiplier: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(multiplier)
-        return out.clone()
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        (multiplier,) = ctx.saved_tensors
-        return grad * multiplier, None, None
-
-
-def _flat_layers(module: nn.Module) -> list[nn.Module]:
-    if isinstance(module, nn.Sequential):
-        return [leaf for child in module for leaf in _flat_layers(child)]
-    return [module]
-
-
-def _slope(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    for kind, slope in SLOPES.items():
-        if isinstance(module, kind):
-            return slope
-    return None
-
-
-def _deeplift(
-    model: TorchModel, x: torch.Tensor, x0: torch.Tensor, index: int, probability: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """DeepLift (rescale rule) on a sequential network; inputs and baselines run as one batch.
-
-    Each nonlinearity's derivative is replaced by (f(h) - f(h0)) / (h - h0), so the multipliers telescope
-    and attributions sum to f(x) - f(x0) exactly on networks of affine layers and such nonlinearities.
-    With ``probability`` the final softmax gets the same treatment (its change spread over the logits in
-    proportion to their gradient contributions).
-    """
-    layers = _flat_layers(model.network)
-    for i, m in enumerate(layers):
-        if _slope(m) is None and not isinstance(m, AFFINE):
-            raise ModelError(
-                f"attribute: deeplift does not support layer {i} ({type(m).__name__}); it handles Linear, "
-                "ReLU, Sigmoid, Tanh, Identity and actionable's scaling layers in an nn.Sequential. "
-                "Use integrated_gradients for this model."
-            )
-    n = len(x)
-    start = torch.cat([x, x0]).to(model.dtype).detach().requires_grad_(True)
-    with torch.enable_grad():
-        h = start
-        for m in layers:
-            slope = _slope(m)
-            if slope is None:
-                h = m(h)
-                continue
-            with torch.no_grad():
-                out = m(h)
-                dh, dout = h[:n] - h[n:], out[:n] - out[n:]
-                ratio = torch.where(dh.abs() < EPS, slope(h[:n]), dout / torch.where(dh.abs() < EPS, 1.0, dh))
-                multiplier = torch.cat([ratio, torch.zeros_like(ratio)])
-            h = _Rescale.apply(h, out, multiplier)
-        if probability:
-            weights = _softmax_multipliers(h[:n].detach(), h[n:].detach(), index)
-            (grad,) = torch.autograd.grad(h[:n], start, grad_outputs=weights)
-        else:
-            (grad,) = torch.autograd.grad(h[:n, index].sum(), start)
-    with torch.no_grad():
-        out = (torch.softmax(h, -1) if probability else h)[:, index].to(DTYPE)
-    return grad[:n].to(x.dtype) * (x - x0), out[:n], out[n:]
-
-
-def _softmax_multipliers(z: torch.Tensor, z0: torch.Tensor, index: int) -> torch.Tensor:
-    """Multipliers of the logits for p_index: the gradient, rescaled so they sum to p(z) - p(z0)."""
-    point = z.clone().requires_grad_(True)
-    with torch.enable_grad():
-        (g,) = torch.autograd.grad(torch.softmax(point, -1)[:, index].sum(), point)
-    p, p0 = torch.softmax(z, -1)[:, index], torch.softmax(z0, -1)[:, index]
-    linear = (g * (z - z0)).sum(1, keepdim=True)
-    ratio = torch.where(linear.abs() > 1e-12, (p - p0)[:, None] / linear, torch.ones_like(linear))
-    return g * ratio
-
-
 def _log_odds_of_one_logit(model: TorchModel) -> TorchModel:
     """A binary model of one logit z (logits [0, z]) explained as log-odds: [-z, z], so the first class's
     logit is not the constant 0 (a favourable first class, e.g. 0 = "no churn"); the second is unchanged."""
-    layers = _flat_layers(model.network)
+    layers = flat_layers(model.network)
     if model.task != "classification" or not layers or not isinstance(layers[-1], L.BinaryLogits):
         return model
     flip = nn.Linear(2, 2, bias=False).to(model.dtype)
@@ -482,7 +447,7 @@ def _log_odds_of_one_logit(model: TorchModel) -> TorchModel:
 
 
 def _check_affine(model: TorchModel) -> None:
-    for i, m in enumerate(_flat_layers(model.network)):
+    for i, m in enumerate(flat_layers(model.network)):
         if not isinstance(m, AFFINE):
             raise ModelError(
                 f"attribute: 'coefficients' needs a linear model; layer {i} is a {type(m).__name__}. "

@@ -5,6 +5,19 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+__all__ = [
+    "MAX_MESSAGE",
+    "MAX_SHOWN",
+    "ActionableError",
+    "ConfigError",
+    "DataError",
+    "ModelError",
+    "SpecError",
+    "did_you_mean",
+    "shown",
+]
+
+
 MAX_MESSAGE = 2000  # an error message is read by a person: a hostile value must not flood a terminal or a log
 MAX_SHOWN = 80  # characters of one value quoted in a message
 

@@ -18,6 +18,13 @@ from actionable.errors import ConfigError, did_you_mean
 from actionable.models import TorchModel
 from actionable.results import PROBABILITY
 
+__all__ = [
+    "Goal",
+    "GoalKind",
+    "resolve_goal",
+]
+
+
 GoalKind = Literal["class", "probability", "above", "below"]
 
 
@@ -41,7 +48,9 @@ class Goal:
             others = torch.cat([out[..., : self.index], out[..., self.index + 1 :]], dim=-1)
             return target - others.max(dim=-1).values
         if self.kind == "probability":
-            return torch.log_softmax(out, dim=-1)[..., self.index] - math.log(float(self.threshold))  # type: ignore[arg-type]
+            threshold = float(self.threshold)  # type: ignore[arg-type]
+            log_p: torch.Tensor = torch.log_softmax(out, dim=-1)[..., self.index]
+            return log_p - math.log(threshold)
         value = out[..., self.index]
         return value - self.threshold if self.kind == "above" else self.threshold - value  # type: ignore[operator]
 
@@ -83,19 +92,7 @@ def resolve_goal(model: TorchModel, goal: Any = None) -> Goal:
         _check_index(model, goal.index)
         return goal
     if goal is None:
-        target = model.schema.target
-        if target is None:
-            raise ConfigError("goal: the schema has no [target]; pass goal= (a class label or {'above': x}).")
-        if target.above is not None:
-            goal = {"above": target.above}
-        elif target.below is not None:
-            goal = {"below": target.below}
-        elif target.favourable is not None:
-            goal = {"class": target.favourable}
-        else:
-            raise ConfigError(
-                "goal: the schema's [target] names no favourable class or threshold; pass goal=."
-            )
+        goal = _target_goal(model)
     if not isinstance(goal, Mapping):
         if not _is_label(goal):
             raise ConfigError(
@@ -109,14 +106,7 @@ def resolve_goal(model: TorchModel, goal: Any = None) -> Goal:
             f"goal: unknown key(s) {sorted(unknown)}; use class, probability, above, below, output."
         )
     if model.task == "regression":
-        bounds = [k for k in ("above", "below") if k in goal]
-        if len(bounds) != 1 or "class" in goal:
-            raise ConfigError("goal: a regression model needs exactly one of {'above': x} or {'below': x}.")
-        output = goal.get("output", 0)
-        index = model.outputs.index(output) if output in model.outputs else output
-        _check_index(model, index)
-        threshold = _number("goal", bounds[0], goal[bounds[0]])
-        return Goal(bounds[0], index=int(index), threshold=threshold, label=model.outputs[int(index)])  # type: ignore[arg-type]
+        return _regression_goal(model, goal)
     if "above" in goal or "below" in goal:
         raise ConfigError("goal: above/below are for regression models; this one is a classifier.")
     label = goal.get("class")
@@ -137,6 +127,32 @@ def resolve_goal(model: TorchModel, goal: Any = None) -> Goal:
             raise ConfigError(f"goal: probability must be in (0, 1); got {p}.")
         return Goal("probability", index=matches[0], threshold=p, label=model.classes[matches[0]])
     return Goal("class", index=matches[0], label=model.classes[matches[0]])
+
+
+def _regression_goal(model: TorchModel, goal: Mapping[str, Any]) -> Goal:
+    """An ``above`` / ``below`` goal on one output of a regression model."""
+    bounds = [k for k in ("above", "below") if k in goal]
+    if len(bounds) != 1 or "class" in goal:
+        raise ConfigError("goal: a regression model needs exactly one of {'above': x} or {'below': x}.")
+    output = goal.get("output", 0)
+    index = model.outputs.index(output) if output in model.outputs else output
+    _check_index(model, index)
+    threshold = _number("goal", bounds[0], goal[bounds[0]])
+    return Goal(bounds[0], index=int(index), threshold=threshold, label=model.outputs[int(index)])  # type: ignore[arg-type]
+
+
+def _target_goal(model: TorchModel) -> dict[str, Any]:
+    """The goal the schema's ``[target]`` declares, as a goal mapping."""
+    target = model.schema.target
+    if target is None:
+        raise ConfigError("goal: the schema has no [target]; pass goal= (a class label or {'above': x}).")
+    if target.above is not None:
+        return {"above": target.above}
+    if target.below is not None:
+        return {"below": target.below}
+    if target.favourable is not None:
+        return {"class": target.favourable}
+    raise ConfigError("goal: the schema's [target] names no favourable class or threshold; pass goal=.")
 
 
 def _is_label(value: Any) -> bool:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from actionable import __version__
+from actionable._version import __version__
 from actionable.errors import ConfigError, DataError, ModelError
 from actionable.goals import Goal, resolve_goal
 from actionable.models import TorchModel, as_model

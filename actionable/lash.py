@@ -17,6 +17,14 @@ import pandas as pd
 from actionable.errors import SpecError
 from actionable.schema import Direction, Feature, Kind, Mutability, Schema, Target
 
+__all__ = [
+    "DESIGNATIONS",
+    "DIRECTIONS",
+    "reference_curve",
+    "schema_from_indices",
+]
+
+
 DESIGNATIONS: dict[str, Mutability | None] = {
     "id": None,
     "target": None,
@@ -72,45 +80,48 @@ def schema_from_indices(path: str | Path, data: str | Path | pd.DataFrame) -> Sc
         mutability = DESIGNATIONS[designation]
         if mutability is None:
             continue
-        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64)
-        if np.isnan(values).any():
-            raise SpecError(f"{entry}: column {name!r} has missing or non-numeric values.")
-        lo, hi = float(values.min()), float(values.max())
-        kind: Kind = (
-            "binary"
-            if set(np.unique(values)) <= {0.0, 1.0}
-            else ("integer" if np.all(values == np.rint(values)) else "real")
-        )
-        span = hi - lo if hi > lo else 1.0
-        cost_up = cost_down = None
-        direction: Direction = "both"
-        if mutability == "direct":
-            if row[4] not in DIRECTIONS:
-                raise SpecError(f"{entry}: direction {row[4]!r} must be -1, 1 or 0 for a 'dir' feature.")
-            direction = DIRECTIONS[row[4]]
-            cost_up, cost_down = (
-                _cost(entry, key, cell) / span for key, cell in (("cost+", row[2]), ("cost-", row[3]))
-            )
-            for allowed, cost, key in (("increase", cost_up, "cost+"), ("decrease", cost_down, "cost-")):
-                if direction in (allowed, "both") and cost <= 0:
-                    raise SpecError(
-                        f"{entry}: {key} of {name!r} is {cost * span:g} but the feature may {allowed}; "
-                        "give a cost > 0 for every allowed direction."
-                    )
-        features.append(
-            Feature(
-                name,
-                kind,
-                (lo, hi),
-                mutability=mutability,
-                direction=direction,
-                cost_up=cost_up,
-                cost_down=cost_down,
-            )
-        )
+        features.append(_feature(entry, name, mutability, row, frame[name]))
     if target is None:
         raise SpecError(f"{where}: no row is designated 'target'; mark the label column as target.")
     return Schema(tuple(features), target)
+
+
+def _feature(entry: str, name: str, mutability: Mutability, row: list[str], column: pd.Series) -> Feature:
+    """One feature row of an index file: kind and bounds from its data column, costs per raw unit."""
+    values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+    if np.isnan(values).any():
+        raise SpecError(f"{entry}: column {name!r} has missing or non-numeric values.")
+    lo, hi = float(values.min()), float(values.max())
+    kind: Kind = (
+        "binary"
+        if set(np.unique(values)) <= {0.0, 1.0}
+        else ("integer" if np.all(values == np.rint(values)) else "real")
+    )
+    span = hi - lo if hi > lo else 1.0
+    cost_up = cost_down = None
+    direction: Direction = "both"
+    if mutability == "direct":
+        if row[4] not in DIRECTIONS:
+            raise SpecError(f"{entry}: direction {row[4]!r} must be -1, 1 or 0 for a 'dir' feature.")
+        direction = DIRECTIONS[row[4]]
+        cost_up, cost_down = (
+            _cost(entry, key, cell) / span for key, cell in (("cost+", row[2]), ("cost-", row[3]))
+        )
+        for allowed, cost, key in (("increase", cost_up, "cost+"), ("decrease", cost_down, "cost-")):
+            if direction in (allowed, "both") and cost <= 0:
+                raise SpecError(
+                    f"{entry}: {key} of {name!r} is {cost * span:g} but the feature may {allowed}; "
+                    "give a cost > 0 for every allowed direction."
+                )
+    return Feature(
+        name,
+        kind,
+        (lo, hi),
+        mutability=mutability,
+        direction=direction,
+        cost_up=cost_up,
+        cost_down=cost_down,
+    )
 
 
 def _cost(entry: str, key: str, cell: str) -> float:

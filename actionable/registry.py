@@ -39,6 +39,18 @@ from actionable.schema import Schema
 from actionable.search import GRADIENT, OBJECTIVE, BestFirst, Exhaustive
 from actionable.synthesis import synthesize
 
+__all__ = [
+    "CATALOGUE",
+    "Preset",
+    "Spec",
+    "Verb",
+    "direct_moves",
+    "get",
+    "names",
+    "run",
+]
+
+
 Spec = ActionSet | Schema
 Verb = Callable[..., RecourseBatch]
 
@@ -96,7 +108,7 @@ def direct_moves(schema: Schema) -> ActionSet:
     """
     params, effects, costs, texts = [], {}, [], []
     for f in schema.features:
-        if f.mutability != "direct" or f.kind == "category":
+        if not f.is_direct or f.is_category:
             continue
         lo, hi = f.bounds
         span = hi - lo
@@ -105,9 +117,9 @@ def direct_moves(schema: Schema) -> ActionSet:
         p = f"change_{f.name}"
         if p in schema.names:
             raise ConfigError(f"wachter: feature name {p!r} clashes with the parameter for {f.name!r}.")
-        down = -span if f.direction in ("decrease", "both") else 0.0
-        up = span if f.direction in ("increase", "both") else 0.0
-        whole = f.kind in ("integer", "binary")
+        down = -span if f.may_decrease else 0.0
+        up = span if f.may_increase else 0.0
+        whole = f.is_whole
         params.append(Param(p, (down, up), kind="integer" if whole else "real"))
         effects[f.name] = f"{f.name} + {p}"
         w_up, w_down = (f.cost_up or 1 / span), (f.cost_down or 1 / span)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +14,21 @@ import pandas as pd
 
 from actionable.errors import DataError
 from actionable.files import atomic_write
+
+__all__ = [
+    "FORMAT",
+    "PROBABILITY",
+    "STATUSES",
+    "Advice",
+    "Attribution",
+    "FeatureAdvice",
+    "Recourse",
+    "RecourseBatch",
+    "Status",
+    "Step",
+    "batch",
+]
+
 
 Status = Literal["found", "already_favourable", "not_found", "infeasible", "error"]
 STATUSES: tuple[str, ...] = ("found", "already_favourable", "not_found", "infeasible", "error")
@@ -234,7 +249,11 @@ class Attribution:
             raise DataError(f"Attribution.top: sign {sign!r}; use 'both', 'positive' or 'negative'.")
         key = {"both": -np.abs(self.values), "positive": -self.values, "negative": self.values}[sign]
         order = np.argsort(key, axis=1, kind="stable")[:, : max(int(k), 0)]
-        keep = {"both": lambda v: True, "positive": lambda v: v > 0, "negative": lambda v: v < 0}[sign]
+        keep: Callable[[float], bool] = {
+            "both": lambda v: True,
+            "positive": lambda v: v > 0,
+            "negative": lambda v: v < 0,
+        }[sign]
         return [
             [(self.features[j], float(self.values[i, j])) for j in row if keep(self.values[i, j])]
             for i, row in enumerate(order)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from actionable import __version__
+from actionable._version import __version__
 from actionable.actions import ActionSet
 from actionable.errors import ConfigError, DataError, did_you_mean
 from actionable.goals import Goal, resolve_goal

@@ -21,6 +21,17 @@ import numpy as np
 
 from actionable.errors import ConfigError, did_you_mean
 
+__all__ = [
+    "FLAG",
+    "Kind",
+    "Rule",
+    "check",
+    "choice",
+    "real",
+    "whole",
+]
+
+
 Kind = Literal["whole", "real", "choice", "flag"]
 
 

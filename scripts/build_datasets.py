@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from actionable.lash import schema_from_indices
 from actionable.schema import Direction, Feature, Mutability, Schema, Target
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -476,7 +477,7 @@ def student(shared: Path) -> None:
     indices_path = checked(shared, "lash-student/stud_indices.csv")
     split_path = checked(shared, "lash-student/processed_stud_split.csv")
     raw = pd.read_csv(data_path)
-    schema = Schema.from_lash_indices(indices_path, raw)
+    schema = schema_from_indices(indices_path, raw)
     schema = Schema(schema.features, schema.target, "student")
     shipped = pd.read_csv(split_path)
     if len(shipped) != len(raw) or not shipped["studid"].is_unique:
@@ -523,7 +524,7 @@ def student(shared: Path) -> None:
         "source": files,
         "split": "Lash et al.'s shipped split (seed 1234, stratified): 519 train / 65 val / 65 test",
         "notes": [
-            "Feature groups and costs from stud_indices.csv via Schema.from_lash_indices; costs are per "
+            "Feature groups and costs from stud_indices.csv via actionable.lash.schema_from_indices; costs are per "
             "raw unit (the file's cost divided by the feature's range).",
             "bad_grade = 1 is the unfavourable class (favourable 0). Lash's 43 feature names kept; studid "
             "dropped from the features; row order kept; no rows dropped.",

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from actionable import Schema, SpecError
+from actionable import SpecError
+from actionable.lash import schema_from_indices
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "lash-student"
 DATA = pd.DataFrame(
@@ -31,7 +32,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_designations_costs_and_directions(tmp_path: Path) -> None:
-    schema = Schema.from_lash_indices(write(tmp_path, INDICES), DATA)
+    schema = schema_from_indices(write(tmp_path, INDICES), DATA)
     assert schema.names == ("sex", "age", "romantic", "absences", "studytime")
     assert [f.mutability for f in schema.features] == ["fixed", "fixed", "indirect", "direct", "direct"]
     assert [f.kind for f in schema.features] == ["binary", "integer", "binary", "integer", "integer"]
@@ -59,12 +60,12 @@ def test_designations_costs_and_directions(tmp_path: Path) -> None:
 )
 def test_bad_index_files(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(SpecError, match=message):
-        Schema.from_lash_indices(write(tmp_path, text), DATA)
+        schema_from_indices(write(tmp_path, text), DATA)
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="shared data not present")
 def test_the_shipped_student_files() -> None:
-    schema = Schema.from_lash_indices(SHARED / "stud_indices.csv", SHARED / "stud_port_class.csv")
+    schema = schema_from_indices(SHARED / "stud_indices.csv", SHARED / "stud_port_class.csv")
     assert len(schema) == 43
     assert [f.name for f in schema.features if f.mutability == "direct"] == [
         "goout",

@@ -93,6 +93,7 @@ def _users(
     data: Path, schema: Path | None, lash_indices: Path | None, model: Path | None, actions: Path | None
 ) -> Source:
     from actionable.actions import ActionSet
+    from actionable.lash import schema_from_indices
     from actionable.models import load_model
     from actionable.schema import Schema
 
@@ -101,7 +102,7 @@ def _users(
         the_schema = Schema.from_toml(schema)
     else:
         raw = read_csv(data)
-        the_schema = Schema.from_lash_indices(lash_indices, raw)  # type: ignore[arg-type]
+        the_schema = schema_from_indices(lash_indices, raw)  # type: ignore[arg-type]
     the_model = load_model(model, schema=the_schema) if model is not None else None
     catalogue = ActionSet.from_toml(actions, the_schema) if actions is not None else None
     frame = raw if raw is not None else read_csv(data, the_schema)

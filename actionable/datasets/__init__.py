@@ -20,6 +20,16 @@ import pandas as pd
 from actionable.errors import ConfigError, DataError, ModelError, did_you_mean
 from actionable.schema import Schema
 
+__all__ = [
+    "NAMES",
+    "SPLITS",
+    "Dataset",
+    "folder",
+    "load",
+    "names",
+]
+
+
 if TYPE_CHECKING:
     from actionable.models import TorchModel
 
@@ -124,10 +134,7 @@ def _load(name: str) -> Dataset:
         raise DataError(f"{where}: its schema.toml names no [target]; the bundle is damaged, reinstall it.")
     target_name = schema.target.name
     dtypes: dict[str, Any] = {
-        f.name: "string"
-        if f.kind == "category"
-        else ("int64" if f.kind in ("integer", "binary") else "float64")
-        for f in schema.features
+        f.name: "string" if f.is_category else ("int64" if f.is_whole else "float64") for f in schema.features
     }
     classes = schema.target.classes
     dtypes[target_name] = (

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from actionable import __version__
+from actionable._version import __version__
 from actionable.errors import ConfigError, DataError
 from actionable.models import layers as L
 from actionable.models.core import TorchModel
