@@ -33,8 +33,11 @@ def synthesize_command(
     steps: Annotated[int, typer.Option(help="Optimisation steps per candidate.")] = 150,
     margin: Annotated[float, typer.Option(help="How far past the decision boundary plans go.")] = 0.1,
     search: Annotated[
-        str, typer.Option(help="bfs (exhaustive), objective or gradient (best-first).")
-    ] = "bfs",
+        str,
+        typer.Option(
+            help="vanilla (breadth-first, exhaustive; bfs is an alias), objective or gradient (best-first)."
+        ),
+    ] = "vanilla",
     budget: Annotated[int | None, typer.Option(help="Best-first only: sequences tried per person.")] = None,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write JSON Lines, one record per row.")
