@@ -31,6 +31,7 @@ from actionable.action_checks import (
 )
 from actionable.errors import SpecError, did_you_mean, shown
 from actionable.evaluate import BARRIER_WEIGHT, NEGATED, Condition, holds, relax
+from actionable.expr import CONDITION_KEYS, parse_condition
 from actionable.parameters import Param
 from actionable.schema import DTYPE, Feature, Schema, check_keys, is_number, read_toml, type_name
 
@@ -60,7 +61,6 @@ __all__ = [
 
 PARAM_KEYS = {"bounds", "kind", "resolution", "init"}
 ACTION_KEYS = {"name", "text", "params", "effects", "cost", "pre", "post", "repeatable"}
-CONDITION_KEYS = {"condition", "scale"}
 MAX_ACTIONS = 1000  # what one catalogue may declare: a file is data and may not ask for unbounded work
 MAX_PARAMS = 64
 MAX_CONDITIONS = 256
@@ -101,6 +101,27 @@ class Action:
                     f"{here}, key {key!r}: must be a string, got {shown(value)} ({type_name(value)}); "
                     f"write {expected}."
                 )
+        self._check_fields(here)
+        object.__setattr__(self, "params", tuple(self.params))
+        object.__setattr__(self, "effects", dict(self.effects))
+        object.__setattr__(self, "pre", tuple(self.pre))
+        object.__setattr__(self, "post", tuple(self.post))
+        if not self.effects:
+            raise SpecError(f"action {self.name!r}: no effects; an action must change at least one feature.")
+        if len(self.params) > MAX_PARAMS or max(len(self.pre), len(self.post)) > MAX_CONDITIONS:
+            raise SpecError(
+                f"{here}: {len(self.params)} parameters, {len(self.pre)} pre- and {len(self.post)} "
+                f"postconditions; at most {MAX_PARAMS} parameters and {MAX_CONDITIONS} conditions of each kind."
+            )
+        for param in self.params:
+            if not isinstance(param, Param):
+                raise SpecError(f"{here}, params: each entry must be a Param; got {type_name(param)}.")
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise SpecError(f"action {self.name!r}: parameter names repeat: {names}.")
+
+    def _check_fields(self, here: str) -> None:
+        """The types and sizes of ``repeatable``, ``text``, ``effects`` and the lists, as given."""
         if not isinstance(self.repeatable, bool):
             raise SpecError(
                 f"{here}, key 'repeatable': must be true or false (a TOML boolean), got "
@@ -124,23 +145,6 @@ class Action:
             value = getattr(self, key)
             if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
                 raise SpecError(f"{here}, key {key!r}: give a list, got {shown(value)} ({type_name(value)}).")
-        object.__setattr__(self, "params", tuple(self.params))
-        object.__setattr__(self, "effects", dict(self.effects))
-        object.__setattr__(self, "pre", tuple(self.pre))
-        object.__setattr__(self, "post", tuple(self.post))
-        if not self.effects:
-            raise SpecError(f"action {self.name!r}: no effects; an action must change at least one feature.")
-        if len(self.params) > MAX_PARAMS or max(len(self.pre), len(self.post)) > MAX_CONDITIONS:
-            raise SpecError(
-                f"{here}: {len(self.params)} parameters, {len(self.pre)} pre- and {len(self.post)} "
-                f"postconditions; at most {MAX_PARAMS} parameters and {MAX_CONDITIONS} conditions of each kind."
-            )
-        for param in self.params:
-            if not isinstance(param, Param):
-                raise SpecError(f"{here}, params: each entry must be a Param; got {type_name(param)}.")
-        names = [p.name for p in self.params]
-        if len(set(names)) != len(names):
-            raise SpecError(f"action {self.name!r}: parameter names repeat: {names}.")
 
     # ------------------------------------------------------------------------------- structure
     @property
@@ -186,8 +190,8 @@ class Action:
         if cost.is_level or cost.is_boolean:
             raise SpecError(f"{here}, cost: must be a number expression; got {self.cost!r}.")
         check_text(self, here)
-        pre = tuple(self._condition(c, names, levels, f"{here}, pre") for c in self.pre)
-        post = tuple(self._condition(c, names, levels, f"{here}, post") for c in self.post)
+        pre = tuple(parse_condition(c, names, levels, f"{here}, pre") for c in self.pre)
+        post = tuple(parse_condition(c, names, levels, f"{here}, post") for c in self.post)
         parsed = ParsedAction(effects, cost, pre, post)
         used = set(cost.names).union(*(e.names for e in effects.values()))
         idle = [q.name for q in self.params if q.name not in used]
@@ -205,37 +209,6 @@ class Action:
                         f"{list(param.bounds)} leave the feature's bounds [{lo:g}, {hi:g}]; narrow the parameter."
                     )
         return BoundAction(**{f.name: getattr(self, f.name) for f in fields(Action)}, parsed=parsed)
-
-    @staticmethod
-    def _condition(
-        item: str | Condition, names: set[str], levels: Mapping[str, Sequence[str]], where: str
-    ) -> Condition:
-        if isinstance(item, Condition):
-            text, scale = item.expr.text, item.scale
-        elif isinstance(item, Mapping):
-            unknown = set(item) - CONDITION_KEYS
-            if unknown or "condition" not in item:
-                raise SpecError(
-                    f"{where}: a condition is a string or {{condition = '...', scale = 1.0}}; got {shown(item)}."
-                )
-            text, scale = item["condition"], item.get("scale")
-        else:
-            text, scale = item, None
-        if not isinstance(text, str):
-            raise SpecError(
-                f"{where}: a condition must be a quoted expression, got {shown(text)} ({type_name(text)}); "
-                'write e.g. "age >= 18".'
-            )
-        if scale is not None and not (is_number(scale) and math.isfinite(scale) and scale > 0):
-            raise SpecError(
-                f"{where}: scale must be a finite number > 0; got {shown(scale)} ({type_name(scale)})."
-            )
-        parsed = E.parse(text, names=names, levels=levels, where=where)
-        if not parsed.is_boolean:
-            raise SpecError(
-                f"{where}: {shown(text)} is not a condition; write a comparison such as 'age >= 18'."
-            )
-        return Condition(parsed, None if scale is None else float(scale))
 
     # ------------------------------------------------------------------------------ evaluation
     def env(self, schema: Schema, x: torch.Tensor, params: torch.Tensor) -> dict[str, E.Value]:
@@ -438,8 +411,34 @@ def _action_from_dict(where: str, i: int, entry: Any) -> Action:
     for key in ("effects", "cost"):
         if key not in entry:
             raise SpecError(f"{label}: missing key {key!r}.")
+    params = _params_from_dict(label, entry.get("params", {}))
+    effects = entry["effects"]
+    if not isinstance(effects, Mapping):
+        raise SpecError(f'{label}, effects: give a table feature = "expression".')
+    conditions = {key: entry.get(key, []) for key in ("pre", "post")}
+    for key, value in conditions.items():
+        if isinstance(value, str):  # one condition written without brackets: pre = "age >= 18"
+            conditions[key] = [value]
+        elif not isinstance(value, list):
+            raise SpecError(f'{label}, {key}: give a list of conditions, e.g. ["age >= 18"].')
+    try:
+        return Action(
+            name=entry["name"],
+            effects=dict(effects),
+            cost=entry["cost"],
+            text=entry.get("text", ""),
+            params=params,
+            pre=conditions["pre"],
+            post=conditions["post"],
+            repeatable=entry.get("repeatable", False),
+        )
+    except SpecError as exc:
+        raise SpecError(f"{where}, {exc}") from None
+
+
+def _params_from_dict(label: str, raw_params: Any) -> list[Param]:
+    """The ``params`` table of one ``[[action]]``: name -> { bounds, kind, resolution, init }."""
     params = []
-    raw_params = entry.get("params", {})
     if not isinstance(raw_params, Mapping):
         raise SpecError(f"{label}, params: give a table such as {{ amount = {{ bounds = [0, 100] }} }}.")
     if len(raw_params) > MAX_PARAMS:
@@ -463,28 +462,7 @@ def _action_from_dict(where: str, i: int, entry: Any) -> Action:
             params.append(Param(name, spec["bounds"], **{k: v for k, v in spec.items() if k != "bounds"}))
         except SpecError as exc:
             raise SpecError(f"{label}, params.{name}: {str(exc).split(': ', 1)[-1]}") from None
-    effects = entry["effects"]
-    if not isinstance(effects, Mapping):
-        raise SpecError(f'{label}, effects: give a table feature = "expression".')
-    conditions = {key: entry.get(key, []) for key in ("pre", "post")}
-    for key, value in conditions.items():
-        if isinstance(value, str):  # one condition written without brackets: pre = "age >= 18"
-            conditions[key] = [value]
-        elif not isinstance(value, list):
-            raise SpecError(f'{label}, {key}: give a list of conditions, e.g. ["age >= 18"].')
-    try:
-        return Action(
-            name=entry["name"],
-            effects=dict(effects),
-            cost=entry["cost"],
-            text=entry.get("text", ""),
-            params=params,
-            pre=conditions["pre"],
-            post=conditions["post"],
-            repeatable=entry.get("repeatable", False),
-        )
-    except SpecError as exc:
-        raise SpecError(f"{where}, {exc}") from None
+    return params
 
 
 def _is_constant(value: object) -> bool:

@@ -121,15 +121,7 @@ def evaluate_node(node: Node, env: Mapping[str, Value], where: str) -> _Result:
             )
         return env[node.id]
     if isinstance(node, Compare):
-        left, right = evaluate_node(node.left, env, where), evaluate_node(node.right, env, where)
-        if isinstance(left, str) or isinstance(right, str):
-            if isinstance(left, str):
-                return _level_test(right, left, node.op, where, _label(node.right))
-            return _level_test(left, str(right), node.op, where, _label(node.left))
-        a, b = promote(
-            _as_tensor(left, where, _label(node.left)), _as_tensor(right, where, _label(node.right))
-        )
-        return COMPARISONS[node.op](a, b)
+        return _compare(node, env, where)
     if isinstance(node, BoolOp):
         values = [_as_bool(evaluate_node(v, env, where), where, v) for v in node.values]
         out = values[0]
@@ -155,17 +147,33 @@ def evaluate_node(node: Node, env: Mapping[str, Value], where: str) -> _Result:
         )
         return torch.where(test, then, other)
     if isinstance(node, Call):
-        args = [_as_tensor(evaluate_node(a, env, where), where, _label(a)) for a in node.args]
-        if node.func in UNARY_FUNCTIONS:
-            return UNARY_FUNCTIONS[node.func](as_number(args[0], where))
-        out = args[0]  # min/max: promote() turns booleans into the other argument's float type
-        for arg in args[1:]:
-            a, b = promote(out, arg)
-            out = torch.minimum(a, b) if node.func == "min" else torch.maximum(a, b)
-        return out
+        return _call(node, env, where)
     raise SpecError(  # unreachable for trees built by parse()
         f"{where}: cannot evaluate the node {node!r}; build expressions with parse()."
     )
+
+
+def _compare(node: Compare, env: Mapping[str, Value], where: str) -> torch.Tensor:
+    """A comparison of numbers, or of a category with a quoted level (== and != only)."""
+    left, right = evaluate_node(node.left, env, where), evaluate_node(node.right, env, where)
+    if isinstance(left, str) or isinstance(right, str):
+        if isinstance(left, str):
+            return _level_test(right, left, node.op, where, _label(node.right))
+        return _level_test(left, str(right), node.op, where, _label(node.left))
+    a, b = promote(_as_tensor(left, where, _label(node.left)), _as_tensor(right, where, _label(node.right)))
+    return COMPARISONS[node.op](a, b)
+
+
+def _call(node: Call, env: Mapping[str, Value], where: str) -> torch.Tensor:
+    """abs log exp sqrt of one argument; min and max of two or more."""
+    args = [_as_tensor(evaluate_node(a, env, where), where, _label(a)) for a in node.args]
+    if node.func in UNARY_FUNCTIONS:
+        return UNARY_FUNCTIONS[node.func](as_number(args[0], where))
+    out = args[0]  # min/max: promote() turns booleans into the other argument's float type
+    for arg in args[1:]:
+        a, b = promote(out, arg)
+        out = torch.minimum(a, b) if node.func == "min" else torch.maximum(a, b)
+    return out
 
 
 def _level_test(category: _Result, level: str, op: str, where: str, name: str | None) -> torch.Tensor:

@@ -15,16 +15,18 @@ import math
 import warnings
 from collections.abc import Collection, Mapping, Sequence
 
-from actionable.errors import SpecError, did_you_mean
+from actionable.errors import SpecError, did_you_mean, shown
 from actionable.evaluate import (
     ARITHMETIC,
     COMPARISONS,
     UNARY_FUNCTIONS,
+    Condition,
     Expr,
     as_number,
     evaluate_node,
     promote,
 )
+from actionable.schema import is_number, type_name
 from actionable.syntax import (
     ALLOWED,
     FUNCTIONS,
@@ -52,6 +54,7 @@ __all__ = [
     "ALLOWED",
     "ARITHMETIC",
     "COMPARISONS",
+    "CONDITION_KEYS",
     "FUNCTIONS",
     "MAX_DEPTH",
     "MAX_LENGTH",
@@ -62,6 +65,7 @@ __all__ = [
     "Call",
     "Categorical",
     "Compare",
+    "Condition",
     "Const",
     "Expr",
     "IfElse",
@@ -73,6 +77,7 @@ __all__ = [
     "as_number",
     "evaluate_node",
     "parse",
+    "parse_condition",
     "promote",
     "walk",
 ]
@@ -125,6 +130,41 @@ def parse(
     node = _Converter(source, where, names, levels).convert(tree.body, 0)
     found = frozenset(n.id for n in walk(node) if isinstance(n, Name))
     return Expr(text, node, found, where)
+
+
+CONDITION_KEYS = {"condition", "scale"}
+
+
+def parse_condition(
+    item: object, names: Collection[str], levels: Mapping[str, Sequence[str]], where: str
+) -> Condition:
+    """A condition as written (a string, ``{condition, scale}`` or a ``Condition``) parsed and checked."""
+    text: object
+    scale: object
+    if isinstance(item, Condition):
+        text, scale = item.expr.text, item.scale
+    elif isinstance(item, Mapping):
+        unknown = set(item) - CONDITION_KEYS
+        if unknown or "condition" not in item:
+            raise SpecError(
+                f"{where}: a condition is a string or {{condition = '...', scale = 1.0}}; got {shown(item)}."
+            )
+        text, scale = item["condition"], item.get("scale")
+    else:
+        text, scale = item, None
+    if not isinstance(text, str):
+        raise SpecError(
+            f"{where}: a condition must be a quoted expression, got {shown(text)} ({type_name(text)}); "
+            'write e.g. "age >= 18".'
+        )
+    if scale is not None and not (is_number(scale) and math.isfinite(scale) and scale > 0):
+        raise SpecError(
+            f"{where}: scale must be a finite number > 0; got {shown(scale)} ({type_name(scale)})."
+        )
+    parsed = parse(text, names=names, levels=levels, where=where)
+    if not parsed.is_boolean:
+        raise SpecError(f"{where}: {shown(text)} is not a condition; write a comparison such as 'age >= 18'.")
+    return Condition(parsed, None if scale is None else float(scale))
 
 
 class _Converter:
