@@ -4,7 +4,7 @@ A catalogue is data, so it is checked before any solve: interval arithmetic over
 it proves meaningless (preconditions that never hold, a cost negative everywhere, an effect always out of
 bounds), exact evaluation on the box's corners and on random states catches a cost that can be negative or
 an effect that moves a feature against its direction, and a text template is filled at both ends of the
-parameters' box. Every check reads a ``BoundAction`` (an action parsed against its schema) and only raises.
+parameters' box. Every check reads a ``CheckedAction`` (what it needs of ``actions.BoundAction``) and only raises.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import itertools
 import math
 import re
 import string
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
 
 import torch
 
@@ -22,10 +22,8 @@ from actionable import expr as E
 from actionable import intervals as I
 from actionable.errors import SpecError, shown
 from actionable.evaluate import Condition
+from actionable.parameters import Param
 from actionable.schema import DTYPE, Schema
-
-if TYPE_CHECKING:  # annotations only: actions.py calls these checks
-    from actionable.actions import Action, BoundAction
 
 __all__ = [
     "MAX_CORNERS",
@@ -41,8 +39,53 @@ MAX_FORMAT = 100  # the largest width or precision a placeholder of ``text`` may
 MAX_CORNERS = 4096  # points of the box on which a possibly negative or infinite cost is checked exactly
 
 
+class Templated(Protocol):
+    """What ``check_text`` reads of an action: its parameters and its sentence."""
+
+    @property
+    def params(self) -> Sequence[Param]: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+class ParsedExpressions(Protocol):
+    """The parsed effects and cost of a bound action (``actions.ParsedAction``)."""
+
+    @property
+    def effects(self) -> Mapping[str, E.Expr]: ...
+
+    @property
+    def cost(self) -> E.Expr: ...
+
+
+class CheckedAction(Templated, Protocol):
+    """What the box and sample checks read of a bound action (``actions.BoundAction``), stated here so
+    that this module depends on the expression modules only, not on ``actions``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def cost(self) -> str: ...
+
+    @property
+    def footprint(self) -> frozenset[str]: ...
+
+    @property
+    def parsed(self) -> ParsedExpressions: ...
+
+    def env(self, schema: Schema, x: torch.Tensor, params: torch.Tensor) -> dict[str, E.Value]: ...
+
+    def apply(self, schema: Schema, x: torch.Tensor, env: Mapping[str, E.Value]) -> torch.Tensor: ...
+
+    def cost_of(self, env: Mapping[str, E.Value], shape: torch.Size) -> torch.Tensor: ...
+
+    def conditions(self, when: Literal["pre", "post"]) -> tuple[Condition, ...]: ...
+
+
 # ------------------------------------------------------------------------------------ text
-def check_text(action: Action, here: str) -> None:
+def check_text(action: Templated, here: str) -> None:
     """``text`` may only name this action's parameters with a bounded format (``{amount:.0f}``): no
     attribute or index lookups, no nested fields, no width or precision above ``MAX_FORMAT``. It is then
     filled once with each parameter at its lower bound, so a format the value cannot take fails when
@@ -96,7 +139,7 @@ def check_text(action: Action, here: str) -> None:
 
 
 # ------------------------------------------------------------------------------------ random states
-def check_samples(actions: Sequence[BoundAction], schema: Schema, where: str, n: int = 512) -> None:
+def check_samples(actions: Sequence[CheckedAction], schema: Schema, where: str, n: int = 512) -> None:
     """Costs must be >= 0 and effects must respect directions on random states and parameter corners."""
     generator = torch.Generator().manual_seed(0)
     x = sample_states(schema, n, generator)
@@ -135,7 +178,7 @@ def check_samples(actions: Sequence[BoundAction], schema: Schema, where: str, n:
 
 
 # ------------------------------------------------------------------------------------ the box
-def check_box(action: BoundAction, schema: Schema, here: str) -> None:
+def check_box(action: CheckedAction, schema: Schema, here: str) -> None:
     """Refuse what interval arithmetic over the whole box (features within their schema bounds, parameters
     within theirs) proves meaningless, and check exactly on the box's corners what it cannot rule out.
 
@@ -205,7 +248,7 @@ def check_box(action: BoundAction, schema: Schema, here: str) -> None:
         )
 
 
-def _box(action: BoundAction, schema: Schema) -> dict[str, I.Span | tuple[str, ...]]:
+def _box(action: CheckedAction, schema: Schema) -> dict[str, I.Span | tuple[str, ...]]:
     box: dict[str, I.Span | tuple[str, ...]] = {}
     for f in schema.features:
         box[f.name] = f.levels if f.is_category else I.Span(*f.bounds)
@@ -216,7 +259,7 @@ def _box(action: BoundAction, schema: Schema) -> dict[str, I.Span | tuple[str, .
 
 
 def _corner_witness(
-    action: BoundAction,
+    action: CheckedAction,
     schema: Schema,
     box: I.Box,
     pre: Sequence[Condition],
@@ -297,7 +340,7 @@ def sample_states(schema: Schema, n: int, generator: torch.Generator) -> torch.T
     return schema.assemble(parts)
 
 
-def sample_params(action: BoundAction, n: int, generator: torch.Generator) -> torch.Tensor:
+def sample_params(action: CheckedAction, n: int, generator: torch.Generator) -> torch.Tensor:
     """Random parameters in the box, with its corners included."""
     if not action.params:
         return torch.zeros(n, 0, dtype=DTYPE)
