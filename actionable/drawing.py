@@ -18,6 +18,8 @@ import numpy as np
 
 from actionable.errors import ConfigError
 
+__all__ = ["COORDS", "EMPTY", "added", "draw_recourse", "drawn", "stroke_plan_problems", "strokes"]
+
 COORDS = ("x1", "y1", "x2", "y2")
 EMPTY = 1.0  # every coordinate of an empty slot
 _SLOT = re.compile(r"^x1_(\d+)$")
@@ -39,12 +41,14 @@ def strokes(record: Mapping[str, Any]) -> np.ndarray:
 
 def drawn(segments: np.ndarray) -> np.ndarray:
     """Which slots hold a segment (not the empty marker)."""
-    return ~(segments == EMPTY).all(axis=1)
+    slots: np.ndarray = ~(segments == EMPTY).all(axis=1)
+    return slots
 
 
 def added(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """Which slots a plan wrote: they differ from the drawing before it."""
-    return (before != after).any(axis=1)
+    written: np.ndarray = (before != after).any(axis=1)
+    return written
 
 
 def stroke_plan_problems(

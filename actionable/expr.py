@@ -1,10 +1,11 @@
-"""The safe expression language of spec files: parsed once against a whitelist, evaluated on torch tensors.
+"""The safe expression language of spec files: parsed once against a whitelist into a small tree.
 
-Spec files are untrusted data. An expression is parsed by Python's ``ast`` parser, then converted into this
-module's own small node types; anything outside the whitelist (attribute access, subscripts, calls other
+Spec files are untrusted data. An expression is parsed by Python's ``ast`` parser, then converted into the
+small node types of ``syntax``; anything outside the whitelist (attribute access, subscripts, calls other
 than ``abs min max log exp sqrt``, lambdas, comprehensions, ...) is a ``SpecError``. A conditional
-``a if condition else b`` picks a number per row (e.g. write a value only into the slot a condition marks). Evaluation walks the
-nodes with torch operations, batched over rows and differentiable. Nothing is ever passed to ``eval``.
+``a if condition else b`` picks a number per row (e.g. write a value only into the slot a condition marks).
+Evaluation (``evaluate``) walks the nodes with torch operations, batched over rows and differentiable.
+Nothing is ever passed to ``eval``. The names of ``syntax`` and ``evaluate`` are re-exported here.
 """
 
 from __future__ import annotations
@@ -12,178 +13,74 @@ from __future__ import annotations
 import ast
 import math
 import warnings
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Union
+from collections.abc import Collection, Mapping, Sequence
 
-import torch
-
-from actionable.errors import SpecError, did_you_mean
-
-MAX_LENGTH = 2000
-MAX_DEPTH = 64
-FUNCTIONS: dict[str, tuple[int, int | None]] = {  # name -> (min args, max args)
-    "abs": (1, 1),
-    "log": (1, 1),
-    "exp": (1, 1),
-    "sqrt": (1, 1),
-    "min": (2, None),
-    "max": (2, None),
-}
-ALLOWED = (
-    "feature and parameter names, numbers, quoted category levels, + - * / **, abs min max log exp sqrt, "
-    "comparisons (< <= > >= == !=), and/or/not, and 'a if condition else b'"
+from actionable.errors import SpecError, did_you_mean, shown
+from actionable.evaluate import (
+    ARITHMETIC,
+    COMPARISONS,
+    UNARY_FUNCTIONS,
+    Condition,
+    Expr,
+    as_number,
+    evaluate_node,
+    promote,
+)
+from actionable.schema import is_number, type_name
+from actionable.syntax import (
+    ALLOWED,
+    FUNCTIONS,
+    MAX_DEPTH,
+    MAX_LENGTH,
+    NODE_TYPES,
+    Binary,
+    BoolOp,
+    Call,
+    Categorical,
+    Compare,
+    Const,
+    IfElse,
+    Name,
+    Node,
+    Not,
+    Unary,
+    Value,
+    level_example,
+    short,
+    walk,
 )
 
-
-# ---------------------------------------------------------------------------------------------- nodes
-@dataclass(frozen=True)
-class Const:
-    """A number (always a python float, so huge literals become inf), a bool, or a quoted category level."""
-
-    value: float | str | bool
-
-
-@dataclass(frozen=True)
-class Name:
-    """A feature or parameter, looked up in the environment at evaluation."""
-
-    id: str
-
-
-@dataclass(frozen=True)
-class Unary:
-    """Sign: ``op`` is ``"-"`` or ``"+"``."""
-
-    op: str
-    operand: Node
-
-
-@dataclass(frozen=True)
-class Binary:
-    """Arithmetic: ``op`` is one of ``+ - * / **``."""
-
-    op: str
-    left: Node
-    right: Node
-
-
-@dataclass(frozen=True)
-class Call:
-    """A whitelisted function (``FUNCTIONS``); ``min``/``max`` are elementwise over two or more arguments."""
-
-    func: str
-    args: tuple[Node, ...]
-
-
-@dataclass(frozen=True)
-class Compare:
-    """One comparison, ``op`` in ``< <= > >= == !=``; chains ``a < b < c`` become ``BoolOp("and", ...)``."""
-
-    op: str
-    left: Node
-    right: Node
-
-
-@dataclass(frozen=True)
-class BoolOp:
-    """``op`` is ``"and"`` or ``"or"`` over two or more conditions."""
-
-    op: str
-    values: tuple[Node, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    """Logical negation of a condition."""
-
-    operand: Node
-
-
-@dataclass(frozen=True)
-class IfElse:
-    """``then if test else other``: per row, ``then`` where the condition holds, else ``other`` (numbers only).
-
-    Both branches are evaluated on every row (it is a ``torch.where``); gradients reach the chosen branch.
-    """
-
-    test: Node
-    then: Node
-    other: Node
-
-
-Node = Union[Const, Name, Unary, Binary, Call, Compare, BoolOp, Not, IfElse]  # noqa: UP007 (a runtime alias)
-NODE_TYPES = (Const, Name, Unary, Binary, Call, Compare, BoolOp, Not, IfElse)
-
-
-@dataclass(frozen=True)
-class Categorical:
-    """A category feature's value inside an expression: a one-hot block (..., L) and its levels."""
-
-    onehot: torch.Tensor
-    levels: tuple[str, ...]
-
-
-Value = Union[torch.Tensor, Categorical]  # noqa: UP007
-
-
-def walk(node: Node) -> Iterator[Node]:
-    """Every node of a tree, parents first (trees are at most ``MAX_DEPTH`` deep, so recursion is safe)."""
-    yield node
-    if isinstance(node, Unary | Not):
-        yield from walk(node.operand)
-    elif isinstance(node, Binary | Compare):
-        yield from walk(node.left)
-        yield from walk(node.right)
-    elif isinstance(node, Call):
-        for arg in node.args:
-            yield from walk(arg)
-    elif isinstance(node, BoolOp):
-        for value in node.values:
-            yield from walk(value)
-    elif isinstance(node, IfElse):
-        yield from walk(node.test)
-        yield from walk(node.then)
-        yield from walk(node.other)
-
-
-def _level_example(name: str, levels: Sequence[str]) -> str:
-    """A valid comparison to show in a fix, e.g. ``job == 'skilled'``."""
-    return f"{name} == {levels[0]!r}" if levels else f"{name} == 'level'"
-
-
-def _short(text: str, limit: int = 80) -> str:
-    """``text`` cut for an error message, so a 2000-character expression does not flood it."""
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-# ---------------------------------------------------------------------------------------------- Expr
-@dataclass(frozen=True)
-class Expr:
-    """A parsed expression: its text, its tree, the names it reads and where it came from (for errors)."""
-
-    text: str
-    node: Node
-    names: frozenset[str]
-    where: str = "expression"
-
-    @property
-    def is_level(self) -> bool:
-        """The whole expression is a quoted category level (an effect that sets a category)."""
-        return isinstance(self.node, Const) and isinstance(self.node.value, str)
-
-    @property
-    def is_boolean(self) -> bool:
-        """The expression is a condition: a comparison, and/or/not, or ``True``/``False``."""
-        return isinstance(self.node, Compare | BoolOp | Not) or (
-            isinstance(self.node, Const) and isinstance(self.node.value, bool)
-        )
-
-    def evaluate(self, env: Mapping[str, Value]) -> torch.Tensor | str:
-        """Value on tensors (batched, differentiable); comparisons give bool tensors; a level gives its text."""
-        if isinstance(self.node, Const) and isinstance(self.node.value, str):
-            return self.node.value
-        return _as_tensor(evaluate_node(self.node, env, self.where), self.where, _label(self.node))
+__all__ = [
+    "ALLOWED",
+    "ARITHMETIC",
+    "COMPARISONS",
+    "CONDITION_KEYS",
+    "FUNCTIONS",
+    "MAX_DEPTH",
+    "MAX_LENGTH",
+    "NODE_TYPES",
+    "UNARY_FUNCTIONS",
+    "Binary",
+    "BoolOp",
+    "Call",
+    "Categorical",
+    "Compare",
+    "Condition",
+    "Const",
+    "Expr",
+    "IfElse",
+    "Name",
+    "Node",
+    "Not",
+    "Unary",
+    "Value",
+    "as_number",
+    "evaluate_node",
+    "parse",
+    "parse_condition",
+    "promote",
+    "walk",
+]
 
 
 def parse(
@@ -205,7 +102,7 @@ def parse(
         )
     if len(text) > MAX_LENGTH:
         raise SpecError(
-            f"{where}: the expression is too long (got {len(text)} characters: {_short(text)!r}); "
+            f"{where}: the expression is too long (got {len(text)} characters: {short(text)!r}); "
             f"at most {MAX_LENGTH} are allowed, so shorten or split it."
         )
     # eval mode rejects leading indentation and line breaks; a TOML multi-line string may hold either
@@ -218,21 +115,56 @@ def parse(
             tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise SpecError(
-            f"{where}: not a valid expression ({exc.msg}; got {_short(text)!r}); write one using {ALLOWED}."
+            f"{where}: not a valid expression ({exc.msg}; got {short(text)!r}); write one using {ALLOWED}."
         ) from None
     except (RecursionError, MemoryError):
         raise SpecError(
-            f"{where}: the expression is nested too deeply to read (got {_short(text)!r}); "
+            f"{where}: the expression is nested too deeply to read (got {short(text)!r}); "
             f"simplify it to at most {MAX_DEPTH} levels."
         ) from None
     except ValueError as exc:  # null bytes, unencodable characters, over-long integer literals
         raise SpecError(
-            f"{where}: the expression cannot be read ({exc}; got {_short(text)!r}); "
+            f"{where}: the expression cannot be read ({exc}; got {short(text)!r}); "
             f"write it in plain text using {ALLOWED}."
         ) from None
     node = _Converter(source, where, names, levels).convert(tree.body, 0)
     found = frozenset(n.id for n in walk(node) if isinstance(n, Name))
     return Expr(text, node, found, where)
+
+
+CONDITION_KEYS = {"condition", "scale"}
+
+
+def parse_condition(
+    item: object, names: Collection[str], levels: Mapping[str, Sequence[str]], where: str
+) -> Condition:
+    """A condition as written (a string, ``{condition, scale}`` or a ``Condition``) parsed and checked."""
+    text: object
+    scale: object
+    if isinstance(item, Condition):
+        text, scale = item.expr.text, item.scale
+    elif isinstance(item, Mapping):
+        unknown = set(item) - CONDITION_KEYS
+        if unknown or "condition" not in item:
+            raise SpecError(
+                f"{where}: a condition is a string or {{condition = '...', scale = 1.0}}; got {shown(item)}."
+            )
+        text, scale = item["condition"], item.get("scale")
+    else:
+        text, scale = item, None
+    if not isinstance(text, str):
+        raise SpecError(
+            f"{where}: a condition must be a quoted expression, got {shown(text)} ({type_name(text)}); "
+            'write e.g. "age >= 18".'
+        )
+    if scale is not None and not (is_number(scale) and math.isfinite(scale) and scale > 0):
+        raise SpecError(
+            f"{where}: scale must be a finite number > 0; got {shown(scale)} ({type_name(scale)})."
+        )
+    parsed = parse(text, names=names, levels=levels, where=where)
+    if not parsed.is_boolean:
+        raise SpecError(f"{where}: {shown(text)} is not a condition; write a comparison such as 'age >= 18'.")
+    return Condition(parsed, None if scale is None else float(scale))
 
 
 class _Converter:
@@ -255,7 +187,7 @@ class _Converter:
             segment = ast.get_source_segment(self.source, node)
         except (ValueError, IndexError):  # defensive: odd positions must not escape as other errors
             segment = None
-        return _short(segment or self.source)
+        return short(segment or self.source)
 
     def fail(self, node: ast.AST, what: str) -> SpecError:
         return SpecError(
@@ -270,14 +202,14 @@ class _Converter:
         return SpecError(
             f"{self.where}: category feature {name!r} can only be compared with == or != to one of its levels "
             f"{list(levels)} (got {self.got(node)!r}); it has no numeric value, so write e.g. "
-            f"{_level_example(name, levels)}."
+            f"{level_example(name, levels)}."
         )
 
     def convert(self, node: ast.AST, depth: int) -> Node:
         if depth > MAX_DEPTH:
             raise SpecError(
                 f"{self.where}: the expression is nested more than {MAX_DEPTH} deep "
-                f"(got {_short(self.source)!r}); simplify it."
+                f"(got {short(self.source)!r}); simplify it."
             )
         d = depth + 1
         if isinstance(node, ast.Constant):
@@ -450,153 +382,3 @@ class _Converter:
                 f"write e.g. {example}."
             )
         return Call(func, tuple(self.number(a, depth + 1) for a in node.args))
-
-
-# ----------------------------------------------------------------------------------------- evaluation
-UNARY_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "abs": torch.abs,
-    "log": torch.log,
-    "exp": torch.exp,
-    "sqrt": torch.sqrt,
-}
-ARITHMETIC: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "+": torch.add,
-    "-": torch.sub,
-    "*": torch.mul,
-    "/": torch.div,
-    "**": torch.pow,
-}
-COMPARISONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "<": torch.lt,
-    "<=": torch.le,
-    ">": torch.gt,
-    ">=": torch.ge,
-    "==": torch.eq,
-    "!=": torch.ne,
-}
-_Result = Union[torch.Tensor, Categorical, str]  # noqa: UP007
-
-
-def _label(node: Node) -> str | None:
-    """The feature name behind a value, for error messages."""
-    return node.id if isinstance(node, Name) else None
-
-
-def evaluate_node(node: Node, env: Mapping[str, Value], where: str) -> _Result:
-    """Value of one node: a tensor, a ``Categorical`` (a bare category name) or a ``str`` (a quoted level)."""
-    if isinstance(node, Const):
-        if isinstance(node.value, str):
-            return node.value
-        return torch.tensor(node.value, dtype=torch.bool if isinstance(node.value, bool) else torch.float64)
-    if isinstance(node, Name):
-        if node.id not in env:
-            raise SpecError(
-                f"{where}: no value for name {node.id!r} at evaluation (got values for {sorted(env)}); "
-                f"pass every name the expression reads."
-            )
-        return env[node.id]
-    if isinstance(node, Compare):
-        left, right = evaluate_node(node.left, env, where), evaluate_node(node.right, env, where)
-        if isinstance(left, str) or isinstance(right, str):
-            if isinstance(left, str):
-                return _level_test(right, left, node.op, where, _label(node.right))
-            return _level_test(left, str(right), node.op, where, _label(node.left))
-        a, b = promote(
-            _as_tensor(left, where, _label(node.left)), _as_tensor(right, where, _label(node.right))
-        )
-        return COMPARISONS[node.op](a, b)
-    if isinstance(node, BoolOp):
-        values = [_as_bool(evaluate_node(v, env, where), where, v) for v in node.values]
-        out = values[0]
-        for value in values[1:]:
-            out = torch.logical_and(out, value) if node.op == "and" else torch.logical_or(out, value)
-        return out
-    if isinstance(node, Not):
-        return torch.logical_not(_as_bool(evaluate_node(node.operand, env, where), where, node.operand))
-    if isinstance(node, Unary):
-        operand = as_number(evaluate_node(node.operand, env, where), where, _label(node.operand))
-        return -operand if node.op == "-" else operand
-    if isinstance(node, Binary):
-        a, b = promote(
-            _as_tensor(evaluate_node(node.left, env, where), where, _label(node.left)),
-            _as_tensor(evaluate_node(node.right, env, where), where, _label(node.right)),
-        )
-        return ARITHMETIC[node.op](a, b)
-    if isinstance(node, IfElse):
-        test = _as_bool(evaluate_node(node.test, env, where), where, node.test)
-        then, other = promote(
-            as_number(evaluate_node(node.then, env, where), where, _label(node.then)),
-            as_number(evaluate_node(node.other, env, where), where, _label(node.other)),
-        )
-        return torch.where(test, then, other)
-    if isinstance(node, Call):
-        args = [_as_tensor(evaluate_node(a, env, where), where, _label(a)) for a in node.args]
-        if node.func in UNARY_FUNCTIONS:
-            return UNARY_FUNCTIONS[node.func](as_number(args[0], where))
-        out = args[0]  # min/max: promote() turns booleans into the other argument's float type
-        for arg in args[1:]:
-            a, b = promote(out, arg)
-            out = torch.minimum(a, b) if node.func == "min" else torch.maximum(a, b)
-        return out
-    raise SpecError(  # unreachable for trees built by parse()
-        f"{where}: cannot evaluate the node {node!r}; build expressions with parse()."
-    )
-
-
-def _level_test(category: _Result, level: str, op: str, where: str, name: str | None) -> torch.Tensor:
-    """``category == level`` (or ``!=``) as a bool tensor over rows."""
-    shown = repr(name) if name else "the other side"
-    if not isinstance(category, Categorical):
-        raise SpecError(
-            f"{where}: {shown} is not a category feature, so it cannot equal the quoted level {level!r} "
-            f"(got a {'number' if isinstance(category, torch.Tensor) else 'quoted level'}); "
-            f"pass it as a Categorical or compare it with a number."
-        )
-    if level not in category.levels:
-        raise SpecError(
-            f"{where}: {level!r} is not a level of {shown} (got {level!r}); "
-            f"use one of {list(category.levels)}." + did_you_mean(level, category.levels)
-        )
-    hit = category.onehot[..., category.levels.index(level)] > 0.5
-    return hit if op == "==" else torch.logical_not(hit)
-
-
-def _as_tensor(value: _Result, where: str, name: str | None = None) -> torch.Tensor:
-    """The tensor behind a value; a category or a quoted level used as a number is a ``SpecError``."""
-    if isinstance(value, Categorical):
-        shown = f"category feature {name!r}" if name else "a category feature"
-        raise SpecError(
-            f"{where}: {shown} can only be compared with == or != to a level (got it used as a number); "
-            f"write e.g. {_level_example(name or 'feature', value.levels)}."
-        )
-    if isinstance(value, str):
-        raise SpecError(
-            f"{where}: the quoted level {value!r} has no numeric value (got it used as a number); "
-            f"compare it with a category feature, e.g. feature == {value!r}."
-        )
-    return value
-
-
-def as_number(value: _Result, where: str, name: str | None = None) -> torch.Tensor:
-    """A tensor fit for arithmetic: booleans become float64; categories and levels are ``SpecError``."""
-    tensor = _as_tensor(value, where, name)
-    return tensor.to(torch.float64) if tensor.dtype == torch.bool else tensor
-
-
-def promote(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Booleans become the other operand's float type (or float64); mixed float types promote like torch."""
-    if a.dtype == torch.bool:
-        a = a.to(b.dtype if b.is_floating_point() else torch.float64)
-    if b.dtype == torch.bool:
-        b = b.to(a.dtype if a.is_floating_point() else torch.float64)
-    return a, b
-
-
-def _as_bool(value: _Result, where: str, node: Node) -> torch.Tensor:
-    tensor = _as_tensor(value, where, _label(node))
-    if tensor.dtype != torch.bool:
-        got = f"{node.id!r} is a number" if isinstance(node, Name) else "a number"
-        raise SpecError(
-            f"{where}: and/or/not need conditions (got {got}); compare it first, e.g. x > 0 and y <= 1."
-        )
-    return tensor

@@ -22,6 +22,8 @@ import numpy as np
 
 from actionable import expr as E
 
+__all__ = ["INF", "NOTHING", "Box", "Span", "Truth", "narrow", "span", "truth"]
+
 INF = math.inf
 
 

@@ -15,6 +15,8 @@ import pandas as pd
 from actionable.errors import ConfigError
 from actionable.results import Advice, Attribution
 
+__all__ = ["plot_advice", "plot_attribution", "plot_gradient_table", "plot_table", "save"]
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -85,6 +87,7 @@ def plot_gradient_table(table: pd.DataFrame) -> Figure:
     if table.empty:
         raise ConfigError("plot_gradient_table: the table is empty.")
     models = list(dict.fromkeys(str(c).split(" @ ")[0] for c in table.columns))
+    fig: Figure
     fig, axes = _pyplot().subplots(
         1, len(models), figsize=(5 * len(models), 1 + 0.45 * len(table)), layout="constrained", squeeze=False
     )

@@ -23,8 +23,17 @@ from actionable.actions import ActionSet, relax
 from actionable.errors import ConfigError, DataError
 from actionable.goals import resolve_goal
 from actionable.models import as_model
-from actionable.results import RecourseBatch
+from actionable.results import Recourse, RecourseBatch, Step
 from actionable.schema import DTYPE, Schema
+
+__all__ = [
+    "Method",
+    "check_inverse_method",
+    "check_inversions",
+    "check_method",
+    "check_plans",
+    "check_registered",
+]
 
 Method = Callable[..., RecourseBatch]
 
@@ -50,48 +59,15 @@ def check_plans(
             problems.append(f"{where}: x_before differs from the input row")
         total = 0.0
         for j, step in enumerate(r.steps):
-            action = actions[step.action]
-            params = torch.tensor([[float(step.params[p.name]) for p in action.params]], dtype=torch.float64)
-            for p in action.params:
-                value = float(step.params[p.name])
-                if not p.bounds[0] <= value <= p.bounds[1] or (p.kind == "integer" and value != round(value)):
-                    problems.append(
-                        f"{where}, step {j + 1}: parameter {p.name} = {value} is not a valid value"
-                    )
-            env = action.env(schema, x, params)
-            if not all(bool(relax(c, env, 1.0)[1]) for c in action.conditions("pre")):
-                problems.append(f"{where}, step {j + 1} ({step.action}): a precondition is false")
-            cost = float(action.cost_of(env, torch.Size([1]))[0])
-            if not math.isclose(cost, step.cost, rel_tol=1e-9, abs_tol=1e-12):
-                problems.append(
-                    f"{where}, step {j + 1}: reported cost {step.cost} but it recomputes to {cost}"
-                )
+            x, cost = _replay_step(actions, step, x, f"{where}, step {j + 1}", problems)
             total += cost
-            after = action.apply(schema, x, env)
-            for f in schema.features:
-                cols = schema.slice(f.name)
-                if f.kind == "integer":
-                    after[:, cols] = torch.round(after[:, cols])
-                if f.kind != "category" and f.direction != "both":
-                    moved = float(after[0, cols.start] - x[0, cols.start])
-                    if (f.direction == "increase" and moved < 0) or (f.direction == "decrease" and moved > 0):
-                        problems.append(f"{where}, step {j + 1}: {f.name} moves against its direction")
-            x = after
-            if not all(
-                bool(relax(c, action.env(schema, x, params), 1.0)[1]) for c in action.conditions("post")
-            ):
-                problems.append(f"{where}, step {j + 1} ({step.action}): a postcondition is false")
-            try:
-                schema.validate(schema.decode(x))
-            except DataError as exc:
-                problems.append(f"{where}, step {j + 1}: the state leaves the schema ({exc})")
         if not math.isclose(total, r.cost, rel_tol=1e-9, abs_tol=1e-12):
             problems.append(f"{where}: reported cost {r.cost} but the steps recompute to {total}")
         replayed = {k: str(v) for k, v in schema.decode(x).astype(object).iloc[0].items()}
         if replayed != {k: str(v) for k, v in r.x_after.items()}:
             problems.append(f"{where}: x_after differs from the replayed plan")
         for f in schema.features:
-            if f.mutability == "fixed" and str(r.x_after.get(f.name)) != str(r.x_before.get(f.name)):
+            if f.is_fixed and str(r.x_after.get(f.name)) != str(r.x_before.get(f.name)):
                 problems.append(f"{where}: fixed feature {f.name} changed")
         with torch.no_grad():
             if not bool(target.satisfied(torch_model(x))[0]):
@@ -159,6 +135,43 @@ def check_registered(
     raise AssertionError(f"contract broken:\n  {name}: an unknown option did not raise ConfigError")
 
 
+def _replay_step(
+    actions: ActionSet, step: Step, x: torch.Tensor, at: str, problems: list[str]
+) -> tuple[torch.Tensor, float]:
+    """One step replayed through the public ``Action`` API: the state after it and its recomputed cost;
+    what breaks the contract is appended to ``problems``."""
+    schema = actions.schema
+    action = actions[step.action]
+    params = torch.tensor([[float(step.params[p.name]) for p in action.params]], dtype=torch.float64)
+    for p in action.params:
+        value = float(step.params[p.name])
+        if not p.bounds[0] <= value <= p.bounds[1] or (p.kind == "integer" and value != round(value)):
+            problems.append(f"{at}: parameter {p.name} = {value} is not a valid value")
+    env = action.env(schema, x, params)
+    if not all(bool(relax(c, env, 1.0)[1]) for c in action.conditions("pre")):
+        problems.append(f"{at} ({step.action}): a precondition is false")
+    cost = float(action.cost_of(env, torch.Size([1]))[0])
+    if not math.isclose(cost, step.cost, rel_tol=1e-9, abs_tol=1e-12):
+        problems.append(f"{at}: reported cost {step.cost} but it recomputes to {cost}")
+    after = action.apply(schema, x, env)
+    for f in schema.features:
+        cols = schema.slice(f.name)
+        if f.is_integer:
+            after[:, cols] = torch.round(after[:, cols])
+        if not f.is_category and not (f.may_increase and f.may_decrease):
+            moved = float(after[0, cols.start] - x[0, cols.start])
+            if (not f.may_decrease and moved < 0) or (not f.may_increase and moved > 0):
+                problems.append(f"{at}: {f.name} moves against its direction")
+    x = after
+    if not all(bool(relax(c, action.env(schema, x, params), 1.0)[1]) for c in action.conditions("post")):
+        problems.append(f"{at} ({step.action}): a postcondition is false")
+    try:
+        schema.validate(schema.decode(x))
+    except DataError as exc:
+        problems.append(f"{at}: the state leaves the schema ({exc})")
+    return x, cost
+
+
 def check_inversions(
     batch: RecourseBatch,
     X: pd.DataFrame,
@@ -196,23 +209,7 @@ def check_inversions(
         }
         if {k: str(v) for k, v in original.items()} != {k: str(r.x_before[str(k)]) for k in original}:
             problems.append(f"{where}: x_before differs from the input row")
-        cost = 0.0
-        for f in schema.features:
-            a, b = r.x_before[f.name], r.x_after[f.name]
-            if f.mutability == "fixed":
-                if str(a) != str(b):
-                    problems.append(f"{where}: fixed feature {f.name} changed ({a} -> {b})")
-                continue
-            if f.mutability != "direct":
-                continue
-            change = float(b) - float(a)
-            if (f.direction == "increase" and change < 0) or (f.direction == "decrease" and change > 0):
-                problems.append(f"{where}: {f.name} moves against its direction ({a} -> {b})")
-            if not f.bounds[0] - 1e-9 <= float(b) <= f.bounds[1] + 1e-9:
-                problems.append(f"{where}: {f.name} = {b} leaves its bounds {list(f.bounds)}")
-            if whole and f.kind in ("integer", "binary") and float(b) != round(float(b)):
-                problems.append(f"{where}: {f.name} = {b} is not a whole number")
-            cost += (f.cost_up or 0.0) * max(change, 0.0) + (f.cost_down or 0.0) * max(-change, 0.0)
+        cost = _check_changes(r, schema, whole, where, problems)
         if not math.isclose(cost, r.cost, rel_tol=1e-9, abs_tol=1e-9):
             problems.append(f"{where}: reported cost {r.cost} but the change recomputes to {cost}")
         if not math.isclose(sum(s.cost for s in r.steps), r.cost, rel_tol=1e-9, abs_tol=1e-12):
@@ -247,12 +244,35 @@ def check_inversions(
     return problems
 
 
+def _check_changes(r: Recourse, schema: Schema, whole: bool, where: str, problems: list[str]) -> float:
+    """Fixed features unchanged; direct ones within direction, bounds and (``whole``) whole numbers.
+    Returns the cost of the change recomputed from the raw records."""
+    cost = 0.0
+    for f in schema.features:
+        a, b = r.x_before[f.name], r.x_after[f.name]
+        if f.is_fixed:
+            if str(a) != str(b):
+                problems.append(f"{where}: fixed feature {f.name} changed ({a} -> {b})")
+            continue
+        if not f.is_direct:
+            continue
+        change = float(b) - float(a)
+        if (not f.may_decrease and change < 0) or (not f.may_increase and change > 0):
+            problems.append(f"{where}: {f.name} moves against its direction ({a} -> {b})")
+        if not f.bounds[0] - 1e-9 <= float(b) <= f.bounds[1] + 1e-9:
+            problems.append(f"{where}: {f.name} = {b} leaves its bounds {list(f.bounds)}")
+        if whole and f.is_whole and float(b) != round(float(b)):
+            problems.append(f"{where}: {f.name} = {b} is not a whole number")
+        cost += (f.cost_up or 0.0) * max(change, 0.0) + (f.cost_down or 0.0) * max(-change, 0.0)
+    return cost
+
+
 def _settled(schema: Schema, names: Any, values: torch.Tensor) -> torch.Tensor:
     """Indirect predictions as a valid row holds them: whole numbers for integer / binary, within bounds."""
     out = values.clone()
     for j, name in enumerate(names):
         f = schema[name]
-        column = torch.round(out[:, j]) if f.kind in ("integer", "binary") else out[:, j]
+        column = torch.round(out[:, j]) if f.is_whole else out[:, j]
         out[:, j] = column.clamp(f.bounds[0], f.bounds[1])
     return out
 
@@ -287,14 +307,15 @@ def check_inverse_method(
                 f"row {i}: alone {alone.status} {alone.cost} {alone.p_after}, "
                 f"in the batch {first[i].status} {first[i].cost} {first[i].p_after}"
             )
-    for bad, error, text in (
+    cases: tuple[tuple[Callable[[], object], type[Exception], str], ...] = (
         (
             lambda: method(model, X.drop(columns=X.columns[0]), schema, budget=budget, **options),
             DataError,
             "a frame without a schema column",
         ),
         (lambda: method(model, X, schema, budget=-1.0, **options), ConfigError, "a negative budget"),
-    ):
+    )
+    for bad, error, text in cases:
         try:
             bad()
             problems.append(f"{text} did not raise {error.__name__}")
@@ -309,7 +330,7 @@ def _canonical(schema: Schema, record: Any) -> torch.Tensor:
     parts = {}
     for f in schema.features:
         value = record[f.name]
-        if f.kind == "category":
+        if f.is_category:
             parts[f.name] = torch.nn.functional.one_hot(
                 torch.tensor([f.level_index(value)]), len(f.levels)
             ).to(DTYPE)

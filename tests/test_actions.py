@@ -200,3 +200,30 @@ def test_barrier_of_and_or_not_and_categories() -> None:
     assert truth.tolist() == [True, False] and pen[1] > pen[0]
     pen, truth = relax(Condition(parse("not (a > 0) or c == 'y'")), env, 1.0)
     assert truth.tolist() == [False, True]
+
+
+def test_an_action_is_never_changed_by_its_catalogue() -> None:
+    from dataclasses import fields
+
+    from actionable.actions import Action, BoundAction
+
+    given = Action(
+        "save", {"savings": "savings + amount"}, "amount / 1000", params=[Param("amount", (0, 10))]
+    )
+    before = {f.name: getattr(given, f.name) for f in fields(given)}
+    catalogue = ActionSet([given], SCHEMA)
+    assert {f.name: getattr(given, f.name) for f in fields(given)} == before
+    assert not isinstance(given, BoundAction)
+    with pytest.raises(SpecError, match="not checked against a schema"):
+        given.conditions("pre")
+    bound = catalogue["save"]
+    assert isinstance(bound, BoundAction) and bound.parsed.cost.text == "amount / 1000"
+    assert all(getattr(bound, f.name) == getattr(given, f.name) for f in fields(Action))
+
+
+def test_a_condition_owns_its_exact_and_relaxed_meaning() -> None:
+    condition = Condition(parse("x >= 1", names={"x"}))
+    env = {"x": torch.tensor([0.0, 1.0, 3.0], dtype=torch.float64)}
+    assert condition.holds(env).tolist() == [False, True, True]
+    penalty, truth = relax(condition, env, 1.0)
+    assert torch.equal(condition.penalty(env, 1.0), penalty) and truth.tolist() == [False, True, True]

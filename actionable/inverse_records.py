@@ -1,0 +1,241 @@
+"""What inverse classification reports: ``Recourse`` records per row, budgets, the curve over budgets.
+
+``InverseRecords`` (a mixin of ``InverseProblem``) turns solved changes into records: settled indirect
+predictions, the state after, readable steps and provenance. ``sweep_curve`` and ``plot_curves`` summarise
+a sweep over budgets (Lash et al.'s figures).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from actionable._version import __version__
+from actionable.errors import ConfigError
+from actionable.goals import Goal
+from actionable.inverse_config import InverseConfig
+from actionable.models import TorchModel
+from actionable.results import Recourse, RecourseBatch, Status, Step
+from actionable.schema import Feature, Schema
+
+__all__ = ["InverseRecords", "check_budgets", "plot_curves", "readable", "records", "sweep_curve"]
+
+
+class InverseRecords:
+    """Records of solved rows; mixed into ``InverseProblem``, which provides the model and the state."""
+
+    schema: Schema
+    config: InverseConfig
+    model: TorchModel
+    goal: Goal
+    direct: list[Feature]
+    cols: torch.Tensor
+    span: torch.Tensor
+    indirect: tuple[TorchModel, torch.Tensor] | None
+
+    def state(self, x0: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _batch(
+        self,
+        X: pd.DataFrame,
+        errors: dict[int, str],
+        good: list[int],
+        x0: torch.Tensor,
+        solution: tuple[torch.Tensor, int] | None,
+        budget: float,
+        seconds: float,
+    ) -> RecourseBatch:
+        provenance = {
+            "method": "lash2017",
+            "budget": budget,
+            "config": asdict(self.config),
+            "goal": self.goal.describe(),
+            "indirect": self.indirect is not None,
+            "iterations": solution[1] if solution is not None else 0,
+            "version": __version__,
+        }
+        common: dict[str, Any] = {"seconds": seconds, "provenance": provenance}
+        items: list[Recourse] = []
+        if solution is not None:
+            delta = solution[0]
+            zero = torch.zeros_like(delta)
+            with torch.no_grad():
+                raw_end = self.state(x0, delta)
+                start, end = self.settle(self.state(x0, zero)), self.settle(raw_end)
+                out0, out1 = self.model(start), self.model(end)  # on the rows reported
+                p0, p1 = self.goal.probability(out0), self.goal.probability(out1)
+                ok0, ok1 = self.goal.satisfied(out0), self.goal.satisfied(out1)
+            raw = (end[:, self.cols] - x0[:, self.cols]).numpy()
+            before = records(self.schema, X.iloc[good])
+            after = self._after(end, before)
+            predicted = self._indirect_raw(raw_end)
+        position = {row: i for i, row in enumerate(good)}
+        for row in range(len(X)):
+            if row in errors:
+                items.append(Recourse(row=row, status="error", error=errors[row], **common))
+                continue
+            i = position[row]
+            steps = self._steps(raw[i], before[i])
+            status: Status = (
+                "already_favourable" if bool(ok0[i]) else ("found" if bool(ok1[i]) else "not_found")
+            )
+            items.append(
+                Recourse(
+                    row=row,
+                    status=status,
+                    steps=steps,
+                    cost=float(sum(s.cost for s in steps)),
+                    x_before=before[i],
+                    x_after=after[i],
+                    p_before=float(p0[i]),
+                    p_after=float(p1[i]),
+                    indirect_raw=predicted[i] if predicted else {},
+                    **common,
+                )
+            )
+        return RecourseBatch(tuple(items))
+
+    def settle(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows with the indirect model's predictions made valid: rounded to whole numbers for integer and
+        binary features and clipped to each feature's bounds, as the schema accepts them (the model's
+        raw outputs go to ``Recourse.indirect_raw``)."""
+        if self.indirect is None:
+            return x
+        g, cols = self.indirect
+        out = x.clone()
+        for name, col in zip(g.outputs, cols.tolist(), strict=True):
+            f = self.schema[name]
+            value = torch.round(out[:, col]) if f.is_whole else out[:, col]
+            out[:, col] = value.clamp(f.bounds[0], f.bounds[1])
+        return out
+
+    def _indirect_raw(self, x: torch.Tensor) -> list[dict[str, float]]:
+        """Per row, the indirect model's raw prediction of each indirect feature (empty without one)."""
+        if self.indirect is None:
+            return []
+        g, cols = self.indirect
+        values = x[:, cols].tolist()
+        return [dict(zip(map(str, g.outputs), row, strict=True)) for row in values]
+
+    def _after(self, end: torch.Tensor, before: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        moved = [f.name for f in self.schema.features if not f.is_fixed]
+        cols = [self.schema.slice(name).start for name in moved]
+        values = end[:, cols].numpy()
+        out = []
+        for i, record in enumerate(before):
+            new = dict(record)
+            for name, value in zip(moved, values[i], strict=True):
+                new[name] = _number(self.schema[name], float(value))
+            out.append(new)
+        return out
+
+    def _steps(self, raw: np.ndarray, before: dict[str, Any]) -> tuple[Step, ...]:
+        steps = []
+        for j, f in enumerate(self.direct):
+            change = float(raw[j])
+            if abs(change) <= 1e-12 * max(1.0, float(self.span[j])):
+                continue
+            start = float(before[f.name])
+            end = _number(f, start + change)
+            change = float(end) - start
+            price = (f.cost_up if change > 0 else f.cost_down) or 0.0
+            verb = "Increase" if change > 0 else "Decrease"
+            text = f"{verb} {f.name} from {readable(start)} to {readable(end)}"
+            steps.append(
+                Step(f.name, {"from": start, "to": float(end), "change": change}, abs(change) * price, text)
+            )
+        return tuple(steps)
+
+
+def readable(value: float) -> str:
+    """A raw value as a person writes it: 4 significant digits, never scientific notation (29150, not
+    2.915e+04; 0.125; 3)."""
+    if not math.isfinite(value) or value == 0:
+        return f"{value:g}"
+    decimals = max(0, 3 - math.floor(math.log10(abs(value))))
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _number(feature: Feature, value: float) -> float | int:
+    """Whole numbers of integer / binary features as int, everything else as float."""
+    if feature.is_whole and abs(value - round(value)) <= 1e-9:
+        return round(value)
+    return value
+
+
+def records(schema: Schema, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    clean = schema.validate(frame)
+    return [
+        {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        for row in clean.astype(object).to_dict("records")
+    ]
+
+
+def check_budgets(budgets: Sequence[float]) -> list[float]:
+    if isinstance(budgets, int | float) or not len(budgets):
+        raise ConfigError(f"invert: budgets must be a non-empty list of numbers; got {budgets!r}.")
+    levels = []
+    for b in budgets:
+        if isinstance(b, bool) or not isinstance(b, int | float | np.integer | np.floating) or math.isnan(b):
+            raise ConfigError(
+                f"invert: budget = {b!r} ({type(b).__name__}) is not a number; give a number >= 0."
+            )
+        if b < 0:
+            raise ConfigError(f"invert: budget = {b!r} is negative; give a budget >= 0 (0 = change nothing).")
+        levels.append(float(b))
+    return sorted(set(levels))
+
+
+def sweep_curve(sweep: dict[float, RecourseBatch]) -> pd.DataFrame:
+    """One row per budget: mean probability of the unfavourable outcome after the change, the share of
+    rows whose favourable probability exceeds 0.5, mean cost spent and rows per status (errors skipped)."""
+    rows = []
+    for budget, batch in sweep.items():
+        done = [r for r in batch if r.status != "error"]
+        p = np.array([1 - r.p_after for r in done], dtype=float)
+        rows.append(
+            {
+                "budget": budget,
+                "mean_p_unfavourable": float(p.mean()) if len(p) else math.nan,
+                "share_below_half": float((p < 0.5).mean()) if len(p) else math.nan,
+                "mean_cost": float(np.mean([r.cost for r in done])) if done else math.nan,
+                "rows": len(done),
+                "errors": len(batch) - len(done),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def plot_curves(curves: dict[str, pd.DataFrame], path: str | Any, *, title: str = "") -> Any:
+    """Mean probability of the unfavourable outcome against budget, one line per curve; saves a PNG.
+
+    Each frame needs ``budget`` and ``mean_p_unfavourable`` columns (``sweep_curve`` output).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("plot: matplotlib is not installed; pip install 'actionable[plot]'.") from None
+    figure, axes = plt.subplots(figsize=(5.5, 3.6), dpi=120)
+    for label, frame in curves.items():
+        axes.plot(frame["budget"], frame["mean_p_unfavourable"], marker="o", markersize=3, label=label)
+    axes.set_xlabel("budget")
+    axes.set_ylabel("mean P(unfavourable)")
+    if title:
+        axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(frameon=False)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
