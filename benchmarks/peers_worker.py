@@ -60,6 +60,33 @@ def mlp_numpy(workdir: Path) -> Callable[[np.ndarray], np.ndarray]:
 
 
 # ----------------------------------------------------------------------------------------------- DiCE
+def _dice_columns(
+    encoded: list[str], schema: dict[str, Any], numeric: list[str], train: pd.DataFrame
+) -> tuple[Any, Any, Any]:
+    """DiCE's own encoding (min-max numbers, its one-hot columns in its order) as a map onto canonical columns."""
+    import torch
+
+    lo = {c: float(train[c].min()) for c in numeric}
+    hi = {c: float(train[c].max()) for c in numeric}
+    index = torch.zeros(len(encoded), dtype=torch.int64)
+    scale = torch.ones(len(encoded), dtype=torch.float64)
+    shift = torch.zeros(len(encoded), dtype=torch.float64)
+    for j, col in enumerate(encoded):
+        for f in schema["features"]:
+            if f["kind"] == "category" and col.startswith(f["name"] + "_"):
+                level = col[len(f["name"]) + 1 :]
+                if level in f["levels"]:
+                    index[j] = f["slice"][0] + f["levels"].index(level)
+                    break
+            elif col == f["name"]:
+                index[j] = f["slice"][0]
+                scale[j], shift[j] = hi[col] - lo[col], lo[col]
+                break
+        else:
+            raise ValueError(f"DiCE encoded column {col!r} has no canonical column")
+    return index, scale, shift
+
+
 def run_dice(workdir: Path, method: str) -> tuple[list[dict[str, Any]], str]:
     import dice_ml
     import torch
@@ -89,25 +116,7 @@ def run_dice(workdir: Path, method: str) -> tuple[list[dict[str, Any]], str]:
 
     if method == "gradient":
         encoded = list(data.get_ohe_min_max_normalized_data(people.iloc[[0]][names]).columns)
-        # DiCE feeds its own encoding: min-max normalised numbers and its one-hot columns in its order
-        lo = {c: float(train[c].min()) for c in numeric}
-        hi = {c: float(train[c].max()) for c in numeric}
-        index = torch.zeros(len(encoded), dtype=torch.int64)
-        scale = torch.ones(len(encoded), dtype=torch.float64)
-        shift = torch.zeros(len(encoded), dtype=torch.float64)
-        for j, col in enumerate(encoded):
-            for f in schema["features"]:
-                if f["kind"] == "category" and col.startswith(f["name"] + "_"):
-                    level = col[len(f["name"]) + 1 :]
-                    if level in f["levels"]:
-                        index[j] = f["slice"][0] + f["levels"].index(level)
-                        break
-                elif col == f["name"]:
-                    index[j] = f["slice"][0]
-                    scale[j], shift[j] = hi[col] - lo[col], lo[col]
-                    break
-            else:
-                raise ValueError(f"DiCE encoded column {col!r} has no canonical column")
+        index, scale, shift = _dice_columns(encoded, schema, numeric, train)
 
         class Wrapped(torch.nn.Module):
             def forward(self, z: torch.Tensor) -> torch.Tensor:
