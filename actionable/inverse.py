@@ -92,6 +92,15 @@ def invert(
     ``Recourse.indirect_raw`` keeps the indirect model's raw predictions after the change. Rows are solved
     in chunks of ``CHUNK`` (memory flat per row). Status: ``already_favourable`` when the goal holds before,
     ``found`` when it holds after, ``not_found`` otherwise; every row gets its best within-budget change.
+
+    Three students with a bad grade, a budget of 5:
+
+    >>> from actionable import datasets
+    >>> student = datasets.load("student")
+    >>> people = student.X_test[student.y_test == 1].head(3)
+    >>> result = invert(student.models["regular"], people, student.schema, budget=5)
+    >>> len(result), all(r.cost <= 5 + 1e-9 and r.p_after >= r.p_before for r in result)
+    (3, True)
     """
     return invert_sweep(
         model,

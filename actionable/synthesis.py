@@ -172,6 +172,17 @@ def synthesize(
     before it starts; ``compile=True`` runs the inner step through ``torch.compile`` (worth its warm-up of
     several seconds per program shape only on long runs; falls back to eager with a warning where
     unavailable). ``observer``: called with a ``Tried`` for every pair optimised.
+
+    Two denied applicants of bundled German credit:
+
+    >>> from actionable import datasets
+    >>> from actionable.actions import ActionSet
+    >>> german = datasets.load("german")
+    >>> actions = ActionSet.from_toml(german.path / "actions.toml", german.schema)
+    >>> denied = german.X_test[german.model.predict(german.X_test) == "bad"].head(2)
+    >>> plans = synthesize(german.model, denied, actions, max_length=2)
+    >>> [r.status for r in plans], all(r.p_after > 0.5 > r.p_before for r in plans)
+    (['found', 'found'], True)
     """
     config = SynthesisConfig(
         max_length=max_length,

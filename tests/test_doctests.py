@@ -1,4 +1,5 @@
-"""The examples in the verbs' docstrings run as written (``attribute``, ``project_weighted_l1_ball``)."""
+"""The examples in the verbs' docstrings run as written (``attribute``, ``synthesize``, ``invert``,
+``project_weighted_l1_ball``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from types import ModuleType
 
 import pytest
 
-from actionable import attribution, projections
+from actionable import attribution, inverse, projections, synthesis
 
-MODULES = [attribution, projections]
+MODULES = [attribution, synthesis, inverse, projections]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
