@@ -22,6 +22,17 @@ from typing import IO, Any
 
 from actionable.errors import ConfigError
 
+__all__ = [
+    "acquire",
+    "atomic_folder",
+    "atomic_path",
+    "atomic_write",
+    "check_target",
+    "lock_path",
+    "locked",
+    "release",
+]
+
 _held: dict[Path, int] = {}  # lock files this process holds: path -> open descriptor
 
 

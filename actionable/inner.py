@@ -37,6 +37,24 @@ from actionable.models import layers as L
 from actionable.program import Dispatch, Program
 from actionable.schema import DTYPE
 
+__all__ = [
+    "AFFINE",
+    "BACKEND",
+    "COMPUTE",
+    "KNOWN",
+    "SERIAL_UP_TO",
+    "UNROLL",
+    "Constants",
+    "InnerConfig",
+    "Optimiser",
+    "State",
+    "Terms",
+    "compiled",
+    "fold",
+    "one_thread",
+    "split_affine",
+]
+
 AFFINE = (L.Standardize, L.ColumnMap, nn.Linear, nn.Identity)
 KNOWN = (L.Layer, nn.Linear, nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Identity)
 COMPUTE = torch.float32  # the dtype of the folded network inside the optimisation

@@ -25,6 +25,21 @@ from actionable.errors import ConfigError
 from actionable.results import Recourse, Step
 from actionable.schema import DTYPE, Schema
 
+__all__ = [
+    "NOOP",
+    "Dispatch",
+    "Groups",
+    "Kernel",
+    "Moved",
+    "Path",
+    "Plan",
+    "Program",
+    "Rounding",
+    "Static",
+    "constant_cost",
+    "parsed",
+]
+
 NOOP = -1  # the padding action of sequences shorter than the longest: changes nothing, costs nothing
 Rounding = Literal["round", "floor", "ceil"]
 Groups = list[tuple[int, torch.Tensor]]  # per step: (action id, the pairs taking it)

@@ -19,6 +19,8 @@ from actionable.program import Program
 from actionable.results import RecourseBatch
 from actionable.schema import DTYPE
 
+__all__ = ["survival"]
+
 
 def survival(
     model: Any,

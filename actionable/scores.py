@@ -27,6 +27,8 @@ from actionable.search import SCORES as SCORE_FUNCTIONS
 from actionable.search import Tried, allowed, gradient_scores, normal_form, swaps
 from actionable.synthesis import synthesize
 
+__all__ = ["SCORES", "Outcomes", "Score", "explore"]
+
 Score = Literal["vanilla", "objective", "gradient"]
 SCORES: tuple[Score, ...] = ("vanilla", "objective", "gradient")
 Outcomes = dict[tuple[int, ...], tuple[float, float, torch.Tensor]]

@@ -33,6 +33,33 @@ from actionable.program import Program
 from actionable.schema import DTYPE
 from actionable.verify import Best, Outcome, Verifier
 
+__all__ = [
+    "GRADIENT",
+    "OBJECTIVE",
+    "SCORES",
+    "VANILLA",
+    "BestFirst",
+    "Exhaustive",
+    "Frontier",
+    "Key",
+    "Observer",
+    "Optimise",
+    "Score",
+    "Sequences",
+    "Space",
+    "Strategy",
+    "Swap",
+    "Trials",
+    "Tried",
+    "allowed",
+    "canonical_levels",
+    "canonical_sequences",
+    "commutes",
+    "gradient_scores",
+    "normal_form",
+    "swaps",
+]
+
 Sequences = list[tuple[int, ...]]
 Swap = list[list[bool]]
 

@@ -38,6 +38,18 @@ from actionable.search import GRADIENT, OBJECTIVE, BestFirst, Exhaustive, Observ
 from actionable.validation import FLAG, Rule, check, choice, real, whole
 from actionable.verify import Verifier
 
+__all__ = [
+    "ALIASES",
+    "MAX_LENGTH",
+    "MAX_WORK",
+    "RULES",
+    "SEARCHES",
+    "P",
+    "R",
+    "SynthesisConfig",
+    "synthesize",
+]
+
 MAX_LENGTH = 32  # longest sequence asked for; the search size (Space.levels) usually refuses far earlier
 MAX_WORK = 10**9  # default bound on pair-steps (sequences x rows x optimisation steps), see Space.levels
 SEARCHES: dict[str, Strategy] = {  # search= by name; "bfs" is the former name of "vanilla"

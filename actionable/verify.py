@@ -19,6 +19,8 @@ from actionable.models import TorchModel
 from actionable.program import NOOP, Plan, Program, Rounding
 from actionable.schema import DTYPE
 
+__all__ = ["ROUNDINGS", "Best", "Checked", "Outcome", "Verifier", "proper_costs"]
+
 ROUNDINGS: tuple[Rounding, ...] = ("round", "floor", "ceil")
 
 

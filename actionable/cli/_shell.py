@@ -24,6 +24,22 @@ from rich.table import Table
 
 from actionable.errors import ActionableError
 
+__all__ = [
+    "OUT_OF_MEMORY",
+    "SHOWN",
+    "F",
+    "capped",
+    "console",
+    "errors",
+    "fail",
+    "friendly",
+    "locks",
+    "print_plans",
+    "print_summary",
+    "printable_streams",
+    "shown",
+]
+
 console = Console()
 errors = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])

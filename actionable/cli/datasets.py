@@ -9,6 +9,8 @@ from rich.table import Table
 
 from actionable.cli._shell import console, friendly
 
+__all__ = ["datasets_command", "info_command", "schema_table"]
+
 if TYPE_CHECKING:
     from actionable.schema import Schema
 

@@ -15,6 +15,8 @@ import pandas as pd
 from actionable.cli._shell import console, friendly, print_plans, print_summary, shown
 from actionable.cli.synthesize import with_progress
 
+__all__ = ["demo_command", "denial_reasons"]
+
 
 @friendly
 def demo_command() -> None:

@@ -20,6 +20,8 @@ from actionable.cli.inputs import Source, load_source, select_rows
 from actionable.cli.outputs import report_failures, writable, write_jsonl
 from actionable.errors import ConfigError
 
+__all__ = ["explain_command"]
+
 
 @friendly
 def explain_command(

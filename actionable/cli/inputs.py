@@ -20,6 +20,8 @@ import pandas as pd
 from actionable.cli._shell import capped
 from actionable.errors import ConfigError, DataError
 
+__all__ = ["MAX_COLUMNS", "Source", "labels_of", "load_source", "read_csv", "select_rows"]
+
 if TYPE_CHECKING:
     from actionable.actions import ActionSet
     from actionable.datasets import Dataset

@@ -21,6 +21,8 @@ from actionable.cli.inputs import Source, labels_of, load_source, select_rows
 from actionable.cli.outputs import failures_of, relabelled, report_failures, writable, write_jsonl
 from actionable.errors import ConfigError
 
+__all__ = ["MAX_BUDGETS", "budgets", "invert_command"]
+
 MAX_BUDGETS = 1000  # the most budgets one invert run sweeps
 
 

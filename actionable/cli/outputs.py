@@ -22,6 +22,8 @@ from actionable import files
 from actionable.cli._shell import capped, console, errors, locks
 from actionable.errors import ConfigError
 
+__all__ = ["failures_of", "relabelled", "report_failures", "writable", "write_jsonl"]
+
 
 def writable(reads: tuple[Path | None, ...] = (), **paths: Path | None) -> None:
     """Output files are checked (and locked against other runs) before any work, so a typo in a folder name

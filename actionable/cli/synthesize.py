@@ -18,6 +18,8 @@ from actionable.cli._shell import console, errors, friendly, print_plans, print_
 from actionable.cli.inputs import load_source, select_rows
 from actionable.cli.outputs import failures_of, relabelled, report_failures, writable, write_jsonl
 
+__all__ = ["synthesize_command", "with_progress"]
+
 
 @friendly
 def synthesize_command(

@@ -17,6 +17,8 @@ from actionable.cli._shell import console, friendly
 from actionable.cli.inputs import Source, load_source
 from actionable.errors import ConfigError, DataError
 
+__all__ = ["train_command"]
+
 if TYPE_CHECKING:
     from actionable.datasets import Dataset
 

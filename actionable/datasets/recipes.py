@@ -25,6 +25,17 @@ from actionable.models.training import (
     minmax_bounds,
 )
 
+__all__ = [
+    "ADULT",
+    "GERMAN",
+    "QUICKDRAW",
+    "STUDENT_INDIRECT",
+    "STUDENT_REGULAR",
+    "TRAINERS",
+    "quality",
+    "train_defaults",
+]
+
 if TYPE_CHECKING:
     from actionable.datasets import Dataset
 

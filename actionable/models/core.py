@@ -21,6 +21,8 @@ from actionable.models import layers as L
 from actionable.models.sklearn import SUPPORTED, convert
 from actionable.schema import DTYPE, Label, Schema
 
+__all__ = ["Task", "TorchModel", "as_model"]
+
 Task = Literal["classification", "regression"]
 
 

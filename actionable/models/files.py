@@ -25,6 +25,8 @@ from actionable.models import specs as S
 from actionable.models.core import TorchModel
 from actionable.schema import Schema
 
+__all__ = ["DTYPES", "FORMAT", "MAX_META_BYTES", "META", "PROGRAM_REFUSED", "load_model", "save_model"]
+
 FORMAT = "actionable.model/1"
 MAX_META_BYTES = 64 * 2**20  # a model.json this large is not a model file
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

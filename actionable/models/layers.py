@@ -19,6 +19,27 @@ from torch import nn
 
 from actionable.errors import ModelError
 
+__all__ = [
+    "ACTIVATIONS",
+    "LAYERS",
+    "MAX_DIM",
+    "BinaryLogits",
+    "ColumnMap",
+    "Conv1d",
+    "Field",
+    "Flatten",
+    "Identity",
+    "Layer",
+    "Linear",
+    "MaxPool1d",
+    "ReLU",
+    "Sequence1d",
+    "Shape",
+    "Sigmoid",
+    "Standardize",
+    "Tanh",
+]
+
 MAX_DIM = 2**24  # any one size in a spec (features, channels, kernel, stride, padding)
 
 Shape = tuple[int, ...]

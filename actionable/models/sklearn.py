@@ -20,6 +20,8 @@ from actionable.errors import ModelError
 from actionable.models import layers as L
 from actionable.schema import DTYPE, Label, Schema
 
+__all__ = ["SUPPORTED", "convert"]
+
 SUPPORTED = (
     "a torch nn.Module mapping the schema's canonical tensor to logits (n x k); or a fitted scikit-learn "
     "LinearRegression, Ridge, Lasso, ElasticNet, LogisticRegression, MLPClassifier or MLPRegressor, alone or "

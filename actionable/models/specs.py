@@ -19,6 +19,19 @@ from torch import nn
 from actionable.errors import ModelError, did_you_mean
 from actionable.models.layers import LAYERS, Identity, Layer, Linear, ReLU, Shape, Sigmoid, Tanh
 
+__all__ = [
+    "MAX_ACTIVATION",
+    "MAX_ELEMENTS",
+    "PLAIN",
+    "Plan",
+    "as_closed",
+    "build",
+    "check_spec",
+    "check_values",
+    "plan",
+    "specs",
+]
+
 MAX_ELEMENTS = 2**27  # all tensors of one model together: 1 GiB in float64
 MAX_ACTIVATION = 2**24  # the values one row holds between two layers: 128 MiB in float64
 

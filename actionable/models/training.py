@@ -22,6 +22,18 @@ from actionable.models import layers as L
 from actionable.models.core import TorchModel
 from actionable.schema import DTYPE, Schema
 
+__all__ = [
+    "ConvRecipe",
+    "Recipe",
+    "Scaling",
+    "check_target",
+    "fit_classifier",
+    "fit_conv_classifier",
+    "fit_indirect",
+    "fit_regressor",
+    "minmax_bounds",
+]
+
 Scaling = Literal["standard", "minmax"]
 
 
