@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from actionable.errors import ConfigError, DataError, ModelError
+from actionable.errors import ConfigError, ModelError
 from actionable.goals import Goal, resolve_goal
 from actionable.inverse_config import (
     CHUNK,
@@ -42,12 +42,12 @@ from actionable.inverse_records import (
     check_budgets,
     plot_curves,
     readable,
-    records,
     sweep_curve,
 )
 from actionable.models import TorchModel, as_model
 from actionable.projections import project_weighted_l1_ball
 from actionable.results import RecourseBatch
+from actionable.rows import read_rows
 from actionable.schema import DTYPE, Feature, Schema, as_rows
 
 __all__ = [
@@ -63,7 +63,6 @@ __all__ = [
     "on_schema",
     "plot_curves",
     "readable",
-    "records",
     "sweep_curve",
 ]
 
@@ -306,11 +305,8 @@ class InverseProblem(InverseRecords, WholeLattice):
         """Solve every row of ``X`` at every budget (ascending, warm-started): budget -> ``RecourseBatch``."""
         started = time.perf_counter()
         levels = check_budgets(budgets)
-        if not isinstance(X, pd.DataFrame):
-            raise DataError(f"invert: X must be a pandas DataFrame of raw rows; got {type(X).__name__}.")
-        errors = self.schema.row_errors(X)
-        good = [i for i in range(len(X)) if i not in errors]
-        x0 = self.schema.encode(X.iloc[good]) if good else torch.zeros(0, self.schema.width, dtype=DTYPE)
+        rows = read_rows(self.schema, X, "invert")
+        x0 = rows.x
         solutions: dict[float, tuple[torch.Tensor, int]] = {}
         parts = [self._solve(x0[i : i + CHUNK], levels) for i in range(0, len(x0), CHUNK)]
         for level in levels if parts else []:
@@ -318,10 +314,8 @@ class InverseProblem(InverseRecords, WholeLattice):
                 torch.cat([part[level][0] for part in parts]),
                 max(part[level][1] for part in parts),
             )
-        elapsed = (time.perf_counter() - started) / max(len(X), 1) / len(levels)
-        return {
-            level: self._batch(X, errors, good, x0, solutions.get(level), level, elapsed) for level in levels
-        }
+        elapsed = (time.perf_counter() - started) / max(rows.n, 1) / len(levels)
+        return {level: self._batch(rows, solutions.get(level), level, elapsed) for level in levels}
 
     def _solve(self, x0: torch.Tensor, levels: list[float]) -> dict[float, tuple[torch.Tensor, int]]:
         """One chunk of rows at every budget: budget -> (change in scaled units, iterations used).

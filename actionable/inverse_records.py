@@ -22,9 +22,10 @@ from actionable.goals import Goal
 from actionable.inverse_config import InverseConfig
 from actionable.models import TorchModel
 from actionable.results import Recourse, RecourseBatch, Status, Step
+from actionable.rows import Rows
 from actionable.schema import Feature, Schema
 
-__all__ = ["InverseRecords", "check_budgets", "plot_curves", "readable", "records", "sweep_curve"]
+__all__ = ["InverseRecords", "check_budgets", "plot_curves", "readable", "sweep_curve"]
 
 
 class InverseRecords:
@@ -43,14 +44,7 @@ class InverseRecords:
         raise NotImplementedError
 
     def _batch(
-        self,
-        X: pd.DataFrame,
-        errors: dict[int, str],
-        good: list[int],
-        x0: torch.Tensor,
-        solution: tuple[torch.Tensor, int] | None,
-        budget: float,
-        seconds: float,
+        self, rows: Rows, solution: tuple[torch.Tensor, int] | None, budget: float, seconds: float
     ) -> RecourseBatch:
         provenance = {
             "method": "lash2017",
@@ -63,6 +57,7 @@ class InverseRecords:
         }
         common: dict[str, Any] = {"seconds": seconds, "provenance": provenance}
         items: list[Recourse] = []
+        errors, x0, before = rows.errors, rows.x, list(rows.before)
         if solution is not None:
             delta = solution[0]
             zero = torch.zeros_like(delta)
@@ -73,11 +68,10 @@ class InverseRecords:
                 p0, p1 = self.goal.probability(out0), self.goal.probability(out1)
                 ok0, ok1 = self.goal.satisfied(out0), self.goal.satisfied(out1)
             raw = (end[:, self.cols] - x0[:, self.cols]).numpy()
-            before = records(self.schema, X.iloc[good])
             after = self._after(end, before)
             predicted = self._indirect_raw(raw_end)
-        position = {row: i for i, row in enumerate(good)}
-        for row in range(len(X)):
+        position = {row: i for i, row in enumerate(rows.good)}
+        for row in range(rows.n):
             if row in errors:
                 items.append(Recourse(row=row, status="error", error=errors[row], **common))
                 continue
@@ -169,14 +163,6 @@ def _number(feature: Feature, value: float) -> float | int:
     if feature.is_whole and abs(value - round(value)) <= 1e-9:
         return round(value)
     return value
-
-
-def records(schema: Schema, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    clean = schema.validate(frame)
-    return [
-        {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-        for row in clean.astype(object).to_dict("records")
-    ]
 
 
 def check_budgets(budgets: Sequence[float]) -> list[float]:

@@ -27,13 +27,14 @@ import torch
 
 from actionable._version import __version__
 from actionable.actions import ActionSet
-from actionable.errors import ConfigError, DataError, did_you_mean
+from actionable.errors import ConfigError, did_you_mean
 from actionable.goals import Goal, resolve_goal
 from actionable.inner import InnerConfig, Optimiser, one_thread
 from actionable.models import TorchModel, as_model
 from actionable.program import Plan, Program
 from actionable.results import Recourse, RecourseBatch
-from actionable.schema import DTYPE, as_rows
+from actionable.rows import read_rows
+from actionable.schema import as_rows
 from actionable.search import GRADIENT, OBJECTIVE, BestFirst, Exhaustive, Observer, Space, Strategy, Trials
 from actionable.validation import FLAG, Rule, check, choice, real, whole
 from actionable.verify import Verifier
@@ -245,12 +246,8 @@ class _Run:
     def rows(self, X: pd.DataFrame) -> RecourseBatch:
         """One record per row of ``X``: ``error``, ``already_favourable``, ``found`` or ``not_found``."""
         started = time.perf_counter()
-        if not isinstance(X, pd.DataFrame):
-            raise DataError(f"synthesize: X must be a pandas DataFrame of raw rows; got {type(X).__name__}.")
-        schema = self.program.schema
-        errors = schema.row_errors(X)
-        good = [i for i in range(len(X)) if i not in errors]
-        x0 = schema.encode(X.iloc[good]) if good else torch.zeros(0, schema.width, dtype=DTYPE)
+        batch = read_rows(self.program.schema, X, "synthesize")
+        errors, good, x0 = batch.errors, batch.good, batch.x
         with torch.no_grad():
             out0 = self.model(x0)
         need = ~self.goal.satisfied(out0)
