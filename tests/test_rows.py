@@ -64,3 +64,12 @@ def test_read_rows_keeps_positions_and_encodes_the_valid_rows_as_the_schema_does
     assert [b["age"] for b in batch.before] == rows.iloc[[0, 2]]["age"].tolist()
     with pytest.raises(DataError, match="verb: X must be a pandas DataFrame"):
         read_rows(german.schema, [[1, 2]], "verb")
+
+
+def test_attribute_validates_its_rows_once(counted: list[int]) -> None:
+    from actionable import attribute
+
+    german = datasets.load("german")
+    counted.clear()
+    attribute(german.model, german.X_test.head(3), "integrated_gradients")
+    assert counted == [3]
