@@ -169,7 +169,8 @@ def _by_objective(seq: tuple[int, ...], objective: float, grads: torch.Tensor | 
 
 
 def _by_gradient(seq: tuple[int, ...], objective: float, grads: torch.Tensor | None) -> float:
-    assert grads is not None  # a gradient score is always given its gradients
+    if grads is None:
+        raise ConfigError("the gradient score needs the actions' gradients; build it with gradient=True.")
     return -float(grads[seq[-1]])
 
 
@@ -377,7 +378,8 @@ class BestFirst(Strategy):
             if not batch_seq:
                 return
             outcome = trials.evaluate(space.program.pad(batch_seq), torch.as_tensor(batch_row), outcomes=True)
-            assert outcome is not None  # asked for with outcomes=True
+            if outcome is None:  # evaluate returns outcomes whenever outcomes=True
+                raise RuntimeError("best-first search: the trials returned no outcomes for a round.")
             objective, state = outcome
             for j, (seq, person) in enumerate(zip(batch_seq, batch_row, strict=True)):
                 if len(seq) < space.max_length:
