@@ -20,9 +20,11 @@ from actionable.features import Feature, Kind
 __all__ = [
     "as_numbers",
     "clean_column",
+    "clean_frame",
     "column_problems",
     "decode_block",
     "encode_column",
+    "encode_frame",
     "infer_feature",
     "row_problems",
 ]
@@ -91,6 +93,18 @@ def encode_column(feature: Feature, column: pd.Series, dtype: torch.dtype) -> to
         codes = torch.as_tensor(column.cat.codes.to_numpy(np.int64))
         return torch.nn.functional.one_hot(codes, len(feature.levels)).to(dtype)
     return torch.tensor(column.to_numpy(np.float64), dtype=dtype)
+
+
+def clean_frame(features: Sequence[Feature], frame: pd.DataFrame) -> pd.DataFrame:
+    """Checked rows as the features' columns, in their order, each with its feature's type."""
+    return pd.DataFrame({f.name: clean_column(f, frame[f.name]) for f in features}, index=frame.index)
+
+
+def encode_frame(
+    features: Sequence[Feature], clean: pd.DataFrame, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    """Cleaned rows as each feature's canonical values (``Schema.assemble`` joins them)."""
+    return {f.name: encode_column(f, clean[f.name], dtype) for f in features}
 
 
 def decode_block(feature: Feature, block: np.ndarray) -> Any:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from actionable.columns import clean_column, encode_column
+from actionable.columns import clean_frame, encode_frame
 from actionable.errors import DataError
 from actionable.schema import DTYPE, Schema
 
@@ -42,9 +42,8 @@ def read_rows(schema: Schema, X: object, verb: str) -> Rows:
     good = tuple(i for i in range(len(X)) if i not in errors)
     if not good:
         return Rows(len(X), errors, good, torch.zeros(0, schema.width, dtype=DTYPE), ())
-    valid = X.iloc[list(good)]
-    clean = pd.DataFrame({f.name: clean_column(f, valid[f.name]) for f in schema.features}, index=valid.index)
-    x = schema.assemble({f.name: encode_column(f, clean[f.name], DTYPE) for f in schema.features})
+    clean = clean_frame(schema.features, X.iloc[list(good)])  # checked just above: not validated again
+    x = schema.assemble(encode_frame(schema.features, clean, DTYPE))
     before = tuple(
         {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
         for row in clean.astype(object).to_dict("records")

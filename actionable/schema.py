@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from actionable.columns import clean_column, decode_block, encode_column, infer_feature, row_problems
+from actionable.columns import clean_frame, decode_block, encode_frame, infer_feature, row_problems
 from actionable.errors import DataError, SpecError, did_you_mean, shown
 from actionable.features import (
     DIRECTIONS as DIRECTIONS,
@@ -198,15 +198,13 @@ class Schema:
             shown = list(errors.values())[:5]
             more = f" (and {len(errors) - 5} more rows)" if len(errors) > 5 else ""
             raise DataError("data: " + " | ".join(shown) + more)
-        out = {f.name: clean_column(f, frame[f.name]) for f in self.features}
-        return pd.DataFrame(out, index=frame.index)
+        return clean_frame(self.features, frame)
 
     # --------------------------------------------------------------- encoding
     def encode(self, frame: pd.DataFrame) -> torch.Tensor:
         """Validate a raw frame and return the canonical tensor (n x width, float64)."""
         clean = self.validate(frame)
-        parts = {f.name: encode_column(f, clean[f.name], DTYPE) for f in self.features}
-        return self.assemble(parts)
+        return self.assemble(encode_frame(self.features, clean, DTYPE))
 
     def assemble(self, parts: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Differentiable encode: per-feature tensors (values, or one-hot blocks) -> canonical tensor."""
