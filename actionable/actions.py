@@ -155,7 +155,7 @@ class Action:
     @property
     def reads(self) -> frozenset[str]:
         """The features its effects, cost and conditions read (bound actions only)."""
-        p = self._parse()
+        p = self.expressions
         params = {q.name for q in self.params}
         exprs = [*p.effects.values(), p.cost, *(c.expr for c in (*p.pre, *p.post))]
         return frozenset(n for e in exprs for n in e.names if n not in params)
@@ -164,14 +164,11 @@ class Action:
     def n_params(self) -> int:
         return len(self.params)
 
-    def _parse(self) -> ParsedAction:
-        """The parsed expressions; only a ``BoundAction`` (from ``bind``) has them."""
+    @property
+    def expressions(self) -> ParsedAction:
+        """The parsed expressions (effects, cost, pre, post); only a ``BoundAction`` (from ``bind``, as
+        every action of an ``ActionSet`` is) has them, an unchecked action raises ``SpecError``."""
         raise SpecError(f"action {self.name!r}: not checked against a schema; use ActionSet(..., schema).")
-
-    def _bound(self) -> dict[str, Any]:
-        """The parsed expressions as a table (effects, cost, pre, post): a fresh dict, never a cache."""
-        p = self._parse()
-        return {"effects": dict(p.effects), "cost": p.cost, "pre": p.pre, "post": p.post}
 
     def bind(self, schema: Schema, where: str) -> BoundAction:
         """This action parsed against the schema's features and its parameters, checked; ``self`` is unchanged."""
@@ -224,7 +221,7 @@ class Action:
     def apply(self, schema: Schema, x: torch.Tensor, env: Mapping[str, E.Value]) -> torch.Tensor:
         """The state after this action (differentiable in numeric effects)."""
         parts = dict(schema.split(x))
-        for feature, parsed in self._parse().effects.items():
+        for feature, parsed in self.expressions.effects.items():
             value = parsed.evaluate(env)
             f = schema[feature]
             if isinstance(value, str):
@@ -236,11 +233,11 @@ class Action:
         return schema.assemble(parts)
 
     def cost_of(self, env: Mapping[str, E.Value], shape: torch.Size) -> torch.Tensor:
-        value = self._parse().cost.evaluate(env)
+        value = self.expressions.cost.evaluate(env)
         return torch.broadcast_to(torch.as_tensor(value, dtype=DTYPE), shape)
 
     def conditions(self, when: Literal["pre", "post"]) -> tuple[Condition, ...]:
-        p = self._parse()
+        p = self.expressions
         return p.pre if when == "pre" else p.post
 
     def describe(self, params: Mapping[str, float]) -> str:
@@ -274,7 +271,8 @@ class BoundAction(Action):
 
     parsed: ParsedAction = field(kw_only=True, repr=False, compare=False)
 
-    def _parse(self) -> ParsedAction:
+    @property
+    def expressions(self) -> ParsedAction:
         return self.parsed
 
 

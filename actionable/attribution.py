@@ -7,6 +7,7 @@ explain ``f(x) - f(baseline)`` report their completeness delta.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -16,12 +17,14 @@ import pandas as pd
 import torch
 from torch import nn
 
+from actionable.baselines import resolve_baseline, resolve_scale, standard_deviations, training_mean
 from actionable.deeplift import AFFINE, deeplift, flat_layers
 from actionable.errors import ConfigError, DataError, ModelError, did_you_mean
 from actionable.goals import resolve_goal
 from actionable.models import TorchModel, as_model
 from actionable.models import layers as L
 from actionable.results import Attribution
+from actionable.rows import read_rows
 from actionable.schema import DTYPE, Schema
 from actionable.validation import whole
 
@@ -111,16 +114,10 @@ def attribute(
         raise ConfigError("attribute: output='probability' needs a classifier; this model is a regression.")
     if output == "probability" and method == "coefficients":
         raise ConfigError("attribute: coefficients explain a linear output; use output='logit'.")
-    x = net.encode(X).to(DTYPE)
-    if x.ndim != 2 or len(x) == 0:
-        raise DataError(f"attribute: X must hold at least one row; got shape {tuple(x.shape)}.")
-    if x.shape[1] != s.width:
-        raise DataError(
-            f"attribute: X has {x.shape[1]} columns; the schema's canonical encoding has {s.width}. "
-            "Give a raw DataFrame with the schema's features, or canonical rows."
-        )
+    x, good, errors = _rows(net, X)
     index, label = _target(net, target)
-    x0, described = _baseline(s, x, baseline, method)
+    inputs = len(X) if isinstance(X, pd.DataFrame) else None
+    x0, described = resolve_baseline(s, x, baseline, method, good, inputs)
     probability = output == "probability"
     if not probability:
         net = _log_odds_of_one_logit(net)
@@ -130,7 +127,10 @@ def attribute(
         return torch.softmax(out, dim=-1)[:, index] if probability else out[:, index]
 
     n = len(x)
-    values, prediction, reference = _explain(net, f, method, x, x0, steps, rule, index, probability)
+    if good:
+        values, prediction, reference = _explain(net, f, method, x, x0, steps, rule, index, probability)
+    else:  # no row fits the schema: every row is an error, nothing to compute
+        values, prediction, reference = x, x[:, 0], x[:, 0]
     per_feature = per_raw_feature(s, values)
     with torch.no_grad():
         if prediction is None:  # integrated gradients: f(x) and f(x0) in one pass
@@ -140,20 +140,47 @@ def attribute(
             reference = torch.full((n,), math.nan, dtype=DTYPE) if method == "gradient" else f(x0).to(DTYPE)
     delta = per_feature.sum(1) - (prediction - reference)
     if scale is not None:
-        per_feature = per_feature * _scale(s, scale)
-    rows = tuple(X.index) if isinstance(X, pd.DataFrame) else tuple(range(len(x)))
+        per_feature = per_feature * resolve_scale(s, scale)
+    labels = tuple(X.index) if isinstance(X, pd.DataFrame) else tuple(range(len(x)))
+    placed = functools.partial(_in_place, good=good, n=len(labels))
+
     return Attribution(
-        values=per_feature.detach().numpy(),
+        values=placed(per_feature),
         features=s.names,
         method=method,
-        rows=rows,
+        rows=labels,
         baseline=described,
-        delta=delta.detach().numpy(),
+        delta=placed(delta),
         target=f"{label} ({output})" if net.task == "classification" else label,
-        prediction=prediction.detach().numpy(),
-        reference=reference.detach().numpy(),
+        prediction=placed(prediction),
+        reference=placed(reference),
         unit=("per sd" if scale is not None else "per unit") if method == "gradient" else "output",
+        errors={labels[i]: m for i, m in errors.items()},
     )
+
+
+def _in_place(a: torch.Tensor, good: Sequence[int], n: int) -> np.ndarray:
+    """The valid rows' values at their input positions, NaN at the others."""
+    out = np.full((n, *a.shape[1:]), math.nan)
+    out[list(good)] = a.detach().numpy()
+    return out
+
+
+def _rows(net: TorchModel, X: Any) -> tuple[torch.Tensor, tuple[int, ...], Mapping[int, str]]:
+    """The canonical rows explained, their positions in ``X`` and, for a raw frame, the rows that do not fit
+    the schema (position -> message; they are reported in place, not raised)."""
+    if isinstance(X, pd.DataFrame) and len(X):
+        batch = read_rows(net.schema, X, "attribute")
+        return batch.x, batch.good, batch.errors
+    x = net.encode(X).to(DTYPE)
+    if x.ndim != 2 or len(x) == 0:
+        raise DataError(f"attribute: X must hold at least one row; got shape {tuple(x.shape)}.")
+    if x.shape[1] != net.schema.width:
+        raise DataError(
+            f"attribute: X has {x.shape[1]} columns; the schema's canonical encoding has {net.schema.width}. "
+            "Give a raw DataFrame with the schema's features, or canonical rows."
+        )
+    return x, tuple(range(len(x))), {}
 
 
 def _check_options(method: str, steps: Any, rule: str, output: str, scale: Any, baseline: Any) -> int:
@@ -226,26 +253,6 @@ def as_differentiable(model: Any, schema: Schema | None) -> TorchModel:
         ) from None
 
 
-def training_mean(schema: Schema, frame: pd.DataFrame) -> np.ndarray:
-    """The mean row of ``frame`` in the canonical encoding (category blocks hold level frequencies)."""
-    return schema.encode(frame).mean(0).numpy()
-
-
-def standard_deviations(schema: Schema, frame: pd.DataFrame) -> pd.Series:
-    """Per-feature standard deviation of ``frame`` (population, as StandardScaler); 1.0 for categories.
-
-    A category's attribution is the sum over its block, so "one step" is a change of level. A column
-    constant in ``frame`` (a few rows, say) has no spread: its scale is 1.0, one raw unit, as in training.
-    """
-    clean = schema.validate(frame)
-    values = {
-        f.name: 1.0 if f.is_category else float(clean[f.name].to_numpy(np.float64).std())
-        for f in schema.features
-    }
-    values = {name: sd if sd > 0 else 1.0 for name, sd in values.items()}
-    return pd.Series(values, name="sd")
-
-
 def quadrature(steps: int, rule: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Integration points in [0, 1] and their weights.
 
@@ -296,59 +303,6 @@ def _target(model: TorchModel, target: Any) -> tuple[int, str]:
         f"attribute: target {target!r} is neither one of the model's outputs {names} nor an index below "
         f"{len(names)}." + did_you_mean(target, names)
     )
-
-
-def _baseline(schema: Schema, x: torch.Tensor, baseline: Any, method: str) -> tuple[torch.Tensor, str]:
-    """The baseline as canonical rows (one per row of ``x``) and a short description."""
-    if method in ("gradient", "gradient_x_input") or baseline is None or _is(baseline, "zeros"):
-        return torch.zeros_like(x), "zeros"
-    if _is(baseline, "mean"):
-        return x.mean(0, keepdim=True).expand_as(x), "mean of X"
-    if isinstance(baseline, pd.Series | Mapping):
-        baseline = pd.DataFrame([dict(baseline)])
-    if isinstance(baseline, pd.DataFrame):
-        missing = [n for n in schema.names if n not in baseline.columns]
-        extra = [str(c) for c in baseline.columns if c not in schema]
-        if missing or extra:
-            raise DataError(
-                f"attribute: the baseline's columns do not match the schema: missing {missing}, unknown "
-                f"{extra}. Give rows with exactly the schema's features {list(schema.names)}."
-            )
-        b = schema.encode(baseline)
-    elif isinstance(baseline, torch.Tensor | np.ndarray | list | tuple):
-        try:
-            b = torch.as_tensor(np.asarray(baseline, dtype=np.float64))
-        except (TypeError, ValueError):
-            raise DataError("attribute: the baseline array is not numeric; give canonical rows.") from None
-        b = b[None, :] if b.ndim == 1 else b
-        if b.ndim != 2 or b.shape[1] != schema.width:
-            raise DataError(
-                f"attribute: the baseline has shape {tuple(b.shape)}; canonical rows have {schema.width} "
-                f"columns ({', '.join(schema.columns[:4])}, ...)."
-            )
-    else:
-        raise ConfigError(
-            f"attribute: baseline of type {type(baseline).__name__}; use None, 'zeros', 'mean', raw rows "
-            "(a DataFrame) or canonical rows (an array)."
-        )
-    if not torch.isfinite(b).all():
-        raise DataError("attribute: the baseline holds NaN or infinite values.")
-    if len(b) == 1:
-        return b.expand_as(x), "given row"
-    if len(b) != len(x):
-        raise DataError(
-            f"attribute: the baseline has {len(b)} rows; give 1 row or one per row of X ({len(x)})."
-        )
-    return b, "given rows"
-
-
-def _is(value: Any, word: str) -> bool:
-    if isinstance(value, str) and value not in ("zeros", "mean"):
-        raise ConfigError(
-            f"attribute: baseline {value!r} is not known; use 'zeros', 'mean', or rows."
-            + did_you_mean(value, ("zeros", "mean"))
-        )
-    return isinstance(value, str) and value == word
 
 
 def _gradient(
@@ -453,20 +407,3 @@ def _check_affine(model: TorchModel) -> None:
                 f"attribute: 'coefficients' needs a linear model; layer {i} is a {type(m).__name__}. "
                 "Use 'integrated_gradients' or 'deeplift'."
             )
-
-
-def _scale(schema: Schema, scale: pd.Series | Sequence[float]) -> torch.Tensor:
-    if isinstance(scale, pd.Series):
-        missing = [n for n in schema.names if n not in scale.index]
-        if missing:
-            raise DataError(
-                f"attribute: scale lacks features {missing}; give one standard deviation per schema feature."
-            )
-        values = [float(scale[n]) for n in schema.names]
-    else:
-        values = [float(v) for v in scale]
-        if len(values) != len(schema):
-            raise DataError(f"attribute: scale has {len(values)} values for {len(schema)} features.")
-    if not all(math.isfinite(v) and v > 0 for v in values):
-        raise DataError(f"attribute: scale values must be finite and > 0; got {values}.")
-    return torch.as_tensor(values, dtype=DTYPE)

@@ -241,7 +241,8 @@ class InverseProblem(InverseRecords, WholeLattice):
         others = torch.cat([out[..., :i], out[..., i + 1 :]], dim=-1)
         return torch.logsumexp(others, dim=-1) - out[..., i]
 
-    def _value_and_grad(self, x0: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def value_and_grad(self, x0: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The objective per row at the change ``delta`` of the direct features, and its gradient in them."""
         with torch.enable_grad():
             d = delta.detach().requires_grad_(True)
             f = self.objective(self.state(x0, d))
@@ -276,7 +277,7 @@ class InverseProblem(InverseRecords, WholeLattice):
         upper: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Projected gradient descent with a per-row sufficient-decrease step size; rows stop on their own."""
-        f, grad = self._value_and_grad(x0, delta)
+        f, grad = self.value_and_grad(x0, delta)
         step = 0.25 / grad.abs().amax(-1).clamp_min(1e-12)
         active = torch.ones(len(x0), dtype=torch.bool)
         iterations = 0
@@ -285,7 +286,7 @@ class InverseProblem(InverseRecords, WholeLattice):
             cand = self._project(
                 delta[rows] - step[rows, None] * grad[rows], budget[rows], lower[rows], upper[rows]
             )
-            f_c, g_c = self._value_and_grad(x0[rows], cand)
+            f_c, g_c = self.value_and_grad(x0[rows], cand)
             move = cand - delta[rows]
             ok = f_c <= f[rows] + 1e-4 * (grad[rows] * move).sum(-1)
             small = move.abs().amax(-1) <= self.config.tol
@@ -325,7 +326,7 @@ class InverseProblem(InverseRecords, WholeLattice):
         """
         n, k = len(x0), len(self.direct)
         zero = torch.zeros(n, k, dtype=DTYPE)
-        _, grad0 = self._value_and_grad(x0, zero)
+        _, grad0 = self.value_and_grad(x0, zero)
         lower, upper = self.bounds(x0, grad0)
         continuous = self._continuous(x0, lower, upper, levels)
         kept = previous = zero

@@ -21,8 +21,8 @@ from actionable.errors import ConfigError
 from actionable.goals import Goal
 from actionable.inverse_config import InverseConfig
 from actionable.models import TorchModel
-from actionable.results import Recourse, RecourseBatch, Status, Step
-from actionable.rows import Rows
+from actionable.results import RecourseBatch, Status, Step
+from actionable.rows import Outcome, Rows, assemble
 from actionable.schema import Feature, Schema
 
 __all__ = ["InverseRecords", "check_budgets", "plot_curves", "readable", "sweep_curve"]
@@ -55,46 +55,26 @@ class InverseRecords:
             "iterations": solution[1] if solution is not None else 0,
             "version": __version__,
         }
-        common: dict[str, Any] = {"seconds": seconds, "provenance": provenance}
-        items: list[Recourse] = []
-        errors, x0, before = rows.errors, rows.x, list(rows.before)
+        outcomes: list[Outcome] = []
         if solution is not None:
             delta = solution[0]
-            zero = torch.zeros_like(delta)
             with torch.no_grad():
-                raw_end = self.state(x0, delta)
-                start, end = self.settle(self.state(x0, zero)), self.settle(raw_end)
+                raw_end = self.state(rows.x, delta)
+                start = self.settle(self.state(rows.x, torch.zeros_like(delta)))
+                end = self.settle(raw_end)
                 out0, out1 = self.model(start), self.model(end)  # on the rows reported
-                p0, p1 = self.goal.probability(out0), self.goal.probability(out1)
-                ok0, ok1 = self.goal.satisfied(out0), self.goal.satisfied(out1)
-            raw = (end[:, self.cols] - x0[:, self.cols]).numpy()
-            after = self._after(end, before)
+                p0, p1 = self.goal.probability(out0).tolist(), self.goal.probability(out1).tolist()
+                ok0, ok1 = self.goal.satisfied(out0).tolist(), self.goal.satisfied(out1).tolist()
+            raw = (end[:, self.cols] - rows.x[:, self.cols]).numpy()
+            after = self._after(end, list(rows.before))
             predicted = self._indirect_raw(raw_end)
-        position = {row: i for i, row in enumerate(rows.good)}
-        for row in range(rows.n):
-            if row in errors:
-                items.append(Recourse(row=row, status="error", error=errors[row], **common))
-                continue
-            i = position[row]
-            steps = self._steps(raw[i], before[i])
-            status: Status = (
-                "already_favourable" if bool(ok0[i]) else ("found" if bool(ok1[i]) else "not_found")
-            )
-            items.append(
-                Recourse(
-                    row=row,
-                    status=status,
-                    steps=steps,
-                    cost=float(sum(s.cost for s in steps)),
-                    x_before=before[i],
-                    x_after=after[i],
-                    p_before=float(p0[i]),
-                    p_after=float(p1[i]),
-                    indirect_raw=predicted[i] if predicted else {},
-                    **common,
-                )
-            )
-        return RecourseBatch(tuple(items))
+            for i, before in enumerate(rows.before):
+                steps = self._steps(raw[i], before)
+                status: Status = "already_favourable" if ok0[i] else ("found" if ok1[i] else "not_found")
+                cost = float(sum(s.cost for s in steps))
+                extra = predicted[i] if predicted else {}
+                outcomes.append(Outcome(status, p0[i], steps, cost, after[i], p1[i], indirect_raw=extra))
+        return assemble(rows, outcomes, seconds=seconds, provenance=provenance)
 
     def settle(self, x: torch.Tensor) -> torch.Tensor:
         """Rows with the indirect model's predictions made valid: rounded to whole numbers for integer and

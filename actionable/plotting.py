@@ -49,14 +49,15 @@ def plot_attribution(
     """
     if row is not None and not 0 <= row < len(attribution):
         raise ConfigError(f"plot_attribution: row {row} is not a position below {len(attribution)}.")
-    values = attribution.values[row] if row is not None else attribution.values.mean(0)
+    explained = len(attribution) - len(attribution.errors)
+    values = attribution.values[row] if row is not None else np.nanmean(attribution.values, 0)
     series = pd.Series(values, index=list(attribution.features))
     order = series.abs().sort_values(ascending=True).index
     series = series[order][-k:] if k else series[order]
     fig, ax = _axes(ax, 0.6 + 0.32 * len(series))
     ax.barh(series.index, series.to_numpy(), color=np.where(series.to_numpy() >= 0, "#3b75af", "#c44e52"))
     ax.axvline(0, color="black", linewidth=0.8)
-    where = f"row {attribution.rows[row]}" if row is not None else f"mean over {len(attribution)} rows"
+    where = f"row {attribution.rows[row]}" if row is not None else f"mean over {explained} rows"
     ax.set_title(f"{attribution.method}: {attribution.target}, {where}")
     unit = {"per sd": "change per standard deviation", "per unit": "change per unit"}.get(
         attribution.unit, f"contribution (baseline: {attribution.baseline})"

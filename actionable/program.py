@@ -37,7 +37,6 @@ __all__ = [
     "Rounding",
     "Static",
     "constant_cost",
-    "parsed",
 ]
 
 NOOP = -1  # the padding action of sequences shorter than the longest: changes nothing, costs nothing
@@ -97,15 +96,10 @@ class _Read:
     pos: int | None
 
 
-def parsed(action: Action) -> dict[str, Any]:
-    """The action's expressions parsed against its schema (the one place the parse is read)."""
-    return action._bound()
-
-
 def constant_cost(action: Action) -> float:
     """A lower bound on the action's cost in any verified plan: its value if constant, else 0 (a verified
     plan never has a negative step cost, see ``verify.proper_costs``)."""
-    cost = parsed(action)["cost"]
+    cost = action.expressions.cost
     if cost.names:
         return 0.0
     value = float(cost.evaluate({}))
@@ -119,8 +113,8 @@ class Kernel:
     def __init__(self, action: Action, schema: Schema, touched: dict[int, int]) -> None:
         self.action = action
         self.n_params = action.n_params
-        bound = parsed(action)
-        self.effects = [(schema[f], schema.slice(f), e) for f, e in bound["effects"].items()]
+        bound = action.expressions
+        self.effects = [(schema[f], schema.slice(f), e) for f, e in bound.effects.items()]
         self.levels: list[tuple[slice, int]] = []  # constant category effects: block, level index
         self.blocks: dict[str, torch.Tensor] = {}  # the same as one-hot rows, for the rollout
         for f, cols, e in self.effects:
@@ -130,7 +124,7 @@ class Kernel:
                 self.blocks[f.name] = torch.zeros(len(f.levels), dtype=DTYPE).index_fill(
                     0, torch.tensor(level), 1.0
                 )
-        self.cost = bound["cost"]
+        self.cost = bound.cost
         self.pre: tuple[Condition, ...] = action.conditions("pre")
         self.post: tuple[Condition, ...] = action.conditions("post")
         params = {p.name for p in action.params}

@@ -211,6 +211,8 @@ class Attribution:
     raw unit (``unit`` "per unit") or per standard deviation ("per sd"). ``prediction`` is f(x) and
     ``reference`` f(baseline) per row (NaN for ``gradient``); ``delta`` per row is the sum of the
     attributions minus (prediction - reference): 0 for an exact method, NaN for ``gradient``.
+    ``errors``: the rows of a raw frame that do not fit the schema (row label -> the schema's message);
+    they keep their place with NaN values, no reasons in ``top`` and an error record in ``to_records``.
     """
 
     values: np.ndarray
@@ -223,6 +225,7 @@ class Attribution:
     prediction: np.ndarray
     reference: np.ndarray
     unit: str = "output"
+    errors: Mapping[Any, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("values", "delta", "prediction", "reference"):
@@ -255,14 +258,19 @@ class Attribution:
             "negative": lambda v: v < 0,
         }[sign]
         return [
-            [(self.features[j], float(self.values[i, j])) for j in row if keep(self.values[i, j])]
-            for i, row in enumerate(order)
+            []
+            if label in self.errors
+            else [(self.features[j], float(self.values[i, j])) for j in row if keep(self.values[i, j])]
+            for i, (label, row) in enumerate(zip(self.rows, order, strict=True))
         ]
 
     def to_records(self, k: int = 3) -> list[dict[str, Any]]:
-        """One JSON-ready dict per row: values by feature, the top ``k``, prediction, reference, delta."""
+        """One JSON-ready dict per row: values by feature, the top ``k``, prediction, reference, delta; a
+        row that did not fit the schema gets ``{"format", "row", "error"}``."""
         return [
-            {
+            {"format": "actionable.attribution/1", "row": _plain(row), "error": self.errors[row]}
+            if row in self.errors
+            else {
                 "format": "actionable.attribution/1",
                 "row": _plain(row),
                 "method": self.method,

@@ -1,14 +1,16 @@
 """The one row pipeline: a batch of raw rows validated exactly once, bad rows kept in place as messages.
 
-``synthesize`` and ``invert`` both start here, so a row is checked by the schema once per call (not once
-per stage), the valid rows are encoded once, and every input position comes back as a record: the bad
-ones as ``error`` with the schema's message.
+``synthesize`` and ``invert`` both start (``read_rows``) and end (``assemble``) here, so a row is checked
+by the schema once per call (not once per stage), the valid rows are encoded once, and every input
+position comes back as one ``Recourse``: the bad ones as ``error`` with the schema's message, the others
+from what the engine found (an ``Outcome`` per valid row).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,9 +19,10 @@ import torch
 
 from actionable.columns import clean_frame, encode_frame
 from actionable.errors import DataError
+from actionable.results import Recourse, RecourseBatch, Status, Step
 from actionable.schema import DTYPE, Schema
 
-__all__ = ["Rows", "read_rows"]
+__all__ = ["Outcome", "Rows", "assemble", "raw_records", "read_rows"]
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,64 @@ def read_rows(schema: Schema, X: object, verb: str) -> Rows:
         return Rows(len(X), errors, good, torch.zeros(0, schema.width, dtype=DTYPE), ())
     clean = clean_frame(schema.features, X.iloc[list(good)])  # checked just above: not validated again
     x = schema.assemble(encode_frame(schema.features, clean, DTYPE))
-    before = tuple(
+    return Rows(len(X), errors, good, x, tuple(_plain(clean)))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an engine concluded for one valid row: a ``Recourse`` less the row, its ``x_before``, the
+    timing and the provenance, which ``assemble`` adds."""
+
+    status: Status
+    p_before: float
+    steps: tuple[Step, ...] = ()
+    cost: float = math.nan
+    x_after: Mapping[str, Any] = field(default_factory=dict)
+    p_after: float = math.nan
+    error: str = ""
+    indirect_raw: Mapping[str, float] = field(default_factory=dict)
+
+
+def assemble(
+    rows: Rows, outcomes: Sequence[Outcome], *, seconds: float, provenance: Mapping[str, Any]
+) -> RecourseBatch:
+    """One ``Recourse`` per input row, in input order: ``error`` with the schema's message for a bad row,
+    else the outcome of that valid row (``outcomes`` in the order of ``rows.good``)."""
+    if len(outcomes) != len(rows.good):
+        raise ValueError(f"assemble: {len(outcomes)} outcomes for {len(rows.good)} valid rows.")
+    common: dict[str, Any] = {"seconds": seconds, "provenance": provenance}
+    found = dict(zip(rows.good, zip(outcomes, rows.before, strict=True), strict=True))
+    items: list[Recourse] = []
+    for row in range(rows.n):
+        if row not in found:
+            items.append(Recourse(row=row, status="error", error=rows.errors[row], **common))
+            continue
+        o, before = found[row]
+        items.append(
+            Recourse(
+                row=row,
+                status=o.status,
+                steps=o.steps,
+                cost=o.cost,
+                x_before=before,
+                x_after=o.x_after,
+                p_before=o.p_before,
+                p_after=o.p_after,
+                error=o.error,
+                indirect_raw=o.indirect_raw,
+                **common,
+            )
+        )
+    return RecourseBatch(tuple(items))
+
+
+def raw_records(schema: Schema, x: torch.Tensor) -> list[dict[str, Any]]:
+    """Canonical rows decoded to raw values, one plain dict per row (numbers as Python numbers)."""
+    return _plain(schema.decode(x)) if len(x) else []
+
+
+def _plain(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
         {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-        for row in clean.astype(object).to_dict("records")
-    )
-    return Rows(len(X), errors, good, x, before)
+        for row in frame.astype(object).to_dict("records")
+    ]

@@ -14,144 +14,30 @@ action and the cost. "Favourable" is the model's own decision (``Goal.satisfied`
 
 from __future__ import annotations
 
-import functools
-import inspect
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
 from actionable._version import __version__
 from actionable.actions import ActionSet
-from actionable.errors import ConfigError, did_you_mean
 from actionable.goals import Goal, resolve_goal
-from actionable.inner import InnerConfig, Optimiser, one_thread
+from actionable.inner import Optimiser, one_thread
 from actionable.models import TorchModel, as_model
 from actionable.program import Plan, Program
-from actionable.results import Recourse, RecourseBatch
-from actionable.rows import read_rows
+from actionable.results import RecourseBatch
+from actionable.rows import Outcome, Rows, assemble, raw_records, read_rows
 from actionable.schema import as_rows
-from actionable.search import GRADIENT, OBJECTIVE, BestFirst, Exhaustive, Observer, Space, Strategy, Trials
-from actionable.validation import FLAG, Rule, check, choice, real, whole
+from actionable.search import Observer, Strategy, Trials
+from actionable.synthesis_config import MAX_WORK, SynthesisConfig
+from actionable.validation import known_keywords
 from actionable.verify import Verifier
 
-__all__ = [
-    "ALIASES",
-    "MAX_LENGTH",
-    "MAX_WORK",
-    "RULES",
-    "SEARCHES",
-    "P",
-    "R",
-    "SynthesisConfig",
-    "synthesize",
-]
-
-MAX_LENGTH = 32  # longest sequence asked for; the search size (Space.levels) usually refuses far earlier
-MAX_WORK = 10**9  # default bound on pair-steps (sequences x rows x optimisation steps), see Space.levels
-SEARCHES: dict[str, Strategy] = {  # search= by name; "bfs" is the former name of "vanilla"
-    "vanilla": Exhaustive(),
-    "objective": BestFirst(OBJECTIVE),
-    "gradient": BestFirst(GRADIENT),
-}
-ALIASES = {"bfs": "vanilla"}
-RULES: dict[str, Rule] = {
-    "max_length": whole(1, MAX_LENGTH),
-    "steps": whole(1, 10**6),
-    "lr": real(0, open_low=True),
-    "margin": real(0),
-    "c_init": real(0, open_low=True),
-    "check_every": whole(1),
-    "chunk": whole(1),
-    "seed": whole(0, 2**63 - 1),
-    "search": choice((*ALIASES, *SEARCHES)),
-    "budget": whole(1, optional=True),
-    "round_size": whole(1),
-    "compile": FLAG,
-    "max_work": whole(1, optional=True),
-}
+__all__ = ["synthesize"]
 
 
-@dataclass(frozen=True)
-class SynthesisConfig:
-    """Settings of the search and of the inner optimisation, validated by ``RULES`` (one rule per field, one
-    message format, see ``validation``); numpy numbers and whole floats (``steps=10.0``) are stored as plain
-    ints and floats, ``search="bfs"`` as ``"vanilla"``. ``search`` is a name in ``SEARCHES`` or a
-    ``search.Strategy``; ``budget`` and ``round_size`` tune the named best-first searches."""
-
-    max_length: int = 4
-    steps: int = 150
-    lr: float = 0.05
-    margin: float = 0.1
-    c_init: float = 1.0
-    check_every: int = 20
-    chunk: int = 50_000
-    seed: int = 0
-    search: str | Strategy = "vanilla"
-    budget: int | None = None
-    round_size: int = 16
-    compile: bool = False  # torch.compile the inner step (inductor); pays off only for long runs
-    max_work: int | None = MAX_WORK  # most pair-steps of optimisation (see Space.levels); None: no limit
-
-    def __post_init__(self) -> None:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        if isinstance(self.search, Strategy):
-            del values["search"]
-        for name, value in check("synthesize", RULES, values).items():
-            object.__setattr__(self, name, value)  # numpy and whole-float values stored as plain ints
-        if isinstance(self.search, str):
-            object.__setattr__(self, "search", ALIASES.get(self.search, self.search))
-        if self.budget is not None and not isinstance(self.strategy(), BestFirst):
-            raise ConfigError(
-                f"synthesize: budget = {self.budget!r} applies to search='objective' or 'gradient' "
-                "(sequences per person); drop budget, or choose one of those searches."
-            )
-
-    def strategy(self) -> Strategy:
-        """The search strategy: the one given, or the named one with ``budget`` and ``round_size``."""
-        if isinstance(self.search, Strategy):
-            return self.search
-        named = SEARCHES[self.search]
-        if isinstance(named, BestFirst):
-            return BestFirst(named.score, budget=self.budget, round_size=self.round_size)
-        return named
-
-    def inner(self) -> InnerConfig:
-        return InnerConfig(self.steps, self.lr, self.margin, self.c_init, self.check_every, self.compile)
-
-    def space(self, program: Program) -> Space:
-        return Space(program, self.max_length, self.steps, self.max_work, self.chunk)
-
-    def record(self) -> dict[str, Any]:
-        """The settings as plain values (a strategy by its label), for provenance."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        return out | {"search": self.strategy().label}
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _typed_options(verb: Callable[P, R]) -> Callable[P, R]:
-    """``verb`` refusing unknown keywords with a ``ConfigError`` naming the ones it takes."""
-    known = [p.name for p in inspect.signature(verb).parameters.values() if p.kind is p.KEYWORD_ONLY]
-
-    @functools.wraps(verb)
-    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
-        unknown = sorted(set(kwargs) - set(known))
-        if unknown:
-            hint = did_you_mean(unknown[0], known)
-            raise ConfigError(f"synthesize: unknown option(s) {unknown}; it takes {known}.{hint}")
-        return verb(*args, **kwargs)
-
-    return checked
-
-
-@_typed_options
+@known_keywords("synthesize")
 def synthesize(
     model: Any,
     X: pd.DataFrame,
@@ -246,58 +132,40 @@ class _Run:
     def rows(self, X: pd.DataFrame) -> RecourseBatch:
         """One record per row of ``X``: ``error``, ``already_favourable``, ``found`` or ``not_found``."""
         started = time.perf_counter()
-        batch = read_rows(self.program.schema, X, "synthesize")
-        errors, good, x0 = batch.errors, batch.good, batch.x
+        rows = read_rows(self.program.schema, X, "synthesize")
         with torch.no_grad():
-            out0 = self.model(x0)
+            out0 = self.model(rows.x)
         need = ~self.goal.satisfied(out0)
-        searched = need.nonzero().flatten().tolist()  # positions in x0 of the rows searched
-        best = self.search(x0[need], [good[k] for k in searched]) if searched else {}
-        elapsed = (time.perf_counter() - started) / max(len(X), 1)
-        plans = {k: best[j] for j, k in enumerate(searched) if j in best}
+        searched = need.nonzero().flatten().tolist()  # positions in rows.x of the rows searched
+        best = self.search(rows.x[need], [rows.good[k] for k in searched]) if searched else {}
         person = {k: j for j, k in enumerate(searched)}
-        after = self._after(plans)
-        before = self._records(x0)
-        p0 = self.goal.probability(out0)
-        common: dict[str, Any] = {"seconds": elapsed, "provenance": self.provenance()}
-        position = {row: k for k, row in enumerate(good)}
-        items: list[Recourse] = []
-        for row in range(len(X)):
-            k = position.get(row)
-            if k is None:
-                items.append(Recourse(row=row, status="error", error=errors[row], **common))
-                continue
-            common_k = common | {"x_before": before[k], "p_before": float(p0[k])}
-            if not bool(need[k]):
-                same: dict[str, Any] = {"x_after": before[k], "p_after": float(p0[k]), "cost": 0.0}
-                items.append(Recourse(row=row, status="already_favourable", **same, **common_k))
-            elif k not in plans:
-                text = self.verifier.not_found_text(person[k], self.config.max_length)
-                items.append(Recourse(row=row, status="not_found", error=text, **common_k))
+        plans = {k: best[j] for k, j in person.items() if j in best}
+        outcomes = self._outcomes(rows, self.goal.probability(out0).tolist(), person, plans)
+        seconds = (time.perf_counter() - started) / max(len(X), 1)
+        return assemble(rows, outcomes, seconds=seconds, provenance=self.provenance())
+
+    def _outcomes(
+        self, rows: Rows, p0: list[float], person: dict[int, int], plans: dict[int, Plan]
+    ) -> list[Outcome]:
+        """Per valid row: favourable already, its verified plan, or why none was found."""
+        after: dict[int, tuple[dict[str, Any], float]] = {}
+        if plans:
+            final = torch.stack([p.x for p in plans.values()])
+            with torch.no_grad():
+                p_after = self.goal.probability(self.model(final)).tolist()
+            records = zip(raw_records(self.program.schema, final), p_after, strict=True)
+            after = dict(zip(plans, records, strict=True))
+        out = []
+        for k, p in enumerate(p0):
+            if k not in person:
+                out.append(Outcome("already_favourable", p, cost=0.0, x_after=rows.before[k], p_after=p))
+            elif k in plans:
+                plan = plans[k]
+                out.append(Outcome("found", p, self.program.steps(plan), plan.cost, *after[k]))
             else:
-                plan: dict[str, Any] = {"steps": self.program.steps(plans[k]), "cost": plans[k].cost}
-                plan["x_after"], plan["p_after"] = after[k]
-                items.append(Recourse(row=row, status="found", **plan, **common_k))
-        return RecourseBatch(tuple(items))
-
-    def _after(self, plans: dict[int, Plan]) -> dict[int, tuple[dict[str, Any], float]]:
-        """Per planned row: the raw final state and the model's probability of the favourable outcome."""
-        if not plans:
-            return {}
-        final = torch.stack([p.x for p in plans.values()])
-        with torch.no_grad():
-            p_after = self.goal.probability(self.model(final)).tolist()
-        return dict(zip(plans, zip(self._records(final), p_after, strict=True), strict=True))
-
-    def _records(self, x: torch.Tensor) -> list[dict[str, Any]]:
-        """Raw feature dicts for canonical rows, decoded in one batch."""
-        if not len(x):
-            return []
-        frame = self.program.schema.decode(x)
-        return [
-            {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-            for row in frame.astype(object).to_dict("records")
-        ]
+                text = self.verifier.not_found_text(person[k], self.config.max_length)
+                out.append(Outcome("not_found", p, error=text))
+        return out
 
     def provenance(self) -> dict[str, Any]:
         return {

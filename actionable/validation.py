@@ -12,10 +12,12 @@ for numbers, strings are never parsed, NaN and infinities are refused unless a r
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -27,6 +29,7 @@ __all__ = [
     "Rule",
     "check",
     "choice",
+    "known_keywords",
     "real",
     "whole",
 ]
@@ -147,3 +150,27 @@ def choice(options: Sequence[Any]) -> Rule:
 
 
 FLAG = Rule("flag")
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def known_keywords(verb: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A decorator: the function refuses unknown keywords with a ``ConfigError`` naming the ones it takes
+    (and the nearest one), not Python's bare ``TypeError``."""
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        known = [p.name for p in inspect.signature(function).parameters.values() if p.kind is p.KEYWORD_ONLY]
+
+        @functools.wraps(function)
+        def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+            unknown = sorted(set(kwargs) - set(known))
+            if unknown:
+                hint = did_you_mean(unknown[0], known)
+                raise ConfigError(f"{verb}: unknown option(s) {unknown}; it takes {known}.{hint}")
+            return function(*args, **kwargs)
+
+        return checked
+
+    return decorate

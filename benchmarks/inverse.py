@@ -118,7 +118,7 @@ def oracle_table(samples: int) -> None:
     problem = InverseProblem(model, schema, indirect=indirect)
     x0 = schema.encode(people)
     n, k = len(x0), len(problem.direct)
-    _, grad0 = problem._value_and_grad(x0, torch.zeros(n, k, dtype=torch.float64))
+    _, grad0 = problem.value_and_grad(x0, torch.zeros(n, k, dtype=torch.float64))
     lower, upper = problem.bounds(x0, grad0)
     budgets = [1, 3, 5, 10]
     continuous = invert_sweep(model, people, schema, budgets=budgets, indirect=indirect, rounding=False)

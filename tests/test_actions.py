@@ -216,8 +216,11 @@ def test_an_action_is_never_changed_by_its_catalogue() -> None:
     assert not isinstance(given, BoundAction)
     with pytest.raises(SpecError, match="not checked against a schema"):
         given.conditions("pre")
+    with pytest.raises(SpecError, match="not checked against a schema"):
+        _ = given.expressions
     bound = catalogue["save"]
     assert isinstance(bound, BoundAction) and bound.parsed.cost.text == "amount / 1000"
+    assert bound.expressions is bound.parsed and set(bound.expressions.effects) == {"savings"}
     assert all(getattr(bound, f.name) == getattr(given, f.name) for f in fields(Action))
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from actionable import advise_gradient, attribute, datasets
@@ -62,4 +63,4 @@ def test_advice_before_after(california: datasets.Dataset) -> None:
 def test_missing_matplotlib_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match="pip install 'actionable\\[plot\\]'"):
-        plotting._pyplot()
+        plotting.plot_table(pd.DataFrame({"a": [1.0]}, index=["x"]))

@@ -19,6 +19,7 @@ from actionable.cli._shell import console, errors, friendly
 from actionable.cli.inputs import Source, load_source, select_rows
 from actionable.cli.outputs import report_failures, writable, write_jsonl
 from actionable.errors import ConfigError
+from actionable.rows import read_rows
 
 __all__ = ["explain_command"]
 
@@ -69,47 +70,39 @@ def explain_command(
         either="--data --schema --model",
         missing="explain: give --dataset NAME, or all of --data --schema --model.",
     )
-    chosen, failed, reference, models = _chosen(source, rows)
-    if chosen.empty:  # as synthesize does: one error record per row, the reasons on screen, exit 1
-        _write_attributions(json_path, [], failed, source.frame)
-        report_failures(failed.items(), show=None)
-        errors.print(f"explain: none of the {len(failed)} rows selected fits the schema.", highlight=False)
-        raise typer.Exit(code=1)
+    chosen = select_rows(source.frame, rows)
+    reference, models = _reference(source)
     if advise:
-        _explain_advice(models, source.model, chosen, reference, target, figure)
+        failed = _explain_advice(models, source.model, chosen, reference, target, figure)
     else:
         if baseline not in ("mean", "zeros"):
             raise ConfigError(f"explain: --baseline {baseline!r}; use mean or zeros.")
         mean_of = "training mean" if dataset is not None else f"mean of {data}"
         result = _attributions(source, chosen, reference, method, baseline, mean_of, steps, target, top)
-        _write_attributions(json_path, result.to_records(top), failed, source.frame)
-        if figure is not None:
+        failed = dict(result.errors)
+        if json_path is not None:
+            write_jsonl(json_path, result.to_records(top))
+        if figure is not None and len(failed) < len(chosen):
             from actionable.plotting import plot_attribution, save
 
             with files.atomic_path(figure) as temp:
                 save(plot_attribution(result, 0 if len(result) == 1 else None), temp)
             console.print(f"wrote {figure}")
     report_failures(failed.items(), show=None)
+    if failed and len(failed) == len(chosen):
+        errors.print(f"explain: none of the {len(failed)} rows selected fits the schema.", highlight=False)
     if failed:
         raise typer.Exit(code=1)
 
 
-def _chosen(source: Source, rows: str) -> tuple[pd.DataFrame, dict[Any, str], pd.DataFrame, dict[str, Any]]:
-    """The selected rows that fit the schema (validated), the selected ones that do not (label -> message),
-    the reference rows (for the mean baseline and the scales) and the models the advice view compares."""
-    schema, frame = source.schema, source.frame
-    bad_rows = schema.row_errors(frame)
-    models: dict[str, Any]
+def _reference(source: Source) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The reference rows (for the mean baseline and the scales: the training rows of a bundled dataset,
+    else the user's rows that fit the schema) and the models the advice view compares."""
     if source.bundle is not None:
-        reference, models = source.bundle.X_train, dict(source.bundle.models)
-    else:
-        usable = sorted(set(range(len(frame))) - set(bad_rows))
-        reference, models = schema.validate(frame.iloc[usable]), {"model": source.model}
-    chosen = select_rows(frame, rows)
-    # rows that do not fit the schema are reported (and recorded in --json), the others explained
-    problems = {frame.index[i]: message for i, message in bad_rows.items()}
-    failed = {label: problems[label] for label in chosen.index if label in problems}
-    return schema.validate(chosen.drop(index=list(failed))), failed, reference, models
+        return source.bundle.X_train, dict(source.bundle.models)
+    valid = read_rows(source.schema, source.frame, "explain")
+    labels = source.frame.index[list(valid.good)]
+    return pd.DataFrame(list(valid.before), index=labels), {"model": source.model}
 
 
 def _attributions(
@@ -132,7 +125,10 @@ def _attributions(
         chosen,
         method,  # type: ignore[arg-type]
         target=target,
-        baseline=training_mean(source.schema, reference) if exact and baseline == "mean" else None,
+        # no reference row fits the schema: no chosen row does either, each is an error record
+        baseline=training_mean(source.schema, reference)
+        if exact and baseline == "mean" and len(reference)
+        else None,
         steps=steps,
         scale=standard_deviations(source.schema, reference) if method == "gradient" else None,
     )
@@ -140,6 +136,8 @@ def _attributions(
         result = dataclasses.replace(result, baseline=mean_of if baseline == "mean" else "zeros")
     table = Table("row", "prediction", f"top {top} reasons", "delta", title=f"{method}: {result.target}")
     for i, reasons in enumerate(result.top(top)):
+        if result.rows[i] in result.errors:
+            continue
         table.add_row(
             str(result.rows[i]),
             f"{result.prediction[i]:.4g}",
@@ -151,22 +149,6 @@ def _attributions(
     return result
 
 
-def _write_attributions(
-    json_path: Path | None, explained: list[dict[str, Any]], failed: dict[Any, str], frame: pd.DataFrame
-) -> None:
-    """--json for explain: one record per row chosen, in input order; a row that failed gets an error record."""
-    if json_path is None:
-        return
-    records = {r["row"]: r for r in explained}
-    records.update(
-        {
-            label: {"format": "actionable.attribution/1", "row": label, "error": m}
-            for label, m in failed.items()
-        }
-    )
-    write_jsonl(json_path, (records[label] for label in frame.index if label in records))
-
-
 def _explain_advice(
     models: dict[str, Any],
     model: Any,
@@ -174,10 +156,17 @@ def _explain_advice(
     reference: pd.DataFrame,
     target: str | None,
     figure: Path | None,
-) -> None:
-    """The blog's view: the gradient table (per sd) and ranked advice for the first chosen row."""
+) -> dict[Any, str]:
+    """The blog's view: the gradient table (per sd) and ranked advice for the first chosen row that fits
+    the schema; the chosen rows that do not (label -> message)."""
     from actionable.advice import advise_gradient, gradient_table
     from actionable.attribution import standard_deviations
+
+    valid = read_rows(model.schema, chosen, "explain")
+    failed = {chosen.index[i]: message for i, message in valid.errors.items()}
+    if not valid.good:
+        return failed
+    chosen = chosen.iloc[list(valid.good)]
 
     table = gradient_table(models, reference, chosen.iloc[:1], target=target)
     shown = Table("feature", *table.columns, title="Input gradient per standard deviation")
@@ -193,3 +182,4 @@ def _explain_advice(
         with files.atomic_path(figure) as temp:
             save(plot_gradient_table(table), temp)
         console.print(f"wrote {figure}")
+    return failed
