@@ -1,10 +1,10 @@
 """Runs of a verb over large tables: chunks, and progress while they run.
 
 ``synthesize_in_chunks`` answers what one ``synthesize`` call over the whole frame would (one ``Recourse``
-per row, in input order, an error naming the row's position in the whole frame) but searches only where a
-search is needed: rows that fail the schema's checks and rows the model already favours are found first,
-vectorised, and answered in one call; only the rows that need a plan are cut into chunks, so 500 denied rows
-among 10^5 cost 5 search calls, not 1,000. A ``progress`` callback hears after every call how many rows are
+per row, in input order, carrying the frame's index label, an error naming the row's position in the whole
+frame) but searches only where a search is needed: rows that fail the schema's checks and rows the model
+already favours are found first, vectorised, and answered in one call; only the rows that need a plan are
+cut into chunks, so 500 denied rows among 10^5 cost 5 search calls, not 1,000. A ``progress`` callback hears after every call how many rows are
 answered. It calls only the public verb ``synthesize``.
 """
 
@@ -71,10 +71,11 @@ def synthesize_in_chunks(
 
     def run(positions: np.ndarray) -> None:
         part = synthesis.synthesize(model, frame.iloc[positions], actions, **settings)
-        for r in part:
-            at = int(positions[r.row])  # an error names the row's position in the frame, not in the part
-            error = bad.get(at, r.error) if r.status == "error" else r.error
-            answers[at] = dataclasses.replace(r, row=at, error=error)
+        for at, r in zip(positions.tolist(), part, strict=True):  # r.row: the frame's own label already
+            error = (
+                bad.get(at, r.error) if r.status == "error" else r.error
+            )  # names the position in the frame
+            answers[at] = dataclasses.replace(r, error=error)
         if progress is not None:
             progress(len(answers), len(frame))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from actionable.errors import DataError
+from actionable.errors import ConfigError, DataError
 from actionable.files import atomic_write
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "Status",
     "Step",
     "batch",
+    "json_label",
 ]
 
 
@@ -51,9 +52,12 @@ class Step:
 
 @dataclass(frozen=True)
 class Recourse:
-    """The answer for one person: a status, the plan's steps, its cost (penalties never included), before/after."""
+    """The answer for one person: a status, the plan's steps, its cost (penalties never included), before/after.
 
-    row: int
+    ``row`` is the input frame's index label of the row answered (as ``Attribution.rows``), not its position,
+    so a result joins back to a filtered frame such as ``X[pred == 1]``."""
+
+    row: Hashable
     status: Status
     steps: tuple[Step, ...] = ()
     cost: float = math.nan
@@ -71,7 +75,7 @@ class Recourse:
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
-            "row": self.row,
+            "row": json_label(self.row),
             "status": self.status,
             "steps": [s.to_dict() for s in self.steps],
             "cost": _plain(self.cost),
@@ -90,7 +94,7 @@ class Recourse:
         if data.get("format") != FORMAT:
             raise DataError(f"recourse record: format {data.get('format')!r} is not {FORMAT!r}.")
         return cls(
-            row=int(data["row"]),
+            row=data["row"],
             status=data["status"],
             steps=tuple(
                 Step(s["action"], dict(s["params"]), float(s["cost"]), s["text"]) for s in data["steps"]
@@ -140,23 +144,47 @@ class RecourseBatch:
     def __getitem__(self, i: int) -> Recourse:
         return self.items[i]
 
+    def by_row(self, label: Hashable) -> Recourse:
+        """The record of the input row with this index label (``batch[i]`` is the i-th row by position);
+        ``ConfigError`` when no row, or more than one (a repeated label), has it."""
+        matches = [r for r in self.items if _same_label(r.row, label)]
+        if len(matches) != 1:
+            what = "no input row has" if not matches else f"{len(matches)} input rows have"
+            raise ConfigError(
+                f"RecourseBatch.by_row: {what} the label {label!r}; give a label of the input frame's index "
+                "exactly once (use batch[i] for the i-th row, or X.reset_index() for unique labels)."
+            )
+        return matches[0]
+
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            [
-                {
-                    "row": r.row,
-                    "status": r.status,
-                    "cost": r.cost,
-                    "steps": len(r.steps),
-                    "plan": " | ".join(s.text for s in r.steps),
-                    "p_before": r.p_before,
-                    "p_after": r.p_after,
-                    "seconds": r.seconds,
-                    "error": r.error,
-                }
-                for r in self.items
-            ]
-        )
+        """One row per input row, indexed by its label: status, cost, p_before, p_after, the plan's text
+        (steps, seconds, error), and ``<feature>_before`` / ``<feature>_after`` for every feature some plan
+        changes (NaN after where a row has no end state: no plan, or an error)."""
+        changed = [
+            name
+            for name in dict.fromkeys(k for r in self.items for k in r.x_before)
+            if any(r.x_after and str(r.x_after.get(name)) != str(r.x_before.get(name)) for r in self.items)
+        ]
+        records = []
+        for r in self.items:
+            record: dict[str, Any] = {
+                "status": r.status,
+                "cost": r.cost,
+                "p_before": r.p_before,
+                "p_after": r.p_after,
+                "plan": " | ".join(s.text for s in r.steps),
+                "steps": len(r.steps),
+                "seconds": r.seconds,
+                "error": r.error,
+            }
+            for name in changed:
+                record[f"{name}_before"] = r.x_before.get(name, math.nan)
+                record[f"{name}_after"] = r.x_after.get(name, math.nan)
+            records.append(record)
+        index = pd.Index([r.row for r in self.items])  # tuples (a MultiIndex's labels) stay a MultiIndex
+        if not isinstance(index, pd.MultiIndex):
+            index.name = "row"
+        return pd.DataFrame(records, index=index)
 
     def to_jsonl(self, path: str | Path) -> Path:
         """One JSON line per record, written whole or not at all (temp file, fsync, rename; see ``files``)."""
@@ -193,6 +221,28 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def json_label(label: Hashable) -> Any:
+    """A row label as JSON holds it: a string, a whole number, a finite number, a flag or null as it is;
+    anything else (a timestamp, a tuple of a MultiIndex, NaN) as its text."""
+    if isinstance(label, np.generic):
+        label = label.item()
+    if label is None or isinstance(label, str | bool | int):
+        return label
+    if isinstance(label, float) and math.isfinite(label):
+        return label
+    return str(label)
+
+
+def _same_label(a: Hashable, b: Hashable) -> bool:
+    """Whether two row labels are the same (a NaN label equals itself; numpy scalars equal their values)."""
+    if isinstance(b, np.generic):
+        b = b.item()
+    try:
+        return bool(a == b) or (a != a and b != b)  # a NaN label is never == itself
+    except (TypeError, ValueError):
+        return False
 
 
 def _float(value: Any) -> float:

@@ -41,7 +41,8 @@ def survival(
     torch_model = as_model(model, actions.schema)
     goal_ = resolve_goal(torch_model, goal)
     out = np.full(len(plans), np.nan)
-    found = [r for r in plans if r.status == "found" and r.steps]
+    positions = [i for i, r in enumerate(plans) if r.status == "found" and r.steps]
+    found = [plans[i] for i in positions]
     if not found:
         return out
     ids, params = program.encode_plans(found)
@@ -56,9 +57,7 @@ def survival(
         path = program.rollout(rep_ids, x0.repeat(samples, 1), rounded, exact=True)
         ok = path.ok & goal_.satisfied(torch_model(path.x))
     rates = ok.reshape(samples, len(found)).to(DTYPE).mean(0).numpy()
-    positions = [r.row for r in plans]
-    for r, rate in zip(found, rates, strict=True):
-        out[positions.index(r.row)] = rate
+    out[positions] = rates
     return out
 
 

@@ -9,7 +9,7 @@ from what the engine found (an ``Outcome`` per valid row).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from actionable.errors import DataError
 from actionable.results import Recourse, RecourseBatch, Status, Step
 from actionable.schema import DTYPE, Schema
 
-__all__ = ["Outcome", "Rows", "assemble", "raw_records", "read_rows"]
+__all__ = ["Outcome", "Rows", "assemble", "raw_records", "read_rows", "row_label"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class Rows:
     good: tuple[int, ...]  # input positions of the valid rows, in input order
     x: torch.Tensor  # canonical rows of ``good``, in that order
     before: tuple[dict[str, Any], ...]  # the valid rows as raw values (a record's ``x_before``)
+    labels: tuple[Hashable, ...] = ()  # the input frame's index label of every input row (``Recourse.row``)
 
 
 def read_rows(schema: Schema, X: object, verb: str) -> Rows:
@@ -43,11 +44,19 @@ def read_rows(schema: Schema, X: object, verb: str) -> Rows:
         raise DataError(f"{verb}: X must be a pandas DataFrame of raw rows; got {type(X).__name__}.")
     errors = schema.row_errors(X)
     good = tuple(i for i in range(len(X)) if i not in errors)
+    labels = tuple(row_label(v) for v in X.index)
     if not good:
-        return Rows(len(X), errors, good, torch.zeros(0, schema.width, dtype=DTYPE), ())
+        return Rows(len(X), errors, good, torch.zeros(0, schema.width, dtype=DTYPE), (), labels)
     clean = clean_frame(schema.features, X.iloc[list(good)])  # checked just above: not validated again
     x = schema.assemble(encode_frame(schema.features, clean, DTYPE))
-    return Rows(len(X), errors, good, x, tuple(_plain(clean)))
+    return Rows(len(X), errors, good, x, tuple(_plain(clean)), labels)
+
+
+def row_label(value: Hashable) -> Hashable:
+    """An index label as a record keeps it: numpy scalars as Python scalars, anything else as it is (so a
+    batch's ``to_frame`` joins back to the input frame; ``Recourse.to_dict`` writes what JSON cannot hold
+    as text)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 @dataclass(frozen=True)
@@ -68,21 +77,23 @@ class Outcome:
 def assemble(
     rows: Rows, outcomes: Sequence[Outcome], *, seconds: float, provenance: Mapping[str, Any]
 ) -> RecourseBatch:
-    """One ``Recourse`` per input row, in input order: ``error`` with the schema's message for a bad row,
-    else the outcome of that valid row (``outcomes`` in the order of ``rows.good``)."""
+    """One ``Recourse`` per input row, in input order and carrying the row's index label: ``error`` with the
+    schema's message for a bad row, else the outcome of that valid row (``outcomes`` in the order of
+    ``rows.good``)."""
     if len(outcomes) != len(rows.good):
         raise ValueError(f"assemble: {len(outcomes)} outcomes for {len(rows.good)} valid rows.")
     common: dict[str, Any] = {"seconds": seconds, "provenance": provenance}
     found = dict(zip(rows.good, zip(outcomes, rows.before, strict=True), strict=True))
+    labels = rows.labels or tuple(range(rows.n))
     items: list[Recourse] = []
     for row in range(rows.n):
         if row not in found:
-            items.append(Recourse(row=row, status="error", error=rows.errors[row], **common))
+            items.append(Recourse(row=labels[row], status="error", error=rows.errors[row], **common))
             continue
         o, before = found[row]
         items.append(
             Recourse(
-                row=row,
+                row=labels[row],
                 status=o.status,
                 steps=o.steps,
                 cost=o.cost,

@@ -39,8 +39,8 @@ def explore(
 ) -> pd.DataFrame:
     """Per row that needs a plan: the optimum and, per score function, the sequences tried to reach it.
 
-    Columns: ``row``, ``optimum`` (cost), ``length`` (of the optimal plan), ``sequences`` (ordered sequences
-    of length <= max_length) and ``tried_<score>`` for each score function (NaN where no plan exists).
+    Columns: ``row`` (the input row's index label), ``optimum`` (cost), ``length`` (of the optimal plan),
+    ``sequences`` (ordered sequences of length <= max_length) and ``tried_<score>`` for each score function (NaN where no plan exists).
     ``options``: further keywords of ``synthesize`` (its exhaustive search records every outcome).
     """
     torch_model = as_model(model, actions.schema)
@@ -52,21 +52,21 @@ def explore(
 
     batch = synthesize(torch_model, X, actions, goal=goal, max_length=max_length, observer=record, **options)
     program = Program(actions)
-    errors = {r.row for r in batch if r.status == "error"}
+    errors = {i for i, r in enumerate(batch) if r.status == "error"}
     rows_in_x0 = [i for i in range(len(X)) if i not in errors]
     x0 = actions.schema.encode(X.iloc[rows_in_x0])
     records = []
-    for r in batch:
+    for position, r in enumerate(batch):  # the observer names rows by position, a record by its label
         if r.status not in ("found", "not_found"):
             continue
-        outcomes = seen.get(r.row, {})
+        outcomes = seen.get(position, {})
         best = min((cost for _, cost, _ in outcomes.values()), default=math.inf)
         entry: dict[str, Any] = {
             "row": r.row,
             "optimum": best if math.isfinite(best) else math.nan,
             "length": len(r.steps) if r.status == "found" else 0,
         }
-        start = x0[rows_in_x0.index(r.row)]
+        start = x0[rows_in_x0.index(position)]
         for score in SCORES:
             tried, total = _replay(program, torch_model, resolved, outcomes, start, best, score, max_length)
             entry[f"tried_{score}"] = tried

@@ -50,8 +50,12 @@ def check_plans(
         problems.append(f"{len(batch)} results for {len(X)} input rows")
     for position, r in enumerate(batch):
         where = f"row {position}"
-        if r.row != position:
-            problems.append(f"{where}: result carries row {r.row} (results must keep input order)")
+        label = X.index[position] if position < len(X) else position
+        if r.row != (label.item() if hasattr(label, "item") else label):
+            problems.append(
+                f"{where}: result carries row {r.row!r}, not the input's label {label!r} (results keep input "
+                "order and the input's index labels)"
+            )
         if r.status != "found":
             continue
         x = schema.encode(pd.DataFrame([r.x_before]))
@@ -200,8 +204,12 @@ def check_inversions(
     slack = budget * 1e-9 + 1e-12
     for position, r in enumerate(batch):
         where = f"row {position}"
-        if r.row != position:
-            problems.append(f"{where}: result carries row {r.row} (results must keep input order)")
+        label = X.index[position] if position < len(X) else position
+        if r.row != (label.item() if hasattr(label, "item") else label):
+            problems.append(
+                f"{where}: result carries row {r.row!r}, not the input's label {label!r} (results keep input "
+                "order and the input's index labels)"
+            )
         if r.status == "error":
             continue
         original = {

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 import numpy as np
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -106,18 +105,17 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=2) from None
 
 
-def print_plans(
-    batch: Any, frame: pd.DataFrame, show: int, reasons: Callable[[int], str] | None = None
-) -> None:
-    """The first ``show`` found plans, each under its row's label (and the row's reasons, when given)."""
+def print_plans(batch: Any, show: int, reasons: Callable[[int], str] | None = None) -> None:
+    """The first ``show`` found plans, each under its row's label (and the reasons of the row at that
+    position, when given)."""
     count = 0
-    for r in batch:
+    for position, r in enumerate(batch):
         if r.status != "found" or count >= show:
             continue
         count += 1
-        console.print(f"\n[bold]Applicant {frame.index[r.row]}[/]:")
+        console.print(f"\n[bold]Applicant {escape(capped(str(r.row), 80))}[/]:")
         if reasons is not None:
-            console.print(reasons(r.row), highlight=False)
+            console.print(reasons(position), highlight=False)
         console.print(capped(r.describe()), highlight=False, markup=False)
 
 

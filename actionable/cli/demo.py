@@ -48,7 +48,7 @@ def demo_command() -> None:
     catalogue = ActionSet.from_toml(data.path / "actions.toml", data.schema)
     started = time.perf_counter()
     batch = with_progress(model, denied, catalogue, max_length=4)
-    print_plans(batch, denied, 5, reasons=denial_reasons(model, denied, data.X_train))
+    print_plans(batch, 5, reasons=denial_reasons(model, denied, data.X_train))
     print_summary(batch, time.perf_counter() - started)
 
 

@@ -18,7 +18,7 @@ from rich.table import Table
 from actionable import files
 from actionable.cli._shell import capped, console, friendly, print_plans
 from actionable.cli.inputs import Source, labels_of, load_source, select_rows
-from actionable.cli.outputs import failures_of, relabelled, report_failures, writable, write_jsonl
+from actionable.cli.outputs import failures_of, report_failures, writable, write_jsonl
 from actionable.errors import ConfigError
 
 __all__ = ["MAX_BUDGETS", "budgets", "invert_command"]
@@ -94,13 +94,13 @@ def invert_command(
     )
     curve = sweep_curve(sweep)
     largest = sweep[max(sweep)]
-    print_plans(largest, frame, show)
+    print_plans(largest, show)
     console.print(_curve_table(curve, reference))
-    report_failures(failures_of(largest, frame))
+    report_failures(failures_of(largest))
     if reference is not None:
         console.print("reference: the result shipped with Lash et al.'s code, on their own models.")
     if json_path is not None:
-        write_jsonl(json_path, (r.to_dict() for batch in sweep.values() for r in relabelled(batch, frame)))
+        write_jsonl(json_path, (r.to_dict() for batch in sweep.values() for r in batch))
     if figure is not None:
         curves = {f"ours ({method}{', whole' if whole else ''})": curve}
         if reference is not None:

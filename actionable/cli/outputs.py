@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from actionable import files
 from actionable.cli._shell import capped, console, errors, locks
 from actionable.errors import ConfigError
 
-__all__ = ["failures_of", "relabelled", "report_failures", "writable", "write_jsonl"]
+__all__ = ["failures_of", "report_failures", "writable", "write_jsonl"]
 
 
 def writable(reads: tuple[Path | None, ...] = (), **paths: Path | None) -> None:
@@ -83,18 +82,10 @@ def _plain_json(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def relabelled(batch: Any, frame: pd.DataFrame) -> Any:
-    """The batch with each record's ``row`` the input row it answers (the CSV's data row, or the dataset's
-    row label), not its position in the selection processed."""
-    from actionable.results import Recourse, RecourseBatch
-
-    labels = [int(v) if isinstance(v, int | np.integer) else v for v in frame.index]
-    return RecourseBatch(tuple(Recourse(**{**r.__dict__, "row": labels[r.row]}) for r in batch))
-
-
-def failures_of(batch: Any, frame: pd.DataFrame) -> list[tuple[Any, str]]:
-    """(row label, message) of each record of ``batch`` that is an error, in order."""
-    return [(frame.index[r.row], r.error) for r in batch if r.status == "error"]
+def failures_of(batch: Any) -> list[tuple[Any, str]]:
+    """(row label, message) of each record of ``batch`` that is an error, in order (a record's ``row`` is
+    the input row's label: the CSV's data row, or the dataset's row label)."""
+    return [(r.row, r.error) for r in batch if r.status == "error"]
 
 
 def report_failures(failures: Iterable[tuple[Any, str]], show: int | None = 5) -> None:

@@ -16,7 +16,7 @@ import typer
 from actionable import files
 from actionable.cli._shell import console, errors, friendly, print_plans, print_summary
 from actionable.cli.inputs import load_source, select_rows
-from actionable.cli.outputs import failures_of, relabelled, report_failures, writable, write_jsonl
+from actionable.cli.outputs import failures_of, report_failures, writable, write_jsonl
 
 __all__ = ["synthesize_command", "with_progress"]
 
@@ -80,11 +80,11 @@ def synthesize_command(
         search=search,
         budget=budget,
     )
-    print_plans(batch, frame, show)
+    print_plans(batch, show)
     print_summary(batch, time.perf_counter() - started)
-    report_failures(failures_of(batch, frame))
+    report_failures(failures_of(batch))
     if json_path is not None:
-        write_jsonl(json_path, (r.to_dict() for r in relabelled(batch, frame)))
+        write_jsonl(json_path, (r.to_dict() for r in batch))
     if figure is not None:
         from actionable.drawing import draw_recourse
 
