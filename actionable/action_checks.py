@@ -23,7 +23,8 @@ from actionable import intervals as I
 from actionable.errors import SpecError, shown
 from actionable.evaluate import Condition
 from actionable.parameters import Param
-from actionable.schema import DTYPE, Schema
+from actionable.rounding import RoundingMode, whole_number
+from actionable.schema import DTYPE, Feature, Schema
 
 __all__ = [
     "MAX_CORNERS",
@@ -82,6 +83,8 @@ class CheckedAction(Templated, Protocol):
     def cost_of(self, env: Mapping[str, E.Value], shape: torch.Size) -> torch.Tensor: ...
 
     def conditions(self, when: Literal["pre", "post"]) -> tuple[Condition, ...]: ...
+
+    def whole_mode(self, feature: Feature) -> RoundingMode: ...
 
 
 # ------------------------------------------------------------------------------------ text
@@ -226,6 +229,9 @@ def check_box(action: CheckedAction, schema: Schema, here: str) -> None:
             after[feature] = (str(parsed.evaluate({})),)
             continue
         effect = I.span(parsed.node, narrowed)
+        if f.is_whole and not effect.empty:  # made whole as declared: monotone, so the ends' images bound it
+            mode = action.whole_mode(f)
+            effect = I.Span(whole_number(effect.lo, mode), whole_number(effect.hi, mode), effect.nan)
         lo, hi = f.bounds
         if (
             effect.empty

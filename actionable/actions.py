@@ -33,6 +33,7 @@ from actionable.errors import SpecError, did_you_mean, shown
 from actionable.evaluate import BARRIER_WEIGHT, NEGATED, Condition, holds, relax
 from actionable.expr import CONDITION_KEYS, parse_condition
 from actionable.parameters import Param
+from actionable.rounding import ROUNDINGS, RoundingMode
 from actionable.schema import DTYPE, Feature, Schema, check_keys, is_number, read_toml, type_name
 
 __all__ = [
@@ -60,7 +61,7 @@ __all__ = [
 ]
 
 PARAM_KEYS = {"bounds", "kind", "resolution", "init"}
-ACTION_KEYS = {"name", "text", "params", "effects", "cost", "pre", "post", "repeatable"}
+ACTION_KEYS = {"name", "text", "params", "effects", "cost", "pre", "post", "repeatable", "rounding"}
 MAX_ACTIONS = 1000  # what one catalogue may declare: a file is data and may not ask for unbounded work
 MAX_PARAMS = 64
 MAX_CONDITIONS = 256
@@ -79,6 +80,7 @@ class Action:
     pre: Sequence[str | Condition] = ()
     post: Sequence[str | Condition] = ()
     repeatable: bool = False
+    rounding: RoundingMode | None = None  # how its effects on whole-number features are made whole
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -127,6 +129,11 @@ class Action:
                 f"{here}, key 'repeatable': must be true or false (a TOML boolean), got "
                 f"{shown(self.repeatable)} ({type_name(self.repeatable)}); write repeatable = true without quotes."
             )
+        if self.rounding is not None and self.rounding not in ROUNDINGS:
+            raise SpecError(
+                f"{here}, key 'rounding': {shown(self.rounding)} is not one of {list(ROUNDINGS)}; leave it out "
+                "to round as each feature says (nearest by default)." + did_you_mean(self.rounding, ROUNDINGS)
+            )
         if len(self.text) > MAX_TEXT:
             raise SpecError(
                 f"{here}, key 'text': {len(self.text)} characters (at most {MAX_TEXT}); shorten the sentence."
@@ -164,6 +171,10 @@ class Action:
     def n_params(self) -> int:
         return len(self.params)
 
+    def whole_mode(self, feature: Feature) -> RoundingMode:
+        """How this action's effect on ``feature`` is made whole: its own ``rounding``, else the feature's."""
+        return self.rounding or feature.rounding
+
     @property
     def expressions(self) -> ParsedAction:
         """The parsed expressions (effects, cost, pre, post); only a ``BoundAction`` (from ``bind``, as
@@ -190,6 +201,11 @@ class Action:
         pre = tuple(parse_condition(c, names, levels, f"{here}, pre") for c in self.pre)
         post = tuple(parse_condition(c, names, levels, f"{here}, post") for c in self.post)
         parsed = ParsedAction(effects, cost, pre, post)
+        if self.rounding is not None and not any(schema[f].is_whole for f in effects):
+            raise SpecError(
+                f"{here}, key 'rounding': the action writes no integer or binary feature, so there is nothing "
+                "to make whole; remove it."
+            )
         used = set(cost.names).union(*(e.names for e in effects.values()))
         idle = [q.name for q in self.params if q.name not in used]
         if idle:  # a parameter nothing depends on: the search would optimise a value with no gradient
@@ -429,6 +445,7 @@ def _action_from_dict(where: str, i: int, entry: Any) -> Action:
             pre=conditions["pre"],
             post=conditions["post"],
             repeatable=entry.get("repeatable", False),
+            rounding=entry.get("rounding"),
         )
     except SpecError as exc:
         raise SpecError(f"{where}, {exc}") from None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from actionable.errors import SpecError, did_you_mean, shown
+from actionable.rounding import ROUNDINGS, RoundingMode
 from actionable.specfile import check_keys, is_number, normal_name, toml_value, type_name
 
 __all__ = [
@@ -61,6 +62,7 @@ class Feature:
     cost_up: float | None = None
     cost_down: float | None = None
     description: str = ""
+    rounding: RoundingMode = "nearest"  # how an action's fractional effect is made whole (integer / binary)
 
     def __post_init__(self) -> None:
         where = f"feature {shown(self.name)}"
@@ -75,7 +77,7 @@ class Feature:
                 f"({shown(unicodedata.normalize('NFKC', self.name))}), so an expression naming it would read "
                 "another name; write it in that form."
             )
-        for key in ("kind", "mutability", "direction", "description"):
+        for key in ("kind", "mutability", "direction", "description", "rounding"):
             value = getattr(self, key)
             if not isinstance(value, str):
                 raise SpecError(
@@ -85,6 +87,12 @@ class Feature:
         _choice(where, "kind", self.kind, KINDS)
         _choice(where, "mutability", self.mutability, MUTABILITIES)
         _choice(where, "direction", self.direction, DIRECTIONS)
+        _choice(where, "rounding", self.rounding, ROUNDINGS)
+        if self.rounding != "nearest" and self.kind not in ("integer", "binary"):
+            raise SpecError(
+                f"{where}: rounding = {self.rounding!r} applies to integer and binary features (how an effect is "
+                f"made a whole number); this one is {self.kind!r}, so remove it."
+            )
         if self.is_category and self.direction != "both":
             raise SpecError(
                 f"{where}: direction = {self.direction!r} on a category feature would be ignored (its levels "
@@ -326,6 +334,7 @@ FEATURE_KEYS = {
     "cost_up",
     "cost_down",
     "description",
+    "rounding",
 }
 
 
@@ -415,4 +424,6 @@ def feature_toml(f: Feature) -> list[str]:
             lines.append(f"{key} = {toml_value(getattr(f, key))}")
     if f.description:
         lines.append(f"description = {toml_value(f.description)}")
+    if f.rounding != "nearest":
+        lines.append(f"rounding = {toml_value(f.rounding)}")
     return lines

@@ -22,6 +22,7 @@ from actionable.goals import Goal
 from actionable.inverse_config import InverseConfig
 from actionable.models import TorchModel
 from actionable.results import RecourseBatch, Status, Step
+from actionable.rounding import make_whole
 from actionable.rows import Outcome, Rows, assemble
 from actionable.schema import Feature, Schema
 
@@ -77,16 +78,16 @@ class InverseRecords:
         return assemble(rows, outcomes, seconds=seconds, provenance=provenance)
 
     def settle(self, x: torch.Tensor) -> torch.Tensor:
-        """Rows with the indirect model's predictions made valid: rounded to whole numbers for integer and
-        binary features and clipped to each feature's bounds, as the schema accepts them (the model's
-        raw outputs go to ``Recourse.indirect_raw``)."""
+        """Rows with the indirect model's predictions made valid: made whole numbers for integer and binary
+        features (as each feature's ``rounding`` says) and clipped to each feature's bounds, as the schema
+        accepts them (the model's raw outputs go to ``Recourse.indirect_raw``)."""
         if self.indirect is None:
             return x
         g, cols = self.indirect
         out = x.clone()
         for name, col in zip(g.outputs, cols.tolist(), strict=True):
             f = self.schema[name]
-            value = torch.round(out[:, col]) if f.is_whole else out[:, col]
+            value = make_whole(out[:, col], f.rounding) if f.is_whole else out[:, col]
             out[:, col] = value.clamp(f.bounds[0], f.bounds[1])
         return out
 

@@ -5,7 +5,8 @@ action's feature slices, category level indices, barrier scales, bounds and dire
 boxes and the columns it writes. A batch of plans is a tensor of action ids (``NOOP`` pads shorter
 sequences) and a tensor of parameters (pairs x steps x slots, raw units). ``rollout`` applies them step
 by step, relaxed for the optimisation (``exact=False``: barrier penalties) or exactly (``exact=True``:
-integer features rounded after every action, conditions as booleans). ``Plan`` is one verified plan;
+integer and binary features made whole after every action as declared, see ``rounding``, conditions as
+booleans). ``Plan`` is one verified plan;
 ``steps`` turns it into the ``Step`` records a person reads, and ``encode_plans`` turns ``Recourse``
 records back into ids and parameters.
 """
@@ -23,6 +24,7 @@ from actionable import expr as E
 from actionable.actions import Action, ActionSet, Condition, relax
 from actionable.errors import ConfigError
 from actionable.results import Recourse, Step
+from actionable.rounding import make_whole_columns
 from actionable.schema import DTYPE, Schema
 
 __all__ = [
@@ -140,9 +142,8 @@ class Kernel:
         numeric = [(f, cols) for f, cols, _ in self.effects if f.kind != "category"]
         self.cols = torch.as_tensor([cols.start for _, cols in numeric], dtype=torch.int64)
         self.zcols = torch.as_tensor([touched[int(c)] for c in self.cols], dtype=torch.int64)
-        self.integer = torch.as_tensor(
-            [f.kind in ("integer", "binary") for f, _ in numeric], dtype=torch.bool
-        )
+        self.integer = torch.as_tensor([f.is_whole for f, _ in numeric], dtype=torch.bool)
+        self.modes = [action.whole_mode(f) for f, _ in numeric]  # the action's rounding, else the feature's
         self.lo = torch.as_tensor([f.bounds[0] for f, _ in numeric], dtype=DTYPE)
         self.hi = torch.as_tensor([f.bounds[1] for f, _ in numeric], dtype=DTYPE)
         up = torch.as_tensor([f.direction == "increase" for f, _ in numeric], dtype=torch.bool)
@@ -219,8 +220,8 @@ class Kernel:
         pen = torch.zeros(n, dtype=DTYPE)
         if numeric:
             new = torch.stack(numeric, 1)
-            if exact:  # an integer feature stays a whole number after every action
-                new = torch.where(self.integer, torch.round(new), new)
+            if exact:  # an integer feature stays a whole number after every action, rounded as declared
+                new = torch.where(self.integer, make_whole_columns(new, self.modes), new)
             old = z[:, self.zcols]
             z_after = z.index_copy(1, self.zcols, new)
             slack = torch.cat(

@@ -1,7 +1,8 @@
 """The contract every recourse method must pass, checked independently of the method's own code.
 
 ``check_plans`` replays each found plan through the public ``Action`` API (not the engine's batched
-kernels): preconditions on the state before each step, postconditions after, integer features whole,
+kernels): preconditions on the state before each step, postconditions after, integer and binary
+features made whole as declared (re-implemented here on exact fractions, not with ``rounding``),
 bounds and directions, fixed features unchanged, the reported cost recomputed, the model's real decision.
 ``check_method`` adds batch = loop, seeds reproduce and the documented errors for bad input.
 ``check_inversions`` is the same contract for budget-constrained inverse classification (``invert``):
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import pandas as pd
@@ -24,6 +26,7 @@ from actionable.errors import ConfigError, DataError
 from actionable.goals import resolve_goal
 from actionable.models import as_model
 from actionable.results import Recourse, RecourseBatch, Step
+from actionable.rounding import SNAP
 from actionable.schema import DTYPE, Schema
 
 __all__ = [
@@ -160,8 +163,8 @@ def _replay_step(
     after = action.apply(schema, x, env)
     for f in schema.features:
         cols = schema.slice(f.name)
-        if f.is_integer:
-            after[:, cols] = torch.round(after[:, cols])
+        if f.is_whole and f.name in action.footprint:
+            after[0, cols.start] = _whole(float(after[0, cols.start]), action.rounding or f.rounding)
         if not f.is_category and not (f.may_increase and f.may_decrease):
             moved = float(after[0, cols.start] - x[0, cols.start])
             if (not f.may_decrease and moved < 0) or (not f.may_increase and moved > 0):
@@ -280,7 +283,9 @@ def _settled(schema: Schema, names: Any, values: torch.Tensor) -> torch.Tensor:
     out = values.clone()
     for j, name in enumerate(names):
         f = schema[name]
-        column = torch.round(out[:, j]) if f.is_whole else out[:, j]
+        column = out[:, j]
+        if f.is_whole:
+            column = torch.tensor([_whole(v, f.rounding) for v in column.tolist()], dtype=out.dtype)
         out[:, j] = column.clamp(f.bounds[0], f.bounds[1])
     return out
 
@@ -331,6 +336,19 @@ def check_inverse_method(
             pass
     if problems:
         raise AssertionError("contract broken:\n  " + "\n  ".join(problems))
+
+
+def _whole(value: float, mode: str) -> float:
+    """A number made whole as the schema or catalogue declares, computed on exact fractions: ``nearest``
+    with halves away from zero; ``floor`` / ``ceil`` reading a value within ``SNAP`` of a whole number as it."""
+    if not math.isfinite(value):
+        return value
+    exact = Fraction(value)
+    nearest = math.floor(abs(exact) + Fraction(1, 2)) * (1 if exact >= 0 else -1)
+    if mode == "nearest":
+        return float(nearest)
+    snapped = Fraction(nearest) if abs(exact - nearest) <= Fraction(SNAP) else exact
+    return float(math.floor(snapped) if mode == "floor" else math.ceil(snapped))
 
 
 def _canonical(schema: Schema, record: Any) -> torch.Tensor:
