@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from actionable.action_checks import sample_states
 from actionable.baselines import resolve_baseline, resolve_scale, standard_deviations, training_mean
 from actionable.deeplift import AFFINE, deeplift, flat_layers
 from actionable.errors import ConfigError, DataError, ModelError, did_you_mean
@@ -31,6 +32,7 @@ from actionable.validation import whole
 __all__ = [
     "CHUNK",
     "METHODS",
+    "PROBES",
     "RULES",
     "STEPS",
     "Method",
@@ -90,6 +92,8 @@ def attribute(
     ``steps`` and ``rule``: the Integrated Gradients quadrature (Captum's rules; see ``quadrature``).
     ``scale`` (gradient only): per-feature standard deviations (``standard_deviations``), so values are
     the change of the output per standard deviation, as in the blog.
+    An explained output that is constant (the same value and zero gradient on the rows, their baseline
+    and points spread over the schema's bounds) is a ``ConfigError``, never all-zero attributions.
 
     On a linear logit ``income - 2 * debt`` from a zero baseline, Integrated Gradients gives each
     feature its term, and the terms add up to the logit (``delta`` is 0):
@@ -126,18 +130,14 @@ def attribute(
         out = net(z)
         return torch.softmax(out, dim=-1)[:, index] if probability else out[:, index]
 
-    n = len(x)
+    explained = f"{label} ({output})" if net.task == "classification" else label
     if good:
         values, prediction, reference = _explain(net, f, method, x, x0, steps, rule, index, probability)
+        prediction, reference = _ends(f, method, x, x0, prediction, reference)
+        _refuse_constant(f, s, x, x0, values, prediction, explained)
     else:  # no row fits the schema: every row is an error, nothing to compute
         values, prediction, reference = x, x[:, 0], x[:, 0]
     per_feature = per_raw_feature(s, values)
-    with torch.no_grad():
-        if prediction is None:  # integrated gradients: f(x) and f(x0) in one pass
-            both = f(torch.cat([x, x0])).to(DTYPE)
-            prediction, reference = both[:n], both[n:]
-        elif reference is None:
-            reference = torch.full((n,), math.nan, dtype=DTYPE) if method == "gradient" else f(x0).to(DTYPE)
     delta = per_feature.sum(1) - (prediction - reference)
     if scale is not None:
         per_feature = per_feature * resolve_scale(s, scale)
@@ -151,11 +151,67 @@ def attribute(
         rows=labels,
         baseline=described,
         delta=placed(delta),
-        target=f"{label} ({output})" if net.task == "classification" else label,
+        target=explained,
         prediction=placed(prediction),
         reference=placed(reference),
         unit=("per sd" if scale is not None else "per unit") if method == "gradient" else "output",
         errors={labels[i]: m for i, m in errors.items()},
+    )
+
+
+def _ends(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    method: str,
+    x: torch.Tensor,
+    x0: torch.Tensor,
+    prediction: torch.Tensor | None,
+    reference: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """f(x) and f(baseline) per row, computed where the method did not give them (NaN reference for
+    ``gradient``, which has no baseline)."""
+    n = len(x)
+    with torch.no_grad():
+        if prediction is None:  # integrated gradients: f(x) and f(x0) in one pass
+            both = f(torch.cat([x, x0])).to(DTYPE)
+            return both[:n], both[n:]
+        if reference is None:
+            reference = torch.full((n,), math.nan, dtype=DTYPE) if method == "gradient" else f(x0).to(DTYPE)
+    return prediction, reference
+
+
+PROBES = 1 << 14  # points spread over the schema's bounds on which a seemingly constant output is re-checked
+
+
+def _refuse_constant(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    schema: Schema,
+    x: torch.Tensor,
+    x0: torch.Tensor,
+    values: torch.Tensor,
+    prediction: torch.Tensor,
+    name: str,
+) -> None:
+    """``ConfigError`` when the explained output is a constant function of the input, so every attribution
+    is 0 and says nothing (a favourable logit the model never moves, zero weights).
+
+    Constant means: every attribution is exactly 0, every row has the same prediction, and the gradient is
+    exactly 0 with the same value at every row, every baseline row and ``PROBES`` seeded points spread over
+    the schema's bounds (checked in chunks, stopping at the first point that differs). Zero attributions of
+    an output that does vary are kept: one row explained against itself (``baseline="mean"`` of one row),
+    rows in a flat region of a ReLU network that is not flat everywhere."""
+    if bool((values != 0).any()) or bool((prediction != prediction[0]).any()):
+        return
+    value = prediction[0].detach()
+    spread = sample_states(schema, PROBES, torch.Generator().manual_seed(0))
+    for probes in (torch.cat([x, x0]), *torch.split(spread, PROBES // 4)):
+        grad, out = _gradient(f, probes.to(x.dtype), fresh=True, with_output=True)
+        if bool((grad != 0).any()) or bool((out != value).any()):
+            return
+    raise ConfigError(
+        f"attribute: the explained output {name} is {float(value):g} for every input (zero gradient and the "
+        f"same value on the {len(x)} row(s), their baseline and {PROBES} points spread over the schema's "
+        "bounds), so every attribution would be 0. Explain an output that depends on the input: target= "
+        "another class or output, or output='probability'; or check the model (are its weights 0?)."
     )
 
 

@@ -178,7 +178,15 @@ def test_trapezoid_is_the_composite_rule_and_captums_is_rescaled() -> None:
 @given(seed=st.integers(0, 10_000), hidden=st.integers(2, 12), rows=st.integers(1, 8))
 def test_deeplift_is_complete_on_relu_nets(seed: int, hidden: int, rows: int) -> None:
     model = as_model(small_net("relu", seed, hidden), SCHEMA)
-    result = attribute(model, raw(rows, seed), "deeplift", target="c", baseline=raw(rows, seed + 1))
+    try:
+        result = attribute(model, raw(rows, seed), "deeplift", target="c", baseline=raw(rows, seed + 1))
+    except ConfigError as exc:  # a dead network (about 4% of those with 2 or 3 units): refused (issue 12)
+        assert "for every input" in str(exc)
+        dense = SCHEMA.encode(raw(20_000, seed + 2))
+        with torch.no_grad():
+            out = model(dense)[:, 2]
+        assert bool((out == out[0]).all())  # its output really is constant (the check is independent)
+        return
     assert np.abs(result.delta).max() <= 1e-5
 
 
