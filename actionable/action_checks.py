@@ -193,8 +193,12 @@ def check_box(action: CheckedAction, schema: Schema, here: str) -> None:
       negative everywhere or infinite everywhere (e.g. ``-5``, ``10 ** 10 ** 10``, ``1e309``);
     * a cost whose interval merely *reaches* below 0, infinity or NaN is evaluated exactly on the corners of
       the (narrowed) box, 0 included where the box spans it, every level of a category it reads, and refused
-      where such a point satisfies the preconditions and gives a negative or non-finite cost; otherwise the
-      interval was an over-approximation (``x - x``), and the random states of ``_check_samples`` follow.
+      where such a point satisfies the preconditions and gives a negative or non-finite cost;
+    * a cost whose interval reaches infinity or NaN is then bisected (``_pole_witness``): refused where a
+      piece too small to split still is not finite (a pole or a domain error inside the box, such as
+      ``abs(1 / (p - 0.5))`` on [0, 2]); otherwise the interval was an over-approximation (``x - x``), and
+      the random states of ``check_samples`` follow;
+    * an effect on an integer or binary feature is bounded after it is made whole as declared (``rounding``).
     """
     box = _box(action, schema)
     pre = action.conditions("pre")
@@ -222,6 +226,8 @@ def check_box(action: CheckedAction, schema: Schema, here: str) -> None:
         )
     if span.lo < 0 or not span.finite:
         _corner_witness(action, schema, narrowed, pre, cost, here, fix)
+    if not span.finite:
+        _pole_witness(action, schema, narrowed, pre, cost, here, fix)
     after: dict[str, I.Span | Sequence[str]] = dict(narrowed)
     for feature, parsed in action.parsed.effects.items():
         f = schema[feature]
@@ -264,6 +270,36 @@ def _box(action: CheckedAction, schema: Schema) -> dict[str, I.Span | tuple[str,
     return box
 
 
+def _whole_names(action: CheckedAction, schema: Schema) -> set[str]:
+    """The names that only take whole numbers: integer parameters, integer and binary features."""
+    return {p.name for p in action.params if p.kind == "integer"} | {
+        f.name for f in schema.features if f.is_whole
+    }
+
+
+def _pole_witness(
+    action: CheckedAction,
+    schema: Schema,
+    box: I.Box,
+    pre: Sequence[Condition],
+    cost: E.Expr,
+    here: str,
+    fix: str,
+) -> None:
+    """Refuse a cost that can be infinite or NaN inside the box, where the corners miss it (``1 / (p - 1)``
+    with 1 inside the box, ``log(p)`` with 0 inside it): interval bisection (``intervals.nonfinite_point``)
+    either proves the cost finite wherever the preconditions may hold or finds where it is not."""
+    conditions = [c.expr.node for c in pre]
+    names = set(cost.names).union(*(c.expr.names for c in pre))
+    point = I.nonfinite_point(cost.node, box, names, conditions, _whole_names(action, schema))
+    if point is not None:
+        at = ", ".join(f"{name} = {value:.6g}" for name, value in point.items())
+        raise SpecError(
+            f"{here}, cost: {shown(cost.text)} can be infinite or NaN on the parameter box where the action "
+            f"applies (near {at or 'every state'}); a cost must be a finite number >= 0: {fix}."
+        )
+
+
 def _corner_witness(
     action: CheckedAction,
     schema: Schema,
@@ -275,9 +311,7 @@ def _corner_witness(
 ) -> None:
     """Evaluate the cost exactly on the box's corners; refuse at one where the preconditions hold and the
     cost is negative or not finite."""
-    whole = {p.name for p in action.params if p.kind == "integer"} | {
-        f.name for f in schema.features if f.is_whole
-    }
+    whole = _whole_names(action, schema)
     names = sorted(set(cost.names).union(*(c.expr.names for c in pre)))
     choices: list[list[Any]] = []
     for name in names:

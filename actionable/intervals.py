@@ -14,7 +14,7 @@ bounds or its category levels, a parameter's box) by interval arithmetic with IE
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Union
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from actionable import expr as E
 
-__all__ = ["INF", "NOTHING", "Box", "Span", "Truth", "narrow", "span", "truth"]
+__all__ = ["INF", "NOTHING", "Box", "Span", "Truth", "narrow", "nonfinite_point", "span", "truth"]
 
 INF = math.inf
 
@@ -312,3 +312,58 @@ def _conjuncts(conditions: Sequence[E.Node]) -> list[E.Node]:
         else:
             out.append(node)
     return out
+
+
+def nonfinite_point(
+    node: E.Node,
+    box: Box,
+    names: Collection[str],
+    conditions: Sequence[E.Node] = (),
+    whole: Collection[str] = (),
+    budget: int = 512,
+) -> dict[str, float] | None:
+    """A point near which ``node`` is infinite or NaN on ``box`` where ``conditions`` may hold, or None.
+
+    The sides of the box that ``node`` and ``conditions`` read (``names``) are bisected (the widest first,
+    relative to its first width; whole-number names at whole numbers) and every piece bounded again: a
+    piece whose span is finite is done, a piece where a condition cannot hold is dropped. A piece still not finite once every side is below 1e-9 of its first width (a
+    point, for whole numbers) holds a pole, a domain error or an overflow: its centre is returned. The
+    dependency problem that widens spans (``x - x``) shrinks with the pieces, so a finite expression is
+    proven finite; None also when ``budget`` pieces did not settle it (the caller's point checks follow).
+    Infinite sides are read as 1e3 beyond the finite end (or 0), as the load-time point checks read them.
+    """
+    current: dict[str, Span | Sequence[str]] = dict(box)
+    first: dict[str, float] = {}
+    for name in sorted(names):
+        value = box.get(name)
+        if not isinstance(value, Span) or value.empty:
+            continue
+        lo, hi = value.lo, value.hi
+        lo = lo if math.isfinite(lo) else (min(hi, 0.0) if math.isfinite(hi) else 0.0) - 1e3
+        hi = hi if math.isfinite(hi) else max(lo, 0.0) + 1e3
+        if name in whole:
+            lo, hi = math.ceil(lo), math.floor(hi)
+            if lo > hi:
+                return None
+        current[name] = Span(lo, hi, value.nan)
+        first[name] = max(hi - lo, 1e-300)
+    stack = [current]
+    for _ in range(budget):
+        if not stack:
+            return None
+        piece = stack.pop()
+        if any(not truth(c, piece).may_hold for c in conditions) or span(node, piece).finite:
+            continue
+        spans = {n: s for n in first if isinstance(s := piece[n], Span)}
+        sides = {n: (s.hi - s.lo) / first[n] for n, s in spans.items()}
+        widest = max(sides, key=sides.__getitem__, default=None)
+        if widest is None or sides[widest] <= (0 if widest in whole else 1e-9):
+            return {n: (s.lo + s.hi) / 2 for n, s in spans.items()}
+        side = spans[widest]
+        mid = (side.lo + side.hi) / 2
+        low, high = (math.floor(mid), math.floor(mid) + 1) if widest in whole else (mid, mid)
+        stack += [
+            {**piece, widest: Span(high, side.hi, side.nan)},
+            {**piece, widest: Span(side.lo, low, side.nan)},
+        ]
+    return None
