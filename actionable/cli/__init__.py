@@ -1,4 +1,5 @@
-"""The ``actionable`` command: a thin shell over the library. Exit codes: 0 done, 1 rows failed, 2 bad input.
+"""The ``actionable`` command: a thin shell over the library. Exit codes: 0 every row answered (``not_found``
+and ``infeasible`` are answers), 1 some rows not processed (status ``error``, recorded), 2 bad input.
 
 This module holds the typer ``app`` and ``main`` and registers one command per module: ``datasets`` and
 ``info`` (datasets.py), ``train``, ``synthesize``, ``explain``, ``invert`` and ``demo``. What every command
