@@ -27,6 +27,7 @@ from actionable.goals import resolve_goal
 from actionable.models import as_model
 from actionable.results import Recourse, RecourseBatch, Step
 from actionable.rounding import SNAP
+from actionable.rows import row_label
 from actionable.schema import DTYPE, Schema
 
 __all__ = [
@@ -54,7 +55,7 @@ def check_plans(
     for position, r in enumerate(batch):
         where = f"row {position}"
         label = X.index[position] if position < len(X) else position
-        if r.row != (label.item() if hasattr(label, "item") else label):
+        if r.row != row_label(label):
             problems.append(
                 f"{where}: result carries row {r.row!r}, not the input's label {label!r} (results keep input "
                 "order and the input's index labels)"
@@ -208,7 +209,7 @@ def check_inversions(
     for position, r in enumerate(batch):
         where = f"row {position}"
         label = X.index[position] if position < len(X) else position
-        if r.row != (label.item() if hasattr(label, "item") else label):
+        if r.row != row_label(label):
             problems.append(
                 f"{where}: result carries row {r.row!r}, not the input's label {label!r} (results keep input "
                 "order and the input's index labels)"

@@ -19,6 +19,7 @@ from actionable.errors import ConfigError
 from actionable.inverse import invert, invert_sweep
 from actionable.results import Recourse, RecourseBatch, json_label
 from actionable.synthesis import synthesize
+from actionable.testing import check_plans
 
 SETTINGS = {"max_length": 1, "steps": 60}
 
@@ -69,6 +70,9 @@ def test_synthesize_and_the_chunker_carry_the_frames_labels() -> None:
     assert list(denied.index) == ["ann", "cy", "eve"]  # a filtered frame: labels are not positions
     plans = synthesize(model, denied, actions, **SETTINGS)
     assert [r.row for r in plans] == ["ann", "cy", "eve"]
+    assert check_plans(plans, denied, actions, model) == []
+    shifted = RecourseBatch(tuple(Recourse(**{**r.__dict__, "row": i}) for i, r in enumerate(plans)))
+    assert any("not the input's label 'ann'" in p for p in check_plans(shifted, denied, actions, model))
     assert [r["row"] for r in (r.to_dict() for r in plans)] == ["ann", "cy", "eve"]
     chunked = synthesize_in_chunks(model, X, actions, chunk=1, **SETTINGS)
     assert [r.row for r in chunked] == list(X.index)
@@ -150,6 +154,7 @@ def test_a_datetime_index_round_trips_through_jsonl(tmp_path: Path) -> None:
     X = _people(list(pd.date_range("2024-01-01", periods=3)))
     plans = synthesize(model, X, actions, **SETTINGS)
     assert [r.row for r in plans] == list(X.index)  # kept as the frame's labels in memory
+    assert check_plans(plans, X, actions, model) == []  # the contract reads the same labels
     assert list(X.join(plans.to_frame()).status) == [r.status for r in plans]
     back = RecourseBatch.from_jsonl(plans.to_jsonl(tmp_path / "plans.jsonl"))
     assert [r.row for r in back] == [str(t) for t in X.index]
