@@ -15,6 +15,7 @@ action and the cost. "Favourable" is the model's own decision (``Goal.satisfied`
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -28,13 +29,16 @@ from actionable.models import TorchModel, as_model
 from actionable.program import Plan, Program
 from actionable.results import RecourseBatch
 from actionable.rows import Outcome, Rows, assemble, raw_records, read_rows
+from actionable.scan import ScanConfig, Scanner
 from actionable.schema import as_rows
-from actionable.search import Observer, Strategy, Trials
+from actionable.search import Observer, Space, Strategy, Trials
 from actionable.synthesis_config import MAX_WORK, SynthesisConfig
 from actionable.validation import known_keywords
 from actionable.verify import Verifier
 
-__all__ = ["synthesize"]
+__all__ = ["ESCALATION", "synthesize"]
+
+ESCALATION = 4  # people still without a plan are searched again with this many times the steps and c
 
 
 @known_keywords("synthesize")
@@ -56,6 +60,7 @@ def synthesize(
     budget: int | None = None,
     round_size: int = 16,
     compile: bool = False,
+    scan: bool = True,
     max_work: int | None = MAX_WORK,
     observer: Observer | None = None,
 ) -> RecourseBatch:
@@ -70,7 +75,11 @@ def synthesize(
     and the fix, and a search larger than ``max_work`` pair-steps (sequences x rows x steps) is refused
     before it starts; ``compile=True`` runs the inner step through ``torch.compile`` (worth its warm-up of
     several seconds per program shape only on long runs; falls back to eager with a warning where
-    unavailable). ``observer``: called with a ``Tried`` for every pair optimised.
+    unavailable). ``scan`` (default True): each parameter is also scanned exactly (``scan.Scanner``): a
+    sequence with one parameter is solved on its whole grid without gradient steps, and the optimiser's
+    answers are bisected toward no change; False gives the optimiser's answers alone (the paper's method).
+    ``margin``: a plan is ``found`` only when the exact check finds the goal met by at least ``margin``.
+    ``observer``: called with a ``Tried`` for every pair optimised.
 
     Two denied applicants of bundled German credit:
 
@@ -96,6 +105,7 @@ def synthesize(
         budget=budget,
         round_size=round_size,
         compile=compile,
+        scan=scan,
         max_work=max_work,
     )
     program = Program(actions)
@@ -118,16 +128,39 @@ class _Run:
         self.config, self.observer = config, observer
         self.optimiser = Optimiser(program, model, goal, config.inner())
         self.verifier = Verifier(program, model, goal, config.margin)
+        self.scanner = Scanner(self.verifier) if config.scan else None
         self.strategy = config.strategy()
 
     def search(self, x0: torch.Tensor, rows: list[int]) -> dict[int, Plan]:
         """Best verified plan per person (index into ``x0``; ``rows``: their input rows)."""
         torch.manual_seed(self.config.seed)
-        trials = Trials(self.verifier, self.optimiser.run, x0, rows, self.observer)
+        trials = Trials(self.verifier, self.optimiser.run, x0, rows, self.observer, self.scanner)
         with one_thread(self.config.chunk):  # batches are at most a chunk of pairs
-            self.strategy.run(self.config.space(self.program), trials)
-            polished = self.verifier.polish(trials.best.plans)
+            space = self.config.space(self.program)
+            self.strategy.run(space, trials)
+            plans = dict(trials.best.plans)
+            missing = [k for k in range(len(x0)) if k not in plans]
+            if missing and self.scanner is not None:
+                plans |= self._escalate(x0, rows, missing, space)
+            polished = self.verifier.polish(plans)
             return {row: self.verifier.without_idle_steps(plan) for row, plan in polished.items()}
+
+    def _escalate(
+        self, x0: torch.Tensor, rows: list[int], missing: list[int], space: Space
+    ) -> dict[int, Plan]:
+        """The people still without a plan, once more by the same strategy: ``ESCALATION`` times the steps
+        and the goal's initial weight, and grid repairs of the plans the optimiser leaves failing."""
+        inner = self.config.inner()
+        stronger = replace(inner, steps=inner.steps * ESCALATION, c_init=inner.c_init * ESCALATION)
+        optimiser = Optimiser(self.program, self.model, self.goal, stronger)
+        verifier = Verifier(self.program, self.model, self.goal, self.config.margin)
+        scanner = Scanner(verifier, ScanConfig(repair=True))
+        who = [rows[k] for k in missing]
+        trials = Trials(verifier, optimiser.run, x0[missing], who, self.observer, scanner)
+        self.strategy.run(space, trials)
+        for k, notes in verifier.refused.items():  # its people are numbered within ``missing``
+            self.verifier.refused.setdefault(missing[k], {}).update(notes)
+        return {missing[k]: plan for k, plan in trials.best.plans.items()}
 
     def rows(self, X: pd.DataFrame) -> RecourseBatch:
         """One record per row of ``X``: ``error``, ``already_favourable``, ``found`` or ``not_found``."""

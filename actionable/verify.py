@@ -2,8 +2,9 @@
 
 A plan passes only when, replayed exactly on rounded parameters (``Program.rollout(..., exact=True)``:
 integer features whole after every action, conditions as booleans), every condition, bound and direction
-holds, the model's own decision is favourable (``Goal.satisfied``: argmax, ties included) and every step's
-cost is finite and >= 0 (a negative cost would make a longer plan look cheaper: a step padded on to lower
+holds, the model's own decision is favourable (``Goal.satisfied``: argmax, ties included) with the goal
+margin at least ``margin`` (a plan that only just flips the decision is not advice: noise undoes it), and
+every step's cost is finite and >= 0 (a negative cost would make a longer plan look cheaper: a step padded on to lower
 the total). Plans refused for their costs alone are noted per person, for the record's error text.
 """
 
@@ -19,7 +20,7 @@ from actionable.models import TorchModel
 from actionable.program import NOOP, Plan, Program, Rounding
 from actionable.schema import DTYPE
 
-__all__ = ["ROUNDINGS", "Best", "Checked", "Outcome", "Verifier", "proper_costs"]
+__all__ = ["ROUNDINGS", "Best", "Checked", "Exact", "Outcome", "Verifier", "proper_costs"]
 
 ROUNDINGS: tuple[Rounding, ...] = ("round", "floor", "ceil")
 
@@ -33,6 +34,16 @@ class Checked(NamedTuple):
     params: torch.Tensor
     step_costs: torch.Tensor
     x: torch.Tensor
+
+
+class Exact(NamedTuple):
+    """Per pair, the exact check of parameters as given (already rounded): whether the plan passes (valid,
+    favourable, margin reached, proper costs), its cost (inf where a step's cost is improper) and the
+    search objective (see ``Outcome``)."""
+
+    passes: torch.Tensor
+    cost: torch.Tensor
+    objective: torch.Tensor
 
 
 class Outcome(NamedTuple):
@@ -97,7 +108,7 @@ class Verifier:
                 rounded = self.program.round(ids, params, mode)
                 path = self.program.rollout(ids, x0, rounded, exact=True)
                 total = path.step_costs.sum(1)
-                passes = path.ok & self.goal.satisfied(self.model(path.x))
+                passes = path.ok & self.reaches(self.model(path.x))
                 priced = proper_costs(path.step_costs)
                 if rows is not None:
                     self._note_refused(ids, rows, path.step_costs, passes & ~priced)
@@ -108,6 +119,22 @@ class Verifier:
                 step_costs[valid] = path.step_costs[valid]
                 x_final[valid] = path.x[valid]
         return Checked(found, cost, final, step_costs, x_final)
+
+    def reaches(self, out: torch.Tensor) -> torch.Tensor:
+        """Whether each output is favourable (the model's own decision) and past the goal by ``margin``."""
+        return self.goal.satisfied(out) & (self.goal.margin(out).to(DTYPE) >= self.margin)
+
+    def exact(self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor) -> Exact:
+        """The exact check of each pair's parameters as given (see ``Exact``)."""
+        with torch.no_grad():
+            path = self.program.rollout(ids, x0, params, exact=True)
+            out = self.model(path.x)
+            total = path.step_costs.sum(1)
+            priced = proper_costs(path.step_costs)
+            passes = path.ok & self.reaches(out) & priced
+            missing = torch.relu(self.margin - self.goal.margin(out).to(DTYPE))
+        objective = total + 10 * missing + torch.where(path.ok, 0.0, 10.0)
+        return Exact(passes, torch.where(priced, total, math.inf), objective)
 
     def _note_refused(
         self, ids: torch.Tensor, rows: torch.Tensor, step_costs: torch.Tensor, refused: torch.Tensor
@@ -145,8 +172,8 @@ class Verifier:
 
         Rounding (whole months, whole units) is a step function the continuous optimisation cannot see, so
         a smaller change often reaches the same rounded state. Candidates: all parameters shrunk together,
-        and each step's alone, by factors in (0, 1]; each is replayed exactly and must keep the plan's goal
-        margin (at least ``margin``, or what the plan had). The cheapest valid candidate wins.
+        and each step's alone, by factors in (0, 1]; each is replayed exactly and must still pass (the goal
+        met by ``margin``). The cheapest valid candidate wins.
         """
         if not best:
             return best
@@ -169,14 +196,10 @@ class Verifier:
         with torch.no_grad():
             path = self.program.rollout(flat_ids, x0.repeat_interleave(per, 0), flat, exact=True)
             out = self.model(path.x)
-            margin = self.goal.margin(out).reshape(len(rows), per)
-            own = self.goal.margin(self.model(torch.stack([p.x for p in plans])))
-        need = torch.minimum(own, torch.full_like(own, self.margin)).clamp_min(0)
         total = path.step_costs.sum(1).reshape(len(rows), per)
         valid = (
             path.ok.reshape(len(rows), per)
-            & (margin >= need[:, None])
-            & self.goal.satisfied(out).reshape(len(rows), per)
+            & self.reaches(out).reshape(len(rows), per)
             & proper_costs(path.step_costs).reshape(len(rows), per)
         )
         total = torch.where(valid, total, torch.inf)
