@@ -43,6 +43,7 @@ RULES: dict[str, Rule] = {
     "round_size": whole(1),
     "compile": FLAG,
     "scan": FLAG,
+    "k": whole(1, 100),
     "max_work": whole(1, optional=True),
 }
 
@@ -67,6 +68,7 @@ class SynthesisConfig:
     round_size: int = 16
     compile: bool = False  # torch.compile the inner step (inductor); pays off only for long runs
     scan: bool = True  # exact parameter scans (see scan.py); False: the optimiser's answers alone
+    k: int = 1  # plans per person (each using other actions): the best and k - 1 alternatives
     max_work: int | None = MAX_WORK  # most pair-steps of optimisation (see Space.levels); None: no limit
 
     def __post_init__(self) -> None:
