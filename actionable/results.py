@@ -71,6 +71,8 @@ class Recourse:
     # invert with an indirect model: its raw predictions after the change (x_after holds them rounded and
     # clipped to each feature's kind and bounds, a row the schema accepts)
     indirect_raw: Mapping[str, float] = field(default_factory=dict)
+    # synthesize(k > 1): the person's next cheapest plans, each using another set of actions (status found)
+    alternatives: tuple[Recourse, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +89,7 @@ class Recourse:
             "error": self.error,
             "provenance": dict(self.provenance),
             "indirect_raw": {k: _plain(v) for k, v in self.indirect_raw.items()},
+            "alternatives": [a.to_dict() for a in self.alternatives],
         }
 
     @classmethod
@@ -108,6 +111,7 @@ class Recourse:
             error=str(data["error"]),
             provenance=dict(data.get("provenance", {})),
             indirect_raw={k: _float(v) for k, v in dict(data.get("indirect_raw", {})).items()},
+            alternatives=tuple(cls.from_dict(a) for a in data.get("alternatives", [])),
         )
 
     def describe(self) -> str:

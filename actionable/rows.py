@@ -72,6 +72,7 @@ class Outcome:
     p_after: float = math.nan
     error: str = ""
     indirect_raw: Mapping[str, float] = field(default_factory=dict)
+    alternatives: tuple[Outcome, ...] = ()
 
 
 def assemble(
@@ -103,10 +104,25 @@ def assemble(
                 p_after=o.p_after,
                 error=o.error,
                 indirect_raw=o.indirect_raw,
+                alternatives=tuple(_alternative(row, a, before) for a in o.alternatives),
                 **common,
             )
         )
     return RecourseBatch(tuple(items))
+
+
+def _alternative(row: Any, o: Outcome, before: Mapping[str, Any]) -> Recourse:
+    """Another plan for the same row (no timing or provenance of its own: the record's apply)."""
+    return Recourse(
+        row=row,
+        status=o.status,
+        steps=o.steps,
+        cost=o.cost,
+        x_before=before,
+        x_after=o.x_after,
+        p_before=o.p_before,
+        p_after=o.p_after,
+    )
 
 
 def raw_records(schema: Schema, x: torch.Tensor) -> list[dict[str, Any]]:

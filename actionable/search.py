@@ -26,10 +26,12 @@ from typing import ClassVar, NamedTuple
 import torch
 
 from actionable.actions import Action
+from actionable.diagnosis import Closest
 from actionable.errors import ConfigError
 from actionable.goals import Goal
 from actionable.models import TorchModel
 from actionable.program import Program
+from actionable.scan import Scanner
 from actionable.schema import DTYPE
 from actionable.verify import Best, Outcome, Verifier
 
@@ -212,7 +214,8 @@ class Trials:
     """What a strategy drives: batches of (sequence, person) pairs, optimised by ``optimise`` (for instance
     ``inner.Optimiser.run``) and checked by ``verifier``; each person's best verified plan is kept in
     ``best`` (``best_cost``: infinity where none yet). ``x0``: the people's start states, ``rows``: their
-    input rows (what an ``observer`` is told)."""
+    input rows (what an ``observer`` is told); ``scanner``: exact parameter scans after (or, for one
+    parameter, instead of) the optimisation; ``keep``: plans kept per person (each using other actions)."""
 
     def __init__(
         self,
@@ -221,20 +224,24 @@ class Trials:
         x0: torch.Tensor,
         rows: Sequence[int],
         observer: Observer | None = None,
+        scanner: Scanner | None = None,
+        keep: int = 1,
     ) -> None:
-        self.verifier, self.optimise, self.observer = verifier, optimise, observer
+        self.verifier, self.optimise, self.observer, self.scanner = verifier, optimise, observer, scanner
         self.program = verifier.program
         self.x0, self.rows = x0, list(rows)
         self.people = len(x0)
-        self.best = Best(self.people)
+        self.best = Best(self.people, keep)
         self.best_cost = self.best.cost
+        self.closest = Closest(self.people)
 
     def evaluate(self, ids: torch.Tensor, rows: torch.Tensor, outcomes: bool = False) -> Outcome | None:
         """Optimise and verify pairs (``rows``: each pair's person); with ``outcomes``, score them."""
         ids = self.program.trim(ids)
         x0 = self.x0[rows]
-        params = self.optimise(ids, x0)
+        params = self.parameters(ids, x0, rows)
         checked = self.verifier.check(ids, x0, params, rows)
+        self.closest.offer(self.verifier.exact(ids, x0, self.program.round(ids, params)), ids, rows)
         outcome = None
         if outcomes or self.observer is not None:
             outcome = self.verifier.outcome(ids, x0, params)
@@ -245,6 +252,20 @@ class Trials:
                 self.observer(Tried(self.rows[int(rows[j])], seq, objective, cost, outcome.state[j]))
         self.best.offer(checked, ids, rows, self.x0)
         return outcome
+
+    def parameters(
+        self, ids: torch.Tensor, x0: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Each pair's parameters: a pair with at most one parameter is scanned exactly (no gradient
+        steps), the others optimised and then scanned one parameter at a time (see ``scan``)."""
+        if self.scanner is None:
+            return self.optimise(ids, x0)
+        _, _, params = self.program.boxes(ids)
+        multi = self.scanner.coordinates(ids) > 1
+        if multi.any():
+            params = params.clone()
+            params[multi] = self.optimise(ids[multi], x0[multi])
+        return self.scanner.refine(ids, x0, params, rows, self.best_cost)
 
     def gradients(self, x: torch.Tensor) -> torch.Tensor:
         """Per action, the gradient score at state ``x`` (see ``gradient_scores``)."""

@@ -14,7 +14,9 @@ action and the cost. "Favourable" is the model's own decision (``Goal.satisfied`
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -22,19 +24,23 @@ import torch
 
 from actionable._version import __version__
 from actionable.actions import ActionSet
+from actionable.diagnosis import ESCALATION, Closest, why_not_found
 from actionable.goals import Goal, resolve_goal
 from actionable.inner import Optimiser, one_thread
 from actionable.models import TorchModel, as_model
 from actionable.program import Plan, Program
 from actionable.results import RecourseBatch
 from actionable.rows import Outcome, Rows, assemble, raw_records, read_rows
+from actionable.scan import ScanConfig, Scanner
 from actionable.schema import as_rows
-from actionable.search import Observer, Strategy, Trials
+from actionable.search import Observer, Space, Strategy, Trials
 from actionable.synthesis_config import MAX_WORK, SynthesisConfig
 from actionable.validation import known_keywords
 from actionable.verify import Verifier
 
-__all__ = ["synthesize"]
+__all__ = ["CONTENDERS", "synthesize"]
+
+CONTENDERS = 3  # plans per person (other actions each) carried to the final trade and polish
 
 
 @known_keywords("synthesize")
@@ -56,6 +62,8 @@ def synthesize(
     budget: int | None = None,
     round_size: int = 16,
     compile: bool = False,
+    scan: bool = True,
+    k: int = 1,
     max_work: int | None = MAX_WORK,
     observer: Observer | None = None,
 ) -> RecourseBatch:
@@ -70,7 +78,13 @@ def synthesize(
     and the fix, and a search larger than ``max_work`` pair-steps (sequences x rows x steps) is refused
     before it starts; ``compile=True`` runs the inner step through ``torch.compile`` (worth its warm-up of
     several seconds per program shape only on long runs; falls back to eager with a warning where
-    unavailable). ``observer``: called with a ``Tried`` for every pair optimised.
+    unavailable). ``scan`` (default True): each parameter is also scanned exactly (``scan.Scanner``): a
+    sequence with one parameter is solved on its whole grid without gradient steps, and the optimiser's
+    answers are bisected toward no change; False gives the optimiser's answers alone (the paper's method).
+    ``margin``: a plan is ``found`` only when the exact check finds the goal met by at least ``margin``.
+    ``k``: up to k plans per person, cheapest first, each using a different set of actions: the first is
+    the record's plan, the others its ``alternatives``. ``observer``: called with a ``Tried`` for every
+    pair optimised.
 
     Two denied applicants of bundled German credit:
 
@@ -96,6 +110,8 @@ def synthesize(
         budget=budget,
         round_size=round_size,
         compile=compile,
+        scan=scan,
+        k=k,
         max_work=max_work,
     )
     program = Program(actions)
@@ -118,16 +134,53 @@ class _Run:
         self.config, self.observer = config, observer
         self.optimiser = Optimiser(program, model, goal, config.inner())
         self.verifier = Verifier(program, model, goal, config.margin)
+        self.scanner = Scanner(self.verifier) if config.scan else None
         self.strategy = config.strategy()
+        self.closest = Closest(0)  # the last search's diagnosis, for not_found texts
 
-    def search(self, x0: torch.Tensor, rows: list[int]) -> dict[int, Plan]:
-        """Best verified plan per person (index into ``x0``; ``rows``: their input rows)."""
+    def search(self, x0: torch.Tensor, rows: list[int]) -> dict[int, list[Plan]]:
+        """Per person (index into ``x0``; ``rows``: their input rows), up to ``k`` verified plans that use
+        different sets of actions, cheapest first."""
         torch.manual_seed(self.config.seed)
-        trials = Trials(self.verifier, self.optimiser.run, x0, rows, self.observer)
+        keep = max(self.config.k, CONTENDERS) if self.scanner is not None else self.config.k
+        trials = Trials(self.verifier, self.optimiser.run, x0, rows, self.observer, self.scanner, keep)
         with one_thread(self.config.chunk):  # batches are at most a chunk of pairs
-            self.strategy.run(self.config.space(self.program), trials)
-            polished = self.verifier.polish(trials.best.plans)
-            return {row: self.verifier.without_idle_steps(plan) for row, plan in polished.items()}
+            space = self.config.space(self.program)
+            self.strategy.run(space, trials)
+            ranked = {row: trials.best.ranked(row) for row in trials.best.plans}
+            self.closest = trials.closest
+            missing = [k for k in range(len(x0)) if k not in ranked]
+            if missing and self.scanner is not None:
+                ranked |= {k: [plan] for k, plan in self._escalate(x0, rows, missing, space).items()}
+            flat = {(row, i): plan for row, plans in ranked.items() for i, plan in enumerate(plans)}
+            polished = self.verifier.polish(flat)
+            if self.scanner is not None:
+                polished = self.scanner.trade_plans(polished)
+            out: dict[int, list[Plan]] = {}
+            for (row, _), plan in sorted(polished.items(), key=lambda item: item[1].cost):
+                plan = self.verifier.without_idle_steps(plan)
+                mine = out.setdefault(row, [])
+                if len(mine) < self.config.k and all(set(plan.ids) != set(q.ids) for q in mine):
+                    mine.append(plan)  # (two plans may use the same actions once idle steps are dropped)
+            return out
+
+    def _escalate(
+        self, x0: torch.Tensor, rows: list[int], missing: list[int], space: Space
+    ) -> dict[int, Plan]:
+        """The people still without a plan, once more by the same strategy: ``ESCALATION`` times the steps
+        and the goal's initial weight, and grid repairs of the plans the optimiser leaves failing."""
+        inner = self.config.inner()
+        stronger = replace(inner, steps=inner.steps * ESCALATION, c_init=inner.c_init * ESCALATION)
+        optimiser = Optimiser(self.program, self.model, self.goal, stronger)
+        verifier = Verifier(self.program, self.model, self.goal, self.config.margin)
+        scanner = Scanner(verifier, ScanConfig(repair=Scanner.FULL))
+        who = [rows[k] for k in missing]
+        trials = Trials(verifier, optimiser.run, x0[missing], who, self.observer, scanner)
+        self.strategy.run(space, trials)
+        for k, notes in verifier.refused.items():  # its people are numbered within ``missing``
+            self.verifier.refused.setdefault(missing[k], {}).update(notes)
+        self.closest.merge(trials.closest, missing)
+        return {missing[k]: plan for k, plan in trials.best.plans.items()}
 
     def rows(self, X: pd.DataFrame) -> RecourseBatch:
         """One record per row of ``X``: ``error``, ``already_favourable``, ``found`` or ``not_found``."""
@@ -145,27 +198,42 @@ class _Run:
         return assemble(rows, outcomes, seconds=seconds, provenance=self.provenance())
 
     def _outcomes(
-        self, rows: Rows, p0: list[float], person: dict[int, int], plans: dict[int, Plan]
+        self, rows: Rows, p0: list[float], person: dict[int, int], plans: dict[int, list[Plan]]
     ) -> list[Outcome]:
-        """Per valid row: favourable already, its verified plan, or why none was found."""
-        after: dict[int, tuple[dict[str, Any], float]] = {}
-        if plans:
-            final = torch.stack([p.x for p in plans.values()])
-            with torch.no_grad():
-                p_after = self.goal.probability(self.model(final)).tolist()
-            records = zip(raw_records(self.program.schema, final), p_after, strict=True)
-            after = dict(zip(plans, records, strict=True))
+        """Per valid row: favourable already, its verified plans, or why none was found."""
+        cfg = self.config
+        flat = [plan for ranked in plans.values() for plan in ranked]
+        outcomes = iter(self._found(flat))
+        found = {k: [next(outcomes) for _ in ranked] for k, ranked in plans.items()}
         out = []
         for k, p in enumerate(p0):
             if k not in person:
                 out.append(Outcome("already_favourable", p, cost=0.0, x_after=rows.before[k], p_after=p))
-            elif k in plans:
-                plan = plans[k]
-                out.append(Outcome("found", p, self.program.steps(plan), plan.cost, *after[k]))
+            elif k in found:
+                best, *others = found[k]
+                out.append(
+                    replace(best, p_before=p, alternatives=tuple(replace(o, p_before=p) for o in others))
+                )
             else:
-                text = self.verifier.not_found_text(person[k], self.config.max_length)
+                why = why_not_found(
+                    self.closest, person[k], self.program, self.goal, cfg.margin, cfg.max_length
+                )
+                text = self.verifier.not_found_text(person[k], why)
                 out.append(Outcome("not_found", p, error=text))
         return out
+
+    def _found(self, plans: list[Plan]) -> list[Outcome]:
+        """Verified plans as outcomes: steps, cost, final state and the model's probability there."""
+        if not plans:
+            return []
+        final = torch.stack([p.x for p in plans])
+        with torch.no_grad():
+            p_after = self.goal.probability(self.model(final)).tolist()
+        records = raw_records(self.program.schema, final)
+        return [
+            Outcome("found", math.nan, self.program.steps(plan), plan.cost, x_after, p)
+            for plan, x_after, p in zip(plans, records, p_after, strict=True)
+        ]
 
     def provenance(self) -> dict[str, Any]:
         return {

@@ -16,8 +16,11 @@ from actionable.program import Program
 from actionable.search import GRADIENT, OBJECTIVE, BestFirst, Exhaustive, Space, Strategy
 from actionable.validation import FLAG, Rule, check, choice, real, whole
 
-__all__ = ["ALIASES", "MAX_LENGTH", "MAX_WORK", "RULES", "SEARCHES", "SynthesisConfig"]
+__all__ = ["ALIASES", "MARGIN_SLACK", "MAX_LENGTH", "MAX_WORK", "RULES", "SEARCHES", "SynthesisConfig"]
 
+MARGIN_SLACK = (
+    1e-3  # how far past ``margin`` (goal units) the optimiser aims; the exact check asks ``margin``
+)
 MAX_LENGTH = 32  # longest sequence asked for; the search size (Space.levels) usually refuses far earlier
 MAX_WORK = 10**9  # default bound on pair-steps (sequences x rows x optimisation steps), see Space.levels
 SEARCHES: dict[str, Strategy] = {  # search= by name; "bfs" is the former name of "vanilla"
@@ -39,6 +42,8 @@ RULES: dict[str, Rule] = {
     "budget": whole(1, optional=True),
     "round_size": whole(1),
     "compile": FLAG,
+    "scan": FLAG,
+    "k": whole(1, 100),
     "max_work": whole(1, optional=True),
 }
 
@@ -62,6 +67,8 @@ class SynthesisConfig:
     budget: int | None = None
     round_size: int = 16
     compile: bool = False  # torch.compile the inner step (inductor); pays off only for long runs
+    scan: bool = True  # exact parameter scans (see scan.py); False: the optimiser's answers alone
+    k: int = 1  # plans per person (each using other actions): the best and k - 1 alternatives
     max_work: int | None = MAX_WORK  # most pair-steps of optimisation (see Space.levels); None: no limit
 
     def __post_init__(self) -> None:
@@ -88,7 +95,10 @@ class SynthesisConfig:
         return named
 
     def inner(self) -> InnerConfig:
-        return InnerConfig(self.steps, self.lr, self.margin, self.c_init, self.check_every, self.compile)
+        """The optimiser's settings: it aims ``MARGIN_SLACK`` past ``margin``, so that a plan it reaches is
+        not refused by the exact check for a rounding difference of the folded network."""
+        target = self.margin + MARGIN_SLACK
+        return InnerConfig(self.steps, self.lr, target, self.c_init, self.check_every, self.compile)
 
     def space(self, program: Program) -> Space:
         return Space(program, self.max_length, self.steps, self.max_work, self.chunk)

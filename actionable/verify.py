@@ -2,15 +2,17 @@
 
 A plan passes only when, replayed exactly on rounded parameters (``Program.rollout(..., exact=True)``:
 integer features whole after every action, conditions as booleans), every condition, bound and direction
-holds, the model's own decision is favourable (``Goal.satisfied``: argmax, ties included) and every step's
-cost is finite and >= 0 (a negative cost would make a longer plan look cheaper: a step padded on to lower
+holds, the model's own decision is favourable (``Goal.satisfied``: argmax, ties included) with the goal
+margin at least ``margin`` (a plan that only just flips the decision is not advice: noise undoes it), and
+every step's cost is finite and >= 0 (a negative cost would make a longer plan look cheaper: a step padded on to lower
 the total). Plans refused for their costs alone are noted per person, for the record's error text.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple, TypeVar
 
 import torch
 
@@ -19,8 +21,9 @@ from actionable.models import TorchModel
 from actionable.program import NOOP, Plan, Program, Rounding
 from actionable.schema import DTYPE
 
-__all__ = ["ROUNDINGS", "Best", "Checked", "Outcome", "Verifier", "proper_costs"]
+__all__ = ["ROUNDINGS", "Best", "Checked", "Exact", "K", "Outcome", "Verifier", "proper_costs"]
 
+K = TypeVar("K")  # what polish's plans are keyed by
 ROUNDINGS: tuple[Rounding, ...] = ("round", "floor", "ceil")
 
 
@@ -33,6 +36,20 @@ class Checked(NamedTuple):
     params: torch.Tensor
     step_costs: torch.Tensor
     x: torch.Tensor
+
+
+class Exact(NamedTuple):
+    """Per pair, the exact check of parameters as given (already rounded): whether the plan passes (valid,
+    favourable, margin reached, proper costs), its cost (inf where a step's cost is improper), the search
+    objective (see ``Outcome``), whether its conditions, bounds and directions hold (``ok``), the goal
+    margin it reaches and the favourable probability (or predicted value) at its end."""
+
+    passes: torch.Tensor
+    cost: torch.Tensor
+    objective: torch.Tensor
+    ok: torch.Tensor
+    margin: torch.Tensor
+    probability: torch.Tensor
 
 
 class Outcome(NamedTuple):
@@ -49,26 +66,49 @@ def proper_costs(step_costs: torch.Tensor) -> torch.Tensor:
 
 
 class Best:
-    """Each person's cheapest verified plan so far (``cost``: infinity where there is none yet)."""
+    """Each person's cheapest verified plan so far, and with ``keep`` > 1 the cheapest plan per set of
+    actions used (for alternatives). ``cost``: the bound a new plan must beat to matter, the ``keep``-th
+    cheapest distinct plan's cost (infinity until there are that many)."""
 
-    def __init__(self, people: int) -> None:
+    def __init__(self, people: int, keep: int = 1) -> None:
         self.cost = torch.full((people,), math.inf, dtype=DTYPE)
         self.plans: dict[int, Plan] = {}
+        self.keep = keep
+        self.by_actions: dict[int, dict[frozenset[int], Plan]] = {}
 
     def offer(self, checked: Checked, ids: torch.Tensor, rows: torch.Tensor, x0: torch.Tensor) -> None:
-        """Keep the verified pairs that beat their person's best plan (``rows``: each pair's person)."""
+        """Keep the verified pairs that beat their person's bound (``rows``: each pair's person)."""
         for j in torch.nonzero(checked.found).flatten().tolist():
             row = int(rows[j])
-            if checked.cost[j] < self.cost[row]:
+            if checked.cost[j] >= self.cost[row]:
+                continue
+            length = int((ids[j] != NOOP).sum())
+            plan = Plan(
+                ids=tuple(ids[j, :length].tolist()),
+                params=checked.params[j, :length],
+                step_costs=checked.step_costs[j, :length],
+                x=checked.x[j],
+                x0=x0[row],
+            )
+            if self.keep == 1:
                 self.cost[row] = checked.cost[j]
-                length = int((ids[j] != NOOP).sum())
-                self.plans[row] = Plan(
-                    ids=tuple(ids[j, :length].tolist()),
-                    params=checked.params[j, :length],
-                    step_costs=checked.step_costs[j, :length],
-                    x=checked.x[j],
-                    x0=x0[row],
-                )
+                self.plans[row] = plan
+                continue
+            table = self.by_actions.setdefault(row, {})
+            key = frozenset(plan.ids)
+            if key not in table or plan.cost < table[key].cost:
+                table[key] = plan
+            ranked = self.ranked(row)
+            self.plans[row] = ranked[0]
+            if len(ranked) >= self.keep:
+                self.cost[row] = ranked[self.keep - 1].cost
+
+    def ranked(self, row: int) -> list[Plan]:
+        """The person's plans, cheapest first: at most ``keep``, each using a different set of actions."""
+        if self.keep == 1:
+            return [self.plans[row]] if row in self.plans else []
+        table = self.by_actions.get(row, {})
+        return sorted(table.values(), key=lambda p: p.cost)[: self.keep]
 
 
 class Verifier:
@@ -97,7 +137,7 @@ class Verifier:
                 rounded = self.program.round(ids, params, mode)
                 path = self.program.rollout(ids, x0, rounded, exact=True)
                 total = path.step_costs.sum(1)
-                passes = path.ok & self.goal.satisfied(self.model(path.x))
+                passes = path.ok & self.reaches(self.model(path.x))
                 priced = proper_costs(path.step_costs)
                 if rows is not None:
                     self._note_refused(ids, rows, path.step_costs, passes & ~priced)
@@ -109,6 +149,24 @@ class Verifier:
                 x_final[valid] = path.x[valid]
         return Checked(found, cost, final, step_costs, x_final)
 
+    def reaches(self, out: torch.Tensor) -> torch.Tensor:
+        """Whether each output is favourable (the model's own decision) and past the goal by ``margin``."""
+        return self.goal.satisfied(out) & (self.goal.margin(out).to(DTYPE) >= self.margin)
+
+    def exact(self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor) -> Exact:
+        """The exact check of each pair's parameters as given (see ``Exact``)."""
+        with torch.no_grad():
+            path = self.program.rollout(ids, x0, params, exact=True)
+            out = self.model(path.x)
+            total = path.step_costs.sum(1)
+            priced = proper_costs(path.step_costs)
+            passes = path.ok & self.reaches(out) & priced
+            margin = self.goal.margin(out).to(DTYPE)
+            probability = self.goal.probability(out).to(DTYPE)
+        objective = total + 10 * torch.relu(self.margin - margin) + torch.where(path.ok, 0.0, 10.0)
+        cost = torch.where(priced, total, math.inf)
+        return Exact(passes, cost, objective, path.ok, margin, probability)
+
     def _note_refused(
         self, ids: torch.Tensor, rows: torch.Tensor, step_costs: torch.Tensor, refused: torch.Tensor
     ) -> None:
@@ -119,9 +177,8 @@ class Verifier:
                 if a != NOOP and not (math.isfinite(c) and c >= 0):
                     notes.setdefault(self.program.acts[a].name, c)
 
-    def not_found_text(self, person: int, max_length: int) -> str:
-        """The error text of a person with no verified plan, naming any refused step costs."""
-        text = f"no verified plan of at most {max_length} actions"
+    def not_found_text(self, person: int, text: str) -> str:
+        """The error text of a person with no verified plan (``text``: why), naming any refused step costs."""
         notes = self.refused.get(person)
         if notes:
             named = ", ".join(f"{name!r} (cost {cost:g})" for name, cost in sorted(notes.items()))
@@ -140,16 +197,16 @@ class Verifier:
         return Outcome(objective, path.x)
 
     # ------------------------------------------------------------------------------- finishing
-    def polish(self, best: dict[int, Plan], points: int = 48) -> dict[int, Plan]:
+    def polish(self, best: Mapping[K, Plan], points: int = 48) -> dict[K, Plan]:
         """Shrink each winning plan's parameters toward their no-change values, checked exactly.
 
         Rounding (whole months, whole units) is a step function the continuous optimisation cannot see, so
         a smaller change often reaches the same rounded state. Candidates: all parameters shrunk together,
-        and each step's alone, by factors in (0, 1]; each is replayed exactly and must keep the plan's goal
-        margin (at least ``margin``, or what the plan had). The cheapest valid candidate wins.
+        and each step's alone, by factors in (0, 1]; each is replayed exactly and must still pass (the goal
+        met by ``margin``). The cheapest valid candidate wins.
         """
         if not best:
-            return best
+            return dict(best)
         rows = list(best)
         plans = [best[r] for r in rows]
         ids, params = self.program.stack(plans)
@@ -169,14 +226,10 @@ class Verifier:
         with torch.no_grad():
             path = self.program.rollout(flat_ids, x0.repeat_interleave(per, 0), flat, exact=True)
             out = self.model(path.x)
-            margin = self.goal.margin(out).reshape(len(rows), per)
-            own = self.goal.margin(self.model(torch.stack([p.x for p in plans])))
-        need = torch.minimum(own, torch.full_like(own, self.margin)).clamp_min(0)
         total = path.step_costs.sum(1).reshape(len(rows), per)
         valid = (
             path.ok.reshape(len(rows), per)
-            & (margin >= need[:, None])
-            & self.goal.satisfied(out).reshape(len(rows), per)
+            & self.reaches(out).reshape(len(rows), per)
             & proper_costs(path.step_costs).reshape(len(rows), per)
         )
         total = torch.where(valid, total, torch.inf)

@@ -136,10 +136,10 @@ def test_compiled_equals_eager(monkeypatch: pytest.MonkeyPatch, backend: str) ->
     monkeypatch.setattr(I, "BACKEND", backend)
     monkeypatch.setattr(I, "UNROLL", 1)  # the smallest program: quick to build
     actions = ActionSet.from_toml(ACTIONS, SCHEMA)
-    eager = synthesize(mlp(), PEOPLE, actions, max_length=1, steps=41)
+    eager = synthesize(mlp(), PEOPLE, actions, max_length=1, scan=False, steps=41)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # no silent fallback here
-        fast = synthesize(mlp(), PEOPLE, actions, max_length=1, steps=41, compile=True)
+        fast = synthesize(mlp(), PEOPLE, actions, max_length=1, scan=False, steps=41, compile=True)
     assert_same(fast, eager, rel=1e-9)
     assert sum(r.status == "found" for r in fast) >= 1
 
@@ -147,14 +147,14 @@ def test_compiled_equals_eager(monkeypatch: pytest.MonkeyPatch, backend: str) ->
 def test_compile_unavailable_falls_back_to_eager(monkeypatch: pytest.MonkeyPatch) -> None:
     """No compiler (compile raises) and a failing compiled call: one warning, the eager plans."""
     actions = ActionSet.from_toml(ACTIONS, SCHEMA)
-    eager = synthesize(mlp(), PEOPLE, actions, max_length=1, steps=30)
+    eager = synthesize(mlp(), PEOPLE, actions, max_length=1, scan=False, steps=30)
 
     def no_compile(*args: object, **kwargs: object) -> object:
         raise RuntimeError("no C++ compiler found")
 
     monkeypatch.setattr(torch, "compile", no_compile)
     with pytest.warns(RuntimeWarning, match="no C.. compiler"):
-        fallback = synthesize(mlp(), PEOPLE, actions, max_length=1, steps=30, compile=True)
+        fallback = synthesize(mlp(), PEOPLE, actions, max_length=1, scan=False, steps=30, compile=True)
     assert_same(fallback, eager, rel=0)
 
     def broken(*args: object, **kwargs: object) -> object:
@@ -165,7 +165,7 @@ def test_compile_unavailable_falls_back_to_eager(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(torch, "compile", broken)
     with pytest.warns(RuntimeWarning, match="cc1plus"):
-        fallback = synthesize(mlp(), PEOPLE, actions, max_length=1, steps=30, compile=True)
+        fallback = synthesize(mlp(), PEOPLE, actions, max_length=1, scan=False, steps=30, compile=True)
     assert_same(fallback, eager, rel=0)
 
 
@@ -177,9 +177,9 @@ def test_missing_cxx_compiler_falls_back(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(inductor_config, "fx_graph_cache", False)
     monkeypatch.setattr(I, "UNROLL", 1)
     actions = ActionSet.from_toml(ACTIONS, SCHEMA)
-    eager = synthesize(mlp(), PEOPLE.head(1), actions, max_length=1, steps=5)
+    eager = synthesize(mlp(), PEOPLE.head(1), actions, max_length=1, scan=False, steps=5)
     torch._dynamo.reset()
     with pytest.warns(RuntimeWarning, match="(?s)C.. compiler.*running eagerly"):
-        fallback = synthesize(mlp(), PEOPLE.head(1), actions, max_length=1, steps=5, compile=True)
+        fallback = synthesize(mlp(), PEOPLE.head(1), actions, max_length=1, scan=False, steps=5, compile=True)
     torch._dynamo.reset()
     assert_same(fallback, eager, rel=1e-9)

@@ -1,0 +1,323 @@
+"""Exact scans of plan parameters: what the continuous optimisation cannot see, checked exactly.
+
+The Carlini-Wagner optimisation works on a relaxation: whole-number parameters and features are rounded
+only afterwards, conditions are smoothed, and a local minimum may miss a cheaper or any passing plan. A
+scan looks at one parameter of one step at a time (the others held), over its whole box at once, with the
+exact check (``Verifier.exact``): every value of a whole-number parameter whose box holds at most
+``exact_up_to`` values, else ``points`` evenly spaced values and as many at geometric distances from
+the parameter's initial value; between the cheapest passing value and its
+failing neighbours, bisection finds the boundary (where the plan just still passes), the cheapest point on
+a monotone path. A pair (sequence, person) with a single parameter is thereby solved exactly on its grid
+without any gradient step. Pairs with more are optimised first; where the answer passes, each parameter is
+then bisected toward its no-change value. The value in hand is always a candidate, so a scan never makes
+a plan worse.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from actionable.program import NOOP, Plan, Program
+from actionable.schema import DTYPE
+from actionable.verify import Exact, K, Verifier
+
+__all__ = ["ScanConfig", "Scanner"]
+
+PAIRS_PER_PASS = 1 << 15  # candidate rows per exact evaluation: bounds memory (pairs x candidates x width)
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """How finely to scan: all values of whole-number boxes up to ``exact_up_to`` values, else ``points``
+    values; ``bisect`` halvings toward the boundary; ``sweeps`` passes over the parameters of
+    multi-parameter pairs;
+    ``repair``: values per parameter scanned for a multi-parameter pair the optimiser left failing (a
+    subsample of its grid; 0: no repair; the escalation for people still without a plan scans the whole
+    grid); ``trade_points``: values per parameter in ``Scanner.trade``'s two-parameter grids; ``worth``: a
+    passing multi-parameter pair is bisected only when it costs at most this many times its person's best
+    plan so far (the others cannot become the best by one step's shrinking in practice; the final plans
+    are traded and polished anyway)."""
+
+    points: int = 48
+    exact_up_to: int = 256
+    bisect: int = 24
+    sweeps: int = 1
+    repair: int = 12
+    trade_points: int = 24
+    worth: float = 2.0
+
+
+class Scanner:
+    """Exact one-parameter-at-a-time scans for one compiled program and verifier."""
+
+    FULL = 1 << 30  # ScanConfig.repair: every grid value
+
+    def __init__(self, verifier: Verifier, config: ScanConfig | None = None) -> None:
+        self.verifier, self.program = verifier, verifier.program
+        self.config = config or ScanConfig()
+        self.values, self.exhaustive = self._grids(self.program, self.config)
+        self.halvings = self._halvings(self.program, self.config)
+        counts = [a.n_params for a in self.program.acts] + [0]  # the last row: no-op
+        self.n_params = torch.as_tensor(counts, dtype=torch.int64)
+
+    @staticmethod
+    def _grids(program: Program, config: ScanConfig) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per action and slot, the values scanned (padded by repeating the last), and whether they are
+        every value the parameter can take (then no bisection is needed)."""
+        width = 1
+        grids: dict[tuple[int, int], torch.Tensor] = {}
+        for a, action in enumerate(program.acts):
+            for i, param in enumerate(action.params):
+                lo, hi = param.bounds
+                if param.kind == "integer" and math.floor(hi) - math.ceil(lo) + 1 <= config.exact_up_to:
+                    grid = torch.arange(math.ceil(lo), math.floor(hi) + 1, dtype=DTYPE)
+                else:
+                    grid = _grid(lo, hi, float(param.init), config.points)  # type: ignore[arg-type]
+                grids[a, i] = grid
+                width = max(width, len(grid))
+        values = torch.zeros(len(program.acts) + 1, program.slots, width, dtype=DTYPE)
+        exhaustive = torch.zeros(len(program.acts) + 1, program.slots, dtype=torch.bool)
+        for (a, i), grid in grids.items():
+            values[a, i, : len(grid)] = grid
+            values[a, i, len(grid) :] = grid[-1]
+            param = program.acts[a].params[i]
+            exhaustive[a, i] = param.kind == "integer" and len(grid) <= config.exact_up_to
+        return values, exhaustive
+
+    @staticmethod
+    def _halvings(program: Program, config: ScanConfig) -> torch.Tensor:
+        """Per action and slot, the bisection steps that reach its grid (whole numbers, the resolution), at
+        most ``config.bisect`` (for a real parameter: a 2^-bisect share of its box)."""
+        out = torch.zeros(len(program.acts) + 1, program.slots, dtype=torch.int64)
+        for a, action in enumerate(program.acts):
+            for i, param in enumerate(action.params):
+                lo, hi = param.bounds
+                step = 1.0 if param.kind == "integer" else param.resolution
+                needed = math.ceil(math.log2(max((hi - lo) / step, 1.0))) + 1 if step else config.bisect
+                out[a, i] = min(needed, config.bisect)
+        return out
+
+    def active(self, ids: torch.Tensor) -> torch.Tensor:
+        """Per pair, step and slot: whether that parameter exists (pairs x steps x slots)."""
+        index = torch.where(ids == NOOP, len(self.program.acts), ids)
+        slots = torch.arange(self.program.slots)
+        return slots[None, None, :] < self.n_params[index][:, :, None]
+
+    def coordinates(self, ids: torch.Tensor) -> torch.Tensor:
+        """Per pair, how many parameters its sequence has."""
+        return self.active(ids).sum((1, 2))
+
+    def refine(
+        self,
+        ids: torch.Tensor,
+        x0: torch.Tensor,
+        params: torch.Tensor,
+        people: torch.Tensor | None = None,
+        best: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``params`` improved one coordinate at a time: a single-parameter pair over its whole grid (exact
+        on it); a pair with more that fails (rounding lost the margin, a local minimum) one pass of grid
+        scans (``repair`` values each), each parameter toward passing; then every passing one ``sweeps``
+        passes of bisection from each parameter toward its no-change value (the cheapest point that passes).
+        With ``people`` (each pair's person) and ``best`` (each person's best cost so far), only passing
+        pairs within ``worth`` times their person's best (this batch included) are bisected."""
+        params = self.program.round(ids, params)
+        active = self.active(ids)
+        single = active.sum((1, 2)) <= 1
+        _, _, init = self.program.boxes(ids)
+        for j in range(ids.shape[1]):
+            for i in range(self.program.slots):
+                rows = torch.nonzero(active[:, j, i] & single).flatten()
+                if len(rows):
+                    params[rows] = self._coordinate(ids[rows], x0[rows], params[rows], j, i)
+        multi = torch.nonzero(~single).flatten()
+        if not len(multi):
+            return params
+        failing = multi[~self.verifier.exact(ids[multi], x0[multi], params[multi]).passes]
+        failing = failing if self.config.repair else failing[:0]
+        stride = max(1, self.values.shape[2] // max(self.config.repair, 1))
+        for j in range(ids.shape[1]):  # repair: each parameter over its grid, toward passing
+            for i in range(self.program.slots):
+                mine = failing[active[failing, j, i]]
+                if len(mine):
+                    params[mine] = self._coordinate(ids[mine], x0[mine], params[mine], j, i, stride)
+        rows = self._worth(ids, x0, params, multi, people, best)
+        for _ in range(self.config.sweeps):
+            for j in range(ids.shape[1]):
+                for i in range(self.program.slots):
+                    mine = rows[active[rows, j, i]]
+                    if len(mine):
+                        toward = init[mine, j, i]
+                        params[mine] = self._bisect(ids[mine], x0[mine], params[mine], j, i, toward)
+        return params
+
+    def _worth(
+        self,
+        ids: torch.Tensor,
+        x0: torch.Tensor,
+        params: torch.Tensor,
+        candidates: torch.Tensor,
+        people: torch.Tensor | None,
+        best: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The ``candidates`` (pair indices) that pass and cost at most ``worth`` x their person's best."""
+        every = self.verifier.exact(ids, x0, params)
+        cost = torch.where(every.passes, every.cost, math.inf)
+        chosen = candidates[every.passes[candidates]]
+        if people is None or best is None:
+            return chosen
+        lowest = best.clone().scatter_reduce(0, people, cost, reduce="amin")
+        return chosen[cost[chosen] <= self.config.worth * lowest[people[chosen]]]
+
+    def _coordinate(
+        self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor, j: int, i: int, stride: int = 1
+    ) -> torch.Tensor:
+        """The best value of parameter ``i`` of step ``j`` for each pair, the others held (``stride``:
+        every how many grid values are tried)."""
+        actions = ids[:, j]
+        grid = self.values[actions, i, ::stride]  # pairs x values
+        candidates = torch.cat([params[:, j, i : i + 1], grid], dim=1)
+        exact = self._try(ids, x0, params, j, i, candidates)
+        key = _key(exact)
+        choice = key.argmin(1)
+        pick = torch.arange(len(ids))
+        out = params.clone()
+        out[:, j, i] = candidates[pick, choice]
+        passing = torch.isfinite(exact.cost[pick, choice]) & exact.passes[pick, choice]
+        refine = passing & (~self.exhaustive[actions, i] | (stride > 1)) & (choice > 0)
+        if refine.any():
+            rows = torch.nonzero(refine).flatten()
+            k = choice[rows] - 1  # position in the grid
+            for side in (-1, 1):
+                other = grid[rows, (k + side).clamp(0, grid.shape[1] - 1)]
+                out[rows] = self._bisect(ids[rows], x0[rows], out[rows], j, i, other)
+        return out
+
+    def _try(
+        self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor, j: int, i: int, values: torch.Tensor
+    ) -> Exact:
+        """The exact check of every pair at every value of its coordinate (pairs x values)."""
+        return self._try_many(ids, x0, params, [(j, i)], values[:, :, None])
+
+    def _try_many(
+        self,
+        ids: torch.Tensor,
+        x0: torch.Tensor,
+        params: torch.Tensor,
+        coords: list[tuple[int, int]],
+        values: torch.Tensor,
+    ) -> Exact:
+        """The exact check of every pair at every candidate (``values``: pairs x candidates x coordinates,
+        the values of the steps and slots ``coords`` together), as pairs x candidates."""
+        pairs, k = values.shape[:2]
+        per = max(1, PAIRS_PER_PASS // k)
+        parts: list[Exact] = []
+        for start in range(0, pairs, per):
+            block = slice(start, start + per)
+            n = len(values[block])
+            trial = params[block].repeat_interleave(k, 0)
+            for c, (j, i) in enumerate(coords):
+                trial[:, j, i] = values[block, :, c].reshape(-1)
+            rep_ids = ids[block].repeat_interleave(k, 0)
+            trial = self.program.round(rep_ids, trial)
+            got = self.verifier.exact(rep_ids, x0[block].repeat_interleave(k, 0), trial)
+            parts.append(Exact(*(t.reshape(n, k, *t.shape[1:]) for t in got)))
+        return Exact(*(torch.cat(p) for p in zip(*parts, strict=True)))
+
+    def trade(self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """Passing plans made cheaper two parameters at a time: for each pair of parameters, every
+        combination of ``trade_points`` values of each (the rest held), the cheapest that passes, then a
+        bisection of each toward no change. One parameter alone cannot move along the goal's boundary
+        (less of one needs more of the other), which leaves the optimiser's local optima where they are;
+        this walks along it. For final plans (one or a few per person): its cost is quadratic in the grid."""
+        params = self.program.round(ids, params)
+        active = self.active(ids)
+        _, _, init = self.program.boxes(ids)
+        coords = [(j, i) for j in range(ids.shape[1]) for i in range(self.program.slots)]
+        width = self.values.shape[2]
+        stride = max(1, width // self.config.trade_points)
+        for a, b in ((a, b) for a in coords for b in coords if a < b):
+            rows = torch.nonzero(active[:, a[0], a[1]] & active[:, b[0], b[1]]).flatten()
+            if not len(rows):
+                continue
+            ga = self.values[ids[rows, a[0]], a[1], ::stride]
+            gb = self.values[ids[rows, b[0]], b[1], ::stride]
+            both = ga[:, :, None].expand(-1, -1, gb.shape[1]), gb[:, None, :].expand(-1, ga.shape[1], -1)
+            grid = torch.stack(both, dim=-1).flatten(1, 2)
+            current = torch.stack([params[rows, a[0], a[1]], params[rows, b[0], b[1]]], dim=-1)[:, None, :]
+            candidates = torch.cat([current, grid], dim=1)
+            exact = self._try_many(ids[rows], x0[rows], params[rows], [a, b], candidates)
+            choice = _key(exact).argmin(1)
+            chosen = candidates[torch.arange(len(rows)), choice]
+            keep = exact.passes[torch.arange(len(rows)), choice]
+            sub = params[rows].clone()
+            sub[keep, a[0], a[1]], sub[keep, b[0], b[1]] = chosen[keep, 0], chosen[keep, 1]
+            for j, i in (a, b):
+                sub = self._bisect(ids[rows], x0[rows], sub, j, i, init[rows, j, i])
+            params[rows] = sub
+        return params
+
+    def trade_plans(self, plans: Mapping[K, Plan]) -> dict[K, Plan]:
+        """Verified plans after ``trade``, each replaced where the exact check finds the traded one cheaper."""
+        out = dict(plans)
+        keys = [key for key, plan in plans.items() if len(plan.ids)]
+        if not keys:
+            return out
+        ids, params = self.program.stack([plans[key] for key in keys])
+        x0 = torch.stack([plans[key].x0 for key in keys])
+        checked = self.verifier.check(ids, x0, self.trade(ids, x0, params))
+        for j, key in enumerate(keys):
+            plan = plans[key]
+            if bool(checked.found[j]) and float(checked.cost[j]) < plan.cost - 1e-12:
+                n = len(plan.ids)
+                new = checked.params[j, :n], checked.step_costs[j, :n], checked.x[j]
+                out[key] = plan.but(params=new[0], step_costs=new[1], x=new[2])
+        return out
+
+    def _bisect(
+        self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor, j: int, i: int, other: torch.Tensor
+    ) -> torch.Tensor:
+        """Toward ``other`` (a failing neighbour) from the passing value in ``params``: the boundary point,
+        kept where it is cheaper."""
+        inside = params[:, j, i].clone()
+        outside = other.clone()
+        best = params.clone()
+        start = self.verifier.exact(ids, x0, params)
+        best_cost = torch.where(start.passes, start.cost, math.inf)
+        for _ in range(int(self.halvings[ids[:, j], i].max())):
+            middle = params.clone()
+            middle[:, j, i] = (inside + outside) / 2
+            middle = self.program.round(ids, middle)
+            got = self.verifier.exact(ids, x0, middle)
+            passes = got.passes
+            inside = torch.where(passes, middle[:, j, i], inside)
+            outside = torch.where(passes, outside, middle[:, j, i])
+            better = passes & (got.cost < best_cost)
+            best[better] = middle[better]
+            best_cost = torch.where(better, got.cost, best_cost)
+        return best
+
+
+def _grid(lo: float, hi: float, init: float, points: int) -> torch.Tensor:
+    """``points`` even steps over the box, and as many at geometric distances from the initial value (the
+    cheap changes are usually small ones, which an even grid over a wide box steps over), sorted."""
+    even = torch.linspace(lo, hi, points, dtype=DTYPE)
+    reach = max(hi - init, init - lo, 0.0)
+    if reach <= 0:
+        return even
+    distances = reach * torch.logspace(-6, 0, points // 2, base=10, dtype=DTYPE)
+    near = torch.cat([init - distances, init + distances]).clamp(lo, hi)
+    grid: torch.Tensor = torch.unique(torch.cat([even, near]))
+    return grid
+
+
+def _key(exact: Exact) -> torch.Tensor:
+    """Which value to keep: the cheapest passing one; where none passes, the one nearest to passing (its
+    objective: cost plus 10 x the missing margin plus 10 for a failed condition), never a passing one's
+    worse."""
+    key = torch.where(exact.passes, exact.cost, 1e12 + exact.objective)
+    return torch.nan_to_num(key, nan=math.inf)
