@@ -104,7 +104,7 @@ def assemble(
                 p_after=o.p_after,
                 error=o.error,
                 indirect_raw=o.indirect_raw,
-                alternatives=tuple(_alternative(row, a, before) for a in o.alternatives),
+                alternatives=tuple(_alternative(labels[row], a, before) for a in o.alternatives),
                 **common,
             )
         )
