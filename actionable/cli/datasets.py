@@ -60,7 +60,7 @@ def info_command(
 
 
 def schema_table(schema: Schema) -> Table:
-    """A rich table of a schema's features."""
+    """A rich table of a schema's features (a protected one says so beside its mutability)."""
     table = Table("feature", "kind", "bounds / levels", "mutability", "direction", "cost +/-", title="Schema")
     for f in schema.features:
         span = ", ".join(f.levels) if f.kind == "category" else f"[{f.bounds[0]:g}, {f.bounds[1]:g}]"
@@ -68,6 +68,11 @@ def schema_table(schema: Schema) -> Table:
             "" if f.cost_up is None and f.cost_down is None else f"{f.cost_up or 0:g} / {f.cost_down or 0:g}"
         )
         table.add_row(
-            f.name, f.kind, span if len(span) < 60 else span[:57] + "...", f.mutability, f.direction, costs
+            f.name,
+            f.kind,
+            span if len(span) < 60 else span[:57] + "...",
+            f.mutability + (", protected" if f.protected else ""),
+            f.direction,
+            costs,
         )
     return table
