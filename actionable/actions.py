@@ -24,6 +24,7 @@ from actionable.action_checks import (
     MAX_CORNERS,
     MAX_FORMAT,
     check_box,
+    check_protected,
     check_samples,
     check_text,
     sample_params,
@@ -315,9 +316,20 @@ def _parse_effect(
 
 # ------------------------------------------------------------------------------------ ActionSet
 class ActionSet:
-    """The catalogue of actions, bound to a schema and checked before any solve."""
+    """The catalogue of actions, bound to a schema and checked before any solve.
 
-    def __init__(self, actions: Iterable[Action], schema: Schema, *, where: str = "actions") -> None:
+    ``allow_protected``: let actions write protected features (``protected = true`` in the schema); off by
+    default, since recourse must not ask a person to change them; on only to reproduce a study that did.
+    """
+
+    def __init__(
+        self,
+        actions: Iterable[Action],
+        schema: Schema,
+        *,
+        where: str = "actions",
+        allow_protected: bool = False,
+    ) -> None:
         if not isinstance(schema, Schema):
             raise SpecError(
                 f"{where}: the argument 'schema' must be a Schema, got {type_name(schema)}; load one with "
@@ -332,9 +344,15 @@ class ActionSet:
         for action in given:
             if not isinstance(action, Action):
                 raise SpecError(f"{where}: each entry must be an Action, got {type_name(action)}.")
+        if not isinstance(allow_protected, bool):
+            raise SpecError(
+                f"{where}: 'allow_protected' must be true or false (a TOML boolean), got "
+                f"{shown(allow_protected)} ({type_name(allow_protected)}); write allow_protected = true without quotes."
+            )
         self.actions: tuple[Action, ...] = given
         self.schema = schema
         self.where = where
+        self.allow_protected = allow_protected
         self.actions = tuple(self.check(schema))  # the bound actions: the given ones are never changed
 
     def __len__(self) -> int:
@@ -369,30 +387,33 @@ class ActionSet:
             raise SpecError(
                 f"{self.where}: action names {repeated} are declared more than once; names must be unique."
             )
-        bound = []
-        for action in self.actions:
-            bound.append(action.bind(schema, self.where))
-            check_box(bound[-1], schema, f"{self.where}, action {action.name!r}")
+        bound = [action.bind(schema, self.where) for action in self.actions]
+        if not self.allow_protected:
+            check_protected(bound, schema, self.where)
+        for action in bound:
+            check_box(action, schema, f"{self.where}, action {action.name!r}")
         check_samples(bound, schema, self.where)
         return tuple(bound)
 
     # --------------------------------------------------------------------------------- TOML
     @classmethod
     def from_toml(cls, source: str | Path, schema: Schema) -> ActionSet:
-        """Load ``[[action]]`` tables; ``SpecError`` names file, action, key and fix."""
+        """Load ``[[action]]`` tables (and the top-level ``allow_protected``); ``SpecError`` names file,
+        action, key and fix."""
         if not isinstance(schema, Schema):
             raise SpecError(
                 f"ActionSet.from_toml: the argument 'schema' must be a Schema, got {type_name(schema)}; load one "
                 "with Schema.from_toml('schema.toml') or take datasets.load(name).schema."
             )
         data, where = read_toml(source, "actions")
-        check_keys(where, "top level", data, {"action"})
+        check_keys(where, "top level", data, {"action", "allow_protected"})
         entries = data.get("action", [])
         if not isinstance(entries, list):
             raise SpecError(f"{where}: 'action' must be an array of tables: write [[action]].")
         if len(entries) > MAX_ACTIONS:
             raise SpecError(f"{where}: {len(entries)} actions (at most {MAX_ACTIONS}); split the catalogue.")
-        return cls([_action_from_dict(where, i, e) for i, e in enumerate(entries)], schema, where=where)
+        actions = [_action_from_dict(where, i, e) for i, e in enumerate(entries)]
+        return cls(actions, schema, where=where, allow_protected=data.get("allow_protected", False))
 
 
 def _action_from_dict(where: str, i: int, entry: Any) -> Action:
