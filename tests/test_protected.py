@@ -4,6 +4,7 @@ among the reasons of an explanation (adverse-action reasons must not cite them).
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 from typer.testing import CliRunner
 
 import actionable
@@ -21,6 +23,8 @@ from actionable import ConfigError, Feature, Schema, SpecError, Target, as_model
 from actionable.actions import Action, ActionSet
 from actionable.advice import advise_gradient
 from actionable.cli import app
+from actionable.cli import datasets as datasets_cli
+from actionable.cli import explain as explain_cli
 from actionable.cli.demo import denial_reasons
 from actionable.inverse import invert
 from actionable.registry import direct_moves
@@ -346,18 +350,25 @@ def test_attribute_names_the_schemas_protected_features() -> None:
 
 
 # --------------------------------------------------------------------------------------- command line
-def test_explain_marks_protected_reasons_and_can_leave_them_out() -> None:
-    runner = CliRunner()
+def wide(monkeypatch: pytest.MonkeyPatch, module: object) -> io.StringIO:
+    """What ``module`` prints, on a console wide enough that no table cell wraps (whatever the terminal)."""
+    buffer = io.StringIO()
+    monkeypatch.setattr(module, "console", Console(file=buffer, width=2000, height=50))
+    return buffer
+
+
+def test_explain_marks_protected_reasons_and_can_leave_them_out(monkeypatch: pytest.MonkeyPatch) -> None:
     args = ["explain", "--dataset", "german", "--rows", "0:3", "--top", "20"]  # every feature: both cited
-    shown = runner.invoke(app, args, env={"COLUMNS": "1000"})  # one line per row: no cell wraps
-    assert shown.exit_code == 0, shown.output
-    assert re.search(r"personal_status [+-][0-9.e+-]+ \(protected\)", shown.output)
-    assert re.search(r"foreign_worker [+-][0-9.e+-]+ \(protected\)", shown.output)
-    assert "an adverse-action reason must not cite it" in shown.output
-    assert not re.search(r"(duration|credit_amount) [+-][0-9.e+-]+ \(protected\)", shown.output)
-    left_out = runner.invoke(app, [*args, "--exclude-protected"], env={"COLUMNS": "1000"})
-    assert left_out.exit_code == 0, left_out.output
-    assert "(protected)" not in left_out.output and "personal_status" not in left_out.output
+    printed = wide(monkeypatch, explain_cli)
+    assert CliRunner().invoke(app, args).exit_code == 0
+    shown = printed.getvalue()
+    assert re.search(r"personal_status [+-][0-9.e+-]+ \(protected\)", shown)
+    assert re.search(r"foreign_worker [+-][0-9.e+-]+ \(protected\)", shown)
+    assert "an adverse-action reason must not cite it" in shown
+    assert not re.search(r"(duration|credit_amount) [+-][0-9.e+-]+ \(protected\)", shown)
+    printed = wide(monkeypatch, explain_cli)
+    assert CliRunner().invoke(app, [*args, "--exclude-protected"]).exit_code == 0
+    assert "(protected)" not in printed.getvalue() and "personal_status" not in printed.getvalue()
 
 
 def test_invert_command_refuses_a_protected_direct_feature_unless_allowed(tmp_path: Path) -> None:
@@ -375,11 +386,12 @@ def test_invert_command_refuses_a_protected_direct_feature_unless_allowed(tmp_pa
     assert allowed.exit_code == 0, allowed.output
 
 
-def test_info_shows_which_features_are_protected() -> None:
-    result = CliRunner().invoke(app, ["info", "german"], env={"COLUMNS": "1000"})
-    assert result.exit_code == 0, result.output
-    marked = {line.split("│")[1].strip() for line in result.output.splitlines() if ", protected" in line}
-    assert marked == {"foreign_worker", "personal_status"}
+def test_info_shows_which_features_are_protected(monkeypatch: pytest.MonkeyPatch) -> None:
+    printed = wide(monkeypatch, datasets_cli)
+    assert CliRunner().invoke(app, ["info", "german"]).exit_code == 0
+    rows = [[c.strip() for c in line.split("│")] for line in printed.getvalue().splitlines() if "│" in line]
+    assert {row[1] for row in rows if row[4].endswith("*")} == {"foreign_worker", "personal_status"}
+    assert "* protected: never changed by recourse, never cited as a reason" in printed.getvalue()
 
 
 def test_the_readme_schema_example_marks_a_protected_feature() -> None:

@@ -60,8 +60,18 @@ def info_command(
 
 
 def schema_table(schema: Schema) -> Table:
-    """A rich table of a schema's features (a protected one says so beside its mutability)."""
-    table = Table("feature", "kind", "bounds / levels", "mutability", "direction", "cost +/-", title="Schema")
+    """A rich table of a schema's features (a protected one has a star beside its mutability)."""
+    protected = any(f.protected for f in schema.features)
+    table = Table(
+        "feature",
+        "kind",
+        "bounds / levels",
+        "mutability",
+        "direction",
+        "cost +/-",
+        title="Schema",
+        caption="* protected: never changed by recourse, never cited as a reason" if protected else None,
+    )
     for f in schema.features:
         span = ", ".join(f.levels) if f.kind == "category" else f"[{f.bounds[0]:g}, {f.bounds[1]:g}]"
         costs = (
@@ -71,7 +81,7 @@ def schema_table(schema: Schema) -> Table:
             f.name,
             f.kind,
             span if len(span) < 60 else span[:57] + "...",
-            f.mutability + (", protected" if f.protected else ""),
+            f.mutability + ("*" if f.protected else ""),  # as narrow as before: the caption says it
             f.direction,
             costs,
         )
