@@ -4,7 +4,7 @@ A catalogue is data, so it is checked before any solve: interval arithmetic over
 it proves meaningless (preconditions that never hold, a cost negative everywhere, an effect always out of
 bounds), exact evaluation on the box's corners and on random states catches a cost that can be negative or
 an effect that moves a feature against its direction, and a text template is filled at both ends of the
-parameters' box. Every check reads a ``CheckedAction`` (what it needs of ``actions.BoundAction``) and only raises.
+parameters' box; no action may write a protected feature unless its catalogue allows it. Every check reads a ``CheckedAction`` (what it needs of ``actions.BoundAction``) and only raises.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ __all__ = [
     "MAX_CORNERS",
     "MAX_FORMAT",
     "check_box",
+    "check_protected",
     "check_samples",
     "check_text",
     "sample_params",
@@ -85,6 +86,22 @@ class CheckedAction(Templated, Protocol):
     def conditions(self, when: Literal["pre", "post"]) -> tuple[Condition, ...]: ...
 
     def whole_mode(self, feature: Feature) -> RoundingMode: ...
+
+
+# ------------------------------------------------------------------------------------ protected
+def check_protected(actions: Sequence[CheckedAction], schema: Schema, where: str) -> None:
+    """No action writes a protected feature (``protected = true`` in the schema): recourse must not ask a
+    person to change their sex or nationality. A catalogue that says ``allow_protected`` skips this."""
+    protected = {f.name for f in schema.features if f.protected}
+    for action in actions:
+        written = sorted(action.footprint & protected)
+        if written:
+            raise SpecError(
+                f"{where}, action {action.name!r}: writes the protected feature(s) {written} (protected = true "
+                "in the schema), which recourse must not ask a person to change; remove the action from the "
+                "catalogue, or, only to reproduce a study that used it, set allow_protected = true at the top "
+                "of the catalogue (in Python: ActionSet(..., allow_protected=True))."
+            )
 
 
 # ------------------------------------------------------------------------------------ text

@@ -24,6 +24,7 @@ from actionable.action_checks import (
     MAX_CORNERS,
     MAX_FORMAT,
     check_box,
+    check_protected,
     check_samples,
     check_text,
     sample_params,
@@ -32,7 +33,7 @@ from actionable.action_checks import (
 from actionable.errors import SpecError, did_you_mean, shown
 from actionable.evaluate import BARRIER_WEIGHT, NEGATED, Condition, holds, relax
 from actionable.expr import CONDITION_KEYS, parse_condition
-from actionable.parameters import Param
+from actionable.parameters import MAX_PARAMS, PARAM_KEYS, Param, params_from_table
 from actionable.rounding import ROUNDINGS, RoundingMode
 from actionable.schema import DTYPE, Feature, Schema, check_keys, is_number, read_toml, type_name
 
@@ -60,10 +61,8 @@ __all__ = [
     "sample_states",
 ]
 
-PARAM_KEYS = {"bounds", "kind", "resolution", "init"}
 ACTION_KEYS = {"name", "text", "params", "effects", "cost", "pre", "post", "repeatable", "rounding"}
 MAX_ACTIONS = 1000  # what one catalogue may declare: a file is data and may not ask for unbounded work
-MAX_PARAMS = 64
 MAX_CONDITIONS = 256
 MAX_TEXT = 1000  # characters of an action's sentence
 
@@ -331,9 +330,20 @@ def _parse_effect(
 
 # ------------------------------------------------------------------------------------ ActionSet
 class ActionSet:
-    """The catalogue of actions, bound to a schema and checked before any solve."""
+    """The catalogue of actions, bound to a schema and checked before any solve.
 
-    def __init__(self, actions: Iterable[Action], schema: Schema, *, where: str = "actions") -> None:
+    ``allow_protected``: let actions write protected features (``protected = true`` in the schema); off by
+    default, since recourse must not ask a person to change them; on only to reproduce a study that did.
+    """
+
+    def __init__(
+        self,
+        actions: Iterable[Action],
+        schema: Schema,
+        *,
+        where: str = "actions",
+        allow_protected: bool = False,
+    ) -> None:
         if not isinstance(schema, Schema):
             raise SpecError(
                 f"{where}: the argument 'schema' must be a Schema, got {type_name(schema)}; load one with "
@@ -348,9 +358,15 @@ class ActionSet:
         for action in given:
             if not isinstance(action, Action):
                 raise SpecError(f"{where}: each entry must be an Action, got {type_name(action)}.")
+        if not isinstance(allow_protected, bool):
+            raise SpecError(
+                f"{where}: 'allow_protected' must be true or false (a TOML boolean), got "
+                f"{shown(allow_protected)} ({type_name(allow_protected)}); write allow_protected = true without quotes."
+            )
         self.actions: tuple[Action, ...] = given
         self.schema = schema
         self.where = where
+        self.allow_protected = allow_protected
         self.actions = tuple(self.check(schema))  # the bound actions: the given ones are never changed
 
     def __len__(self) -> int:
@@ -385,30 +401,33 @@ class ActionSet:
             raise SpecError(
                 f"{self.where}: action names {repeated} are declared more than once; names must be unique."
             )
-        bound = []
-        for action in self.actions:
-            bound.append(action.bind(schema, self.where))
-            check_box(bound[-1], schema, f"{self.where}, action {action.name!r}")
+        bound = [action.bind(schema, self.where) for action in self.actions]
+        if not self.allow_protected:
+            check_protected(bound, schema, self.where)
+        for action in bound:
+            check_box(action, schema, f"{self.where}, action {action.name!r}")
         check_samples(bound, schema, self.where)
         return tuple(bound)
 
     # --------------------------------------------------------------------------------- TOML
     @classmethod
     def from_toml(cls, source: str | Path, schema: Schema) -> ActionSet:
-        """Load ``[[action]]`` tables; ``SpecError`` names file, action, key and fix."""
+        """Load ``[[action]]`` tables (and the top-level ``allow_protected``); ``SpecError`` names file,
+        action, key and fix."""
         if not isinstance(schema, Schema):
             raise SpecError(
                 f"ActionSet.from_toml: the argument 'schema' must be a Schema, got {type_name(schema)}; load one "
                 "with Schema.from_toml('schema.toml') or take datasets.load(name).schema."
             )
         data, where = read_toml(source, "actions")
-        check_keys(where, "top level", data, {"action"})
+        check_keys(where, "top level", data, {"action", "allow_protected"})
         entries = data.get("action", [])
         if not isinstance(entries, list):
             raise SpecError(f"{where}: 'action' must be an array of tables: write [[action]].")
         if len(entries) > MAX_ACTIONS:
             raise SpecError(f"{where}: {len(entries)} actions (at most {MAX_ACTIONS}); split the catalogue.")
-        return cls([_action_from_dict(where, i, e) for i, e in enumerate(entries)], schema, where=where)
+        actions = [_action_from_dict(where, i, e) for i, e in enumerate(entries)]
+        return cls(actions, schema, where=where, allow_protected=data.get("allow_protected", False))
 
 
 def _action_from_dict(where: str, i: int, entry: Any) -> Action:
@@ -425,7 +444,7 @@ def _action_from_dict(where: str, i: int, entry: Any) -> Action:
     for key in ("effects", "cost"):
         if key not in entry:
             raise SpecError(f"{label}: missing key {key!r}.")
-    params = _params_from_dict(label, entry.get("params", {}))
+    params = params_from_table(label, entry.get("params", {}))
     effects = entry["effects"]
     if not isinstance(effects, Mapping):
         raise SpecError(f'{label}, effects: give a table feature = "expression".')
@@ -449,35 +468,6 @@ def _action_from_dict(where: str, i: int, entry: Any) -> Action:
         )
     except SpecError as exc:
         raise SpecError(f"{where}, {exc}") from None
-
-
-def _params_from_dict(label: str, raw_params: Any) -> list[Param]:
-    """The ``params`` table of one ``[[action]]``: name -> { bounds, kind, resolution, init }."""
-    params = []
-    if not isinstance(raw_params, Mapping):
-        raise SpecError(f"{label}, params: give a table such as {{ amount = {{ bounds = [0, 100] }} }}.")
-    if len(raw_params) > MAX_PARAMS:
-        raise SpecError(f"{label}, params: {len(raw_params)} parameters (at most {MAX_PARAMS}).")
-    for name, spec in raw_params.items():
-        if not isinstance(spec, Mapping):
-            raise SpecError(f"{label}, params.{name}: give a table with 'bounds'.")
-        for key in spec:
-            if key not in PARAM_KEYS:
-                raise SpecError(
-                    f"{label}, params.{name}: unknown key {shown(key)}." + did_you_mean(key, PARAM_KEYS)
-                )
-        if "bounds" not in spec:
-            raise SpecError(f"{label}, params.{name}: missing 'bounds' = [lower, upper] (raw units).")
-        if "kind" in spec and not isinstance(spec["kind"], str):
-            raise SpecError(
-                f"{label}, params.{name}, key 'kind': must be a string, got {shown(spec['kind'])} "
-                f'({type_name(spec["kind"])}); write kind = "integer" or kind = "real".'
-            )
-        try:
-            params.append(Param(name, spec["bounds"], **{k: v for k, v in spec.items() if k != "bounds"}))
-        except SpecError as exc:
-            raise SpecError(f"{label}, params.{name}: {str(exc).split(': ', 1)[-1]}") from None
-    return params
 
 
 def _is_constant(value: object) -> bool:

@@ -46,7 +46,8 @@ def advise_gradient(
     ``step``: the small step tried, in standard deviations (whole numbers for integer features).
     Real and integer features are ranked by the first-order gain of one sd; category and binary
     features by the exact gain of their best switch. Features whose helpful direction the schema forbids,
-    or that sit at their bound, are left out.
+    that sit at their bound, or that are protected (``protected = true``: no one is advised to change their
+    sex or nationality) are left out.
     """
     net = as_differentiable(model, schema)
     s = net.schema
@@ -73,7 +74,7 @@ def advise_gradient(
         before = float(quantity(x0)[0])
     candidates: list[tuple[Feature, str, float, float, Any, torch.Tensor]] = []
     for feature in s.features:
-        if feature.mutable:
+        if feature.mutable and not feature.protected:
             candidates += _moves(s, feature, x0[0], grad[0], sign, sds[feature.name], step)
     if not candidates:
         return _advice((), resolved, net, before, row, scale)

@@ -143,7 +143,6 @@ def attribute(
         per_feature = per_feature * resolve_scale(s, scale)
     labels = tuple(X.index) if isinstance(X, pd.DataFrame) else tuple(range(len(x)))
     placed = functools.partial(_in_place, good=good, n=len(labels))
-
     return Attribution(
         values=placed(per_feature),
         features=s.names,
@@ -156,6 +155,7 @@ def attribute(
         reference=placed(reference),
         unit=("per sd" if scale is not None else "per unit") if method == "gradient" else "output",
         errors={labels[i]: m for i, m in errors.items()},
+        protected=tuple(f.name for f in s.features if f.protected),  # marked among the reasons
     )
 
 

@@ -1,9 +1,10 @@
 """Features and the target: what one raw column is, which values it accepts, and how it may change.
 
-A ``Feature`` is one input column (its kind, bounds, levels, mutability, direction and costs per raw unit),
-checked when it is made and asked through predicates (``is_category``, ``is_whole``, ``may_increase``, ...)
-rather than by comparing strings. A ``Target`` is the label column and which outcome is favourable.
-Each reads its own table of a schema file (``feature_from_table``) and writes it back (``feature_toml``).
+A ``Feature`` is one input column (its kind, bounds, levels, mutability, direction, costs per raw unit, and
+whether it is a protected attribute), checked when it is made and asked through predicates (``is_category``,
+``is_whole``, ``may_increase``, ...) rather than by comparing strings. A ``Target`` is the label column and
+which outcome is favourable. Each reads its own table of a schema file (``feature_from_table``) and writes it
+back (``feature_toml``).
 """
 
 from __future__ import annotations
@@ -51,7 +52,12 @@ MAX_NAME = 200  # characters of a feature, level or target name
 
 @dataclass(frozen=True)
 class Feature:
-    """One raw column: its kind, bounds, whether and how it may change, and the cost per raw unit of change."""
+    """One raw column: its kind, bounds, whether and how it may change, and the cost per raw unit of change.
+
+    ``protected``: a protected attribute (sex, nationality, race, ...) that a lender or school must not ask a
+    person to change nor cite as a reason: no action may write it unless its catalogue says
+    ``allow_protected``, advice never suggests changing it, and explanations mark it among the reasons.
+    """
 
     name: str
     kind: Kind = "real"
@@ -63,6 +69,7 @@ class Feature:
     cost_down: float | None = None
     description: str = ""
     rounding: RoundingMode = "nearest"  # how an action's fractional effect is made whole (integer / binary)
+    protected: bool = False
 
     def __post_init__(self) -> None:
         where = f"feature {shown(self.name)}"
@@ -84,6 +91,11 @@ class Feature:
                     f"{where}: {key!r} must be a string, got {shown(value)} ({type_name(value)}); "
                     "quote it in the file."
                 )
+        if not isinstance(self.protected, bool):
+            raise SpecError(
+                f"{where}: 'protected' must be true or false (a TOML boolean), got {shown(self.protected)} "
+                f"({type_name(self.protected)}); write protected = true without quotes."
+            )
         _choice(where, "kind", self.kind, KINDS)
         _choice(where, "mutability", self.mutability, MUTABILITIES)
         _choice(where, "direction", self.direction, DIRECTIONS)
@@ -335,6 +347,7 @@ FEATURE_KEYS = {
     "cost_down",
     "description",
     "rounding",
+    "protected",
 }
 
 
@@ -422,6 +435,8 @@ def feature_toml(f: Feature) -> list[str]:
     for key in ("cost_up", "cost_down"):
         if getattr(f, key) is not None:
             lines.append(f"{key} = {toml_value(getattr(f, key))}")
+    if f.protected:
+        lines.append("protected = true")
     if f.description:
         lines.append(f"description = {toml_value(f.description)}")
     if f.rounding != "nearest":

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from actionable.errors import ConfigError, ModelError
+from actionable.errors import ConfigError, ModelError, SpecError
 from actionable.goals import Goal, resolve_goal
 from actionable.inverse_config import (
     CHUNK,
@@ -49,6 +49,7 @@ from actionable.projections import project_weighted_l1_ball
 from actionable.results import RecourseBatch
 from actionable.rows import read_rows
 from actionable.schema import DTYPE, Feature, Schema, as_rows
+from actionable.validation import FLAG
 
 __all__ = [
     "CHUNK",
@@ -79,6 +80,7 @@ def invert(
     method: Projection = "exact",
     rounding: bool = True,
     ambiguous: Ambiguous = "gradient",
+    allow_protected: bool = False,
 ) -> RecourseBatch:
     """Lower each row's probability of the unfavourable outcome within ``budget`` (Lash et al.).
 
@@ -91,6 +93,9 @@ def invert(
     ``Recourse.indirect_raw`` keeps the indirect model's raw predictions after the change. Rows are solved
     in chunks of ``CHUNK`` (memory flat per row). Status: ``already_favourable`` when the goal holds before,
     ``found`` when it holds after, ``not_found`` otherwise; every row gets its best within-budget change.
+    A protected feature (``protected = true``) that is direct (or indirect, with an indirect model) would be
+    changed, so it is a ``SpecError`` (make it fixed) unless ``allow_protected=True`` (only to reproduce a
+    study that did).
 
     Three students with a bad grade, a budget of 5:
 
@@ -112,6 +117,7 @@ def invert(
         method=method,
         rounding=rounding,
         ambiguous=ambiguous,
+        allow_protected=allow_protected,
     )[_budget_key(budget)]
 
 
@@ -128,12 +134,15 @@ def invert_sweep(
     rounding: bool = True,
     ambiguous: Ambiguous = "gradient",
     warm_start: bool = True,
+    allow_protected: bool = False,
 ) -> dict[float, RecourseBatch]:
     """``invert`` at several budgets (ascending), each warm-started from the previous: budget -> batch."""
     config = InverseConfig(
         steps=steps, method=method, rounding=rounding, ambiguous=ambiguous, warm_start=warm_start
     )
-    problem = InverseProblem(model, schema, indirect=indirect, goal=goal, config=config)
+    problem = InverseProblem(
+        model, schema, indirect=indirect, goal=goal, config=config, allow_protected=allow_protected
+    )
     return problem.sweep(as_rows(X), budgets)
 
 
@@ -149,6 +158,22 @@ def _budget_key(budget: float) -> float:
     return float(budget)
 
 
+def _check_protected(schema: Schema, allowed: bool, predicted: bool) -> None:
+    """Inverse classification changes every direct feature, and every indirect one when an indirect model
+    re-predicts them (``predicted``): a protected one among them is a ``SpecError`` unless the caller
+    allows it (to reproduce a study that did)."""
+    moved = [
+        f.name for f in schema.features if f.protected and (f.is_direct or (f.is_indirect and predicted))
+    ]
+    if moved and not allowed:
+        raise SpecError(
+            f"invert: the protected feature(s) {moved} (protected = true in the schema) are "
+            f"{'/'.join(sorted({schema[n].mutability for n in moved}))}, so inverse classification would change "
+            "them, which recourse must not ask of a person; make them mutability = 'fixed', or, only to "
+            "reproduce a study that changed them, pass allow_protected=True."
+        )
+
+
 class InverseProblem(InverseRecords, WholeLattice):
     """A model, schema and indirect model checked once; ``sweep`` solves a batch of rows at many budgets."""
 
@@ -160,9 +185,12 @@ class InverseProblem(InverseRecords, WholeLattice):
         indirect: Any = None,
         goal: Any = None,
         config: InverseConfig = DEFAULT_CONFIG,
+        allow_protected: bool = False,
     ) -> None:
         if not isinstance(schema, Schema):
             raise ConfigError(f"invert: schema must be an actionable Schema; got {type(schema).__name__}.")
+        allowed = FLAG.check("invert", "allow_protected", allow_protected)
+        _check_protected(schema, allowed, predicted=indirect is not None)
         self.schema, self.config = schema, config
         self.model: TorchModel = on_schema(model, schema)
         if self.model.task != "classification":

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
-from actionable.errors import SpecError, shown
+from actionable.errors import SpecError, did_you_mean, shown
 from actionable.schema import is_number, normal_name, type_name
 
-__all__ = ["Param"]
+__all__ = ["MAX_PARAMS", "PARAM_KEYS", "Param", "params_from_table"]
+
+PARAM_KEYS = {"bounds", "kind", "resolution", "init"}
+MAX_PARAMS = 64
 
 
 @dataclass(frozen=True)
@@ -79,3 +83,32 @@ class Param:
         return value.clamp(
             math.ceil(lo) if self.kind == "integer" else lo, math.floor(hi) if self.kind == "integer" else hi
         )
+
+
+def params_from_table(label: str, raw_params: Any) -> list[Param]:
+    """The ``params`` table of one ``[[action]]``: name -> { bounds, kind, resolution, init }."""
+    params = []
+    if not isinstance(raw_params, Mapping):
+        raise SpecError(f"{label}, params: give a table such as {{ amount = {{ bounds = [0, 100] }} }}.")
+    if len(raw_params) > MAX_PARAMS:
+        raise SpecError(f"{label}, params: {len(raw_params)} parameters (at most {MAX_PARAMS}).")
+    for name, spec in raw_params.items():
+        if not isinstance(spec, Mapping):
+            raise SpecError(f"{label}, params.{name}: give a table with 'bounds'.")
+        for key in spec:
+            if key not in PARAM_KEYS:
+                raise SpecError(
+                    f"{label}, params.{name}: unknown key {shown(key)}." + did_you_mean(key, PARAM_KEYS)
+                )
+        if "bounds" not in spec:
+            raise SpecError(f"{label}, params.{name}: missing 'bounds' = [lower, upper] (raw units).")
+        if "kind" in spec and not isinstance(spec["kind"], str):
+            raise SpecError(
+                f"{label}, params.{name}, key 'kind': must be a string, got {shown(spec['kind'])} "
+                f'({type_name(spec["kind"])}); write kind = "integer" or kind = "real".'
+            )
+        try:
+            params.append(Param(name, spec["bounds"], **{k: v for k, v in spec.items() if k != "bounds"}))
+        except SpecError as exc:
+            raise SpecError(f"{label}, params.{name}: {str(exc).split(': ', 1)[-1]}") from None
+    return params

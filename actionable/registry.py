@@ -13,7 +13,7 @@ best-first on one of its score functions (``search.BestFirst(score=OBJECTIVE)``,
 strategy is one class in ``search`` plus one line here.
 
 "wachter" (Wachter, Mittelstadt and Russell 2017) is ``synthesize`` over one generic action that moves every
-numeric direct feature at once, one parameter per feature, at cost the weighted L1 distance. With one
+numeric direct feature that is not protected at once, one parameter per feature, at cost the weighted L1 distance. With one
 action and ``max_length = 1`` the search is a single joint optimisation of distance + c * loss (adaptive c),
 which is Wachter's objective with the Carlini-Wagner hinge in place of the squared loss, and ``synthesize``
 already does it (barriers keep bounds and directions; the plan is replayed exactly). This was preferred to a
@@ -104,11 +104,12 @@ def direct_moves(schema: Schema) -> ActionSet:
     schema gives them, else 1 / (upper - lower bound), so every feature's full range costs 1 (Wachter et
     al. divide by the median absolute deviation of the training data; give ``cost_up`` / ``cost_down`` =
     1 / MAD in the schema to get exactly theirs). Category features are left as they are (Wachter et al.
-    move continuous features).
+    move continuous features), and so are protected ones (``protected = true``): the derived action never
+    asks a person to change them.
     """
     params, effects, costs, texts = [], {}, [], []
     for f in schema.features:
-        if not f.is_direct or f.is_category:
+        if not f.is_direct or f.is_category or f.protected:
             continue
         lo, hi = f.bounds
         span = hi - lo
@@ -127,8 +128,8 @@ def direct_moves(schema: Schema) -> ActionSet:
         texts.append(f"{f.name} by {{{p}:+.4g}}")
     if not params:
         raise ConfigError(
-            "wachter: the schema has no numeric direct feature with finite bounds to change; mark some "
-            "real / integer / binary features mutability = 'direct' with bounds."
+            "wachter: the schema has no numeric direct feature with finite bounds to change (protected ones "
+            "are never moved); mark some real / integer / binary features mutability = 'direct' with bounds."
         )
     action = Action("move", effects, " + ".join(costs), text="Change " + ", ".join(texts), params=params)
     return ActionSet([action], schema, where="wachter (derived from the schema)")

@@ -267,6 +267,9 @@ class Attribution:
     attributions minus (prediction - reference): 0 for an exact method, NaN for ``gradient``.
     ``errors``: the rows of a raw frame that do not fit the schema (row label -> the schema's message);
     they keep their place with NaN values, no reasons in ``top`` and an error record in ``to_records``.
+    ``protected``: the schema's protected features (``protected = true``). Adverse-action reasons must not
+    cite them, so ``to_records`` marks them among the top reasons and ``top(exclude_protected=True)``
+    leaves them out; their values are kept (the model may still lean on them, and that is worth knowing).
     """
 
     values: np.ndarray
@@ -280,12 +283,20 @@ class Attribution:
     reference: np.ndarray
     unit: str = "output"
     errors: Mapping[Any, str] = field(default_factory=dict)
+    protected: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("values", "delta", "prediction", "reference"):
             array = np.array(getattr(self, name), dtype=np.float64)
             array.setflags(write=False)
             object.__setattr__(self, name, array)
+        object.__setattr__(self, "protected", tuple(self.protected))
+        unknown = [p for p in self.protected if p not in self.features]
+        if unknown:
+            raise DataError(
+                f"Attribution: protected features {unknown} are not among its features; name features of "
+                "the schema (those with protected = true)."
+            )
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -295,16 +306,29 @@ class Attribution:
         return pd.DataFrame(self.values, columns=list(self.features), index=list(self.rows))
 
     def top(
-        self, k: int = 3, sign: Literal["both", "positive", "negative"] = "both"
+        self,
+        k: int = 3,
+        sign: Literal["both", "positive", "negative"] = "both",
+        *,
+        exclude_protected: bool = False,
     ) -> list[list[tuple[str, float]]]:
         """Per row, the ``k`` features with the largest attributions, largest first.
 
         ``both``: by absolute value; ``positive`` / ``negative``: only features pushing the output up /
-        down, strongest first (fewer than ``k`` when fewer push that way).
+        down, strongest first (fewer than ``k`` when fewer push that way). ``exclude_protected``: the
+        ``k`` strongest among the features that are not protected (reasons a lender may give).
         """
         if sign not in ("both", "positive", "negative"):
             raise DataError(f"Attribution.top: sign {sign!r}; use 'both', 'positive' or 'negative'.")
+        if not isinstance(exclude_protected, bool):
+            raise DataError(
+                f"Attribution.top: exclude_protected must be True or False; got {exclude_protected!r}."
+            )
         key = {"both": -np.abs(self.values), "positive": -self.values, "negative": self.values}[sign]
+        skip = [j for j, f in enumerate(self.features) if exclude_protected and f in self.protected]
+        if skip:
+            key = key.copy()
+            key[:, skip] = np.inf  # sorted last, and dropped below
         order = np.argsort(key, axis=1, kind="stable")[:, : max(int(k), 0)]
         keep: Callable[[float], bool] = {
             "both": lambda v: True,
@@ -314,13 +338,19 @@ class Attribution:
         return [
             []
             if label in self.errors
-            else [(self.features[j], float(self.values[i, j])) for j in row if keep(self.values[i, j])]
+            else [
+                (self.features[j], float(self.values[i, j]))
+                for j in row
+                if j not in skip and keep(self.values[i, j])
+            ]
             for i, (label, row) in enumerate(zip(self.rows, order, strict=True))
         ]
 
     def to_records(self, k: int = 3) -> list[dict[str, Any]]:
-        """One JSON-ready dict per row: values by feature, the top ``k``, prediction, reference, delta; a
-        row that did not fit the schema gets ``{"format", "row", "error"}``."""
+        """One JSON-ready dict per row: values by feature, the top ``k`` (``top``: ``[feature, value]``
+        pairs; ``reasons``: the same as ``{"feature", "value", "protected"}``, so a protected feature is
+        marked), prediction, reference, delta; a row that did not fit the schema gets
+        ``{"format", "row", "error"}``."""
         return [
             {"format": "actionable.attribution/1", "row": _plain(row), "error": self.errors[row]}
             if row in self.errors
@@ -333,6 +363,7 @@ class Attribution:
                 "unit": self.unit,
                 "values": {f: float(v) for f, v in zip(self.features, self.values[i], strict=True)},
                 "top": [[f, v] for f, v in tops],
+                "reasons": [{"feature": f, "value": v, "protected": f in self.protected} for f, v in tops],
                 "prediction": _plain(float(self.prediction[i])),
                 "reference": _plain(float(self.reference[i])),
                 "delta": _plain(float(self.delta[i])),

@@ -91,8 +91,10 @@ def document(rows: int, repeats: int, folder: Path, command: str) -> str:
 unfavourably, the cheapest short sequence of real-world actions, with concrete parameters, that flips the
 decision. This page sets the paper's claims beside what `actionable.synthesize` does on the bundled
 German and Adult models, same protocol: the first {rows} applicants each default model denies, sequences
-of at most 4 actions from the paper's catalogues (`actionable/datasets/*/actions.toml`, with the original
-code's defects fixed; see the comments at the top of each file).
+of at most 4 actions from the paper's catalogues (`actionable/datasets/german/paper_actions.toml`, which
+keeps the paper's "become a citizen" and so says `allow_protected = true`, and
+`actionable/datasets/adult/actions.toml`, with the original code's defects fixed; see the comments at the
+top of each file).
 
 {header}
 

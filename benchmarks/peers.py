@@ -256,9 +256,10 @@ RELATIVE = {"credit_amount": (20000, 250), "duration": (60, 4)}
 
 
 def catalogue_cost(before: pd.Series, after: pd.Series) -> float | None:
-    """The German catalogue's cost of reaching ``after`` from ``before`` with one action per changed
-    feature (wait_years, change_credit_amount, change_loan_period, naturalize, get_unskilled_job,
-    get_guarantor), or None when a change has no action in the catalogue or breaks an action's box."""
+    """The German reproduction catalogue's (``paper_actions.toml``) cost of reaching ``after`` from
+    ``before`` with one action per changed feature (wait_years, change_credit_amount, change_loan_period,
+    naturalize, get_unskilled_job, get_guarantor), or None when a change has no action in the catalogue
+    or breaks an action's box."""
     cost = 0.0
     for name in before.index:
         old, new = before[name], after[name]

@@ -36,9 +36,17 @@ from actionable.synthesis import synthesize
 UNFAVOURABLE = {"german": "bad", "adult": "<=50K"}
 
 
+def paper_catalogue(data: datasets.Dataset) -> ActionSet:
+    """The paper's catalogue of a bundled dataset: ``paper_actions.toml`` where the default catalogue
+    leaves out one of the paper's actions (German's "naturalize" writes a protected feature), else
+    ``actions.toml``."""
+    paper = data.path / "paper_actions.toml"
+    return ActionSet.from_toml(paper if paper.is_file() else data.path / "actions.toml", data.schema)
+
+
 def denied(name: str, rows: int) -> tuple[datasets.Dataset, ActionSet, pd.DataFrame]:
     data = datasets.load(name)
-    actions = ActionSet.from_toml(data.path / "actions.toml", data.schema)
+    actions = paper_catalogue(data)
     frame = pd.concat([data.X_test, data.X_train])
     return data, actions, frame[data.model.predict(frame) == UNFAVOURABLE[name]].head(rows)
 

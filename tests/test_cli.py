@@ -46,6 +46,7 @@ def test_demo_runs_without_arguments() -> None:
     assert result.exit_code == 0, result.output
     assert "denies" in result.output
     assert "Top reasons against approval" in result.output
+    assert "Become a citizen" not in result.output  # the default catalogue changes no protected feature
 
 
 SCHEMA = """

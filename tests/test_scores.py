@@ -37,7 +37,7 @@ def test_every_order_maps_to_a_canonical_sequence(name: str) -> None:
 
 def test_german_counts_and_bounds() -> None:
     data = datasets.load("german")
-    actions = ActionSet.from_toml(data.path / "actions.toml", data.schema)
+    actions = ActionSet.from_toml(data.path / "paper_actions.toml", data.schema)  # the paper's 7 actions
     people = data.X_test[data.model.predict(data.X_test) == "bad"].head(4)
     table = explore(data.model, people, actions, max_length=2, steps=60)
     assert list(table.row) == list(people.index) and (table.sequences == 7 + 42).all()

@@ -60,14 +60,29 @@ def info_command(
 
 
 def schema_table(schema: Schema) -> Table:
-    """A rich table of a schema's features."""
-    table = Table("feature", "kind", "bounds / levels", "mutability", "direction", "cost +/-", title="Schema")
+    """A rich table of a schema's features (a protected one has a star beside its mutability)."""
+    protected = any(f.protected for f in schema.features)
+    table = Table(
+        "feature",
+        "kind",
+        "bounds / levels",
+        "mutability",
+        "direction",
+        "cost +/-",
+        title="Schema",
+        caption="* protected: never changed by recourse, never cited as a reason" if protected else None,
+    )
     for f in schema.features:
         span = ", ".join(f.levels) if f.kind == "category" else f"[{f.bounds[0]:g}, {f.bounds[1]:g}]"
         costs = (
             "" if f.cost_up is None and f.cost_down is None else f"{f.cost_up or 0:g} / {f.cost_down or 0:g}"
         )
         table.add_row(
-            f.name, f.kind, span if len(span) < 60 else span[:57] + "...", f.mutability, f.direction, costs
+            f.name,
+            f.kind,
+            span if len(span) < 60 else span[:57] + "...",
+            f.mutability + ("*" if f.protected else ""),  # as narrow as before: the caption says it
+            f.direction,
+            costs,
         )
     return table

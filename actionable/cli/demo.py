@@ -1,7 +1,9 @@
 """``actionable demo``: the main job on bundled German credit, with no arguments.
 
 Denied test applicants get the cheapest verified plan each (at most 4 actions) and, beside it, the three
-features pulling hardest toward denial (Integrated Gradients); a summary table ends the run.
+features pulling hardest toward denial (Integrated Gradients; protected features are never cited as
+reasons); a summary table ends the run. The catalogue is the dataset's default ``actions.toml``, in which no
+action changes a protected feature.
 """
 
 from __future__ import annotations
@@ -54,16 +56,24 @@ def demo_command() -> None:
 
 def denial_reasons(model: Any, denied: pd.DataFrame, train: pd.DataFrame) -> Callable[[int], str]:
     """A sentence per denied row: the three features pulling hardest toward denial (Integrated
-    Gradients of the favourable class's logit against the average training applicant)."""
+    Gradients of the favourable class's logit against the average training applicant). Protected features
+    are never given as reasons; one that would rank among the three is named apart, as such."""
     from actionable.attribution import attribute, training_mean
 
     result = attribute(model, denied, "integrated_gradients", baseline=training_mean(model.schema, train))
-    tops = result.top(3, sign="negative")
+    tops = result.top(3, sign="negative", exclude_protected=True)
+    leaning = result.top(3, sign="negative")
 
     def sentence(row: int) -> str:
         person = denied.iloc[row]  # each reason shows this applicant's own value, e.g. savings '< 100 DM'
         named = ", ".join(f"{name} {shown(person[name])} ({value:+.2f})" for name, value in tops[row])
-        return f"Top reasons against approval (Integrated Gradients, logit, vs. the average applicant): {named or 'none'}."
+        text = f"Top reasons against approval (Integrated Gradients, logit, vs. the average applicant): {named or 'none'}."
+        also = [f"{name} ({value:+.2f})" for name, value in leaning[row] if name in result.protected]
+        if also:
+            text += (
+                f" The model also leans on protected {', '.join(also)}, which may not be given as a reason."
+            )
+        return text
 
     return sentence
 

@@ -43,6 +43,13 @@ def explain_command(
     steps: Annotated[int, typer.Option(help="Integrated Gradients steps.")] = 64,
     target: Annotated[str | None, typer.Option(help="The class or output explained.")] = None,
     top: Annotated[int, typer.Option(help="Reasons shown per row.")] = 3,
+    exclude_protected: Annotated[
+        bool,
+        typer.Option(
+            "--exclude-protected",
+            help="Leave protected features (protected = true in the schema) out of the reasons shown.",
+        ),
+    ] = False,
     advise: Annotated[
         bool,
         typer.Option(
@@ -78,7 +85,8 @@ def explain_command(
         if baseline not in ("mean", "zeros"):
             raise ConfigError(f"explain: --baseline {baseline!r}; use mean or zeros.")
         mean_of = "training mean" if dataset is not None else f"mean of {data}"
-        result = _attributions(source, chosen, reference, method, baseline, mean_of, steps, target, top)
+        result = _attributions(source, chosen, reference, method, baseline, mean_of, steps, target)
+        _print_reasons(result, method, top, exclude_protected)
         failed = dict(result.errors)
         if json_path is not None:
             write_jsonl(json_path, result.to_records(top))
@@ -114,9 +122,8 @@ def _attributions(
     mean_of: str,
     steps: int,
     target: str | None,
-    top: int,
 ) -> Any:
-    """The attribution of ``chosen``, printed as a table of the top reasons per row."""
+    """The attribution of ``chosen`` against the chosen baseline."""
     from actionable.attribution import attribute, standard_deviations, training_mean
 
     exact = method in ("integrated_gradients", "deeplift", "coefficients")
@@ -134,19 +141,35 @@ def _attributions(
     )
     if exact:
         result = dataclasses.replace(result, baseline=mean_of if baseline == "mean" else "zeros")
+    return result
+
+
+def _print_reasons(result: Any, method: str, top: int, exclude_protected: bool) -> None:
+    """A table of the top reasons per row, each protected feature marked "(protected)" (or left out)."""
     table = Table("row", "prediction", f"top {top} reasons", "delta", title=f"{method}: {result.target}")
-    for i, reasons in enumerate(result.top(top)):
+    cited = False
+    for i, reasons in enumerate(result.top(top, exclude_protected=exclude_protected)):
         if result.rows[i] in result.errors:
             continue
+        marked = [name in result.protected for name, _ in reasons]
+        cited = cited or any(marked)
         table.add_row(
             str(result.rows[i]),
             f"{result.prediction[i]:.4g}",
-            ", ".join(f"{name} {value:+.3g}" for name, value in reasons),
+            ", ".join(
+                f"{name} {value:+.3g}" + (" (protected)" if flag else "")
+                for (name, value), flag in zip(reasons, marked, strict=True)
+            ),
             f"{result.delta[i]:.1e}",
         )
     console.print(table)
     console.print(f"values in {result.unit} units; baseline: {result.baseline}", highlight=False)
-    return result
+    if cited:
+        console.print(
+            "(protected): a protected feature of the schema; an adverse-action reason must not cite it "
+            "(--exclude-protected leaves such features out).",
+            highlight=False,
+        )
 
 
 def _explain_advice(

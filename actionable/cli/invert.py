@@ -55,6 +55,13 @@ def invert_command(
         str | None, typer.Option(help="Row positions A:B to process (counted after --pos-only).")
     ] = None,
     steps: Annotated[int, typer.Option(help="Most gradient steps per budget.")] = 300,
+    allow_protected: Annotated[
+        bool,
+        typer.Option(
+            "--allow-protected",
+            help="Let it change protected features that are direct or re-predicted (only to reproduce a study).",
+        ),
+    ] = False,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write JSON Lines: one record per row and budget.")
     ] = None,
@@ -91,6 +98,7 @@ def invert_command(
         steps=steps,
         method=method,  # type: ignore[arg-type]
         rounding=whole,
+        allow_protected=allow_protected,
     )
     curve = sweep_curve(sweep)
     largest = sweep[max(sweep)]
