@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,8 +33,9 @@ from actionable.errors import ConfigError
 from actionable.goals import Goal, resolve_goal
 from actionable.inner import one_thread
 from actionable.models import TorchModel, as_model
-from actionable.program import Program
-from actionable.results import Step
+from actionable.program import Plan, Program
+from actionable.results import RecourseBatch, Step
+from actionable.rows import Outcome, assemble, raw_records, read_rows
 from actionable.schema import DTYPE
 from actionable.search import canonical_levels
 from actionable.verify import proper_costs
@@ -46,6 +47,7 @@ __all__ = [
     "axes",
     "count_candidates",
     "solve_exhaustively",
+    "to_batch",
 ]
 
 MAX_CANDIDATES = 10**6  # grid combinations per person the oracle agrees to enumerate (before refinement)
@@ -59,7 +61,8 @@ class OracleAnswer:
     ``helpable``: some plan passes with the goal margin >= ``margin``; ``cost`` its least cost (inf if
     none), ``steps`` / ``actions`` / ``params`` that plan and ``margin`` the goal margin it reaches (nan
     if none). ``helpable_at_boundary``: some plan passes with margin 0 (the decision flips), at least
-    ``boundary_cost``. ``candidates``: the plans evaluated for this person (grid and refined points).
+    ``boundary_cost``. ``candidates``: the plans evaluated for this person (grid and refined points);
+    ``x_after``: the raw state the cheapest plan reaches (empty if none).
     The empty plan is a candidate: a person already past the margin costs 0 with no steps.
     """
 
@@ -70,6 +73,7 @@ class OracleAnswer:
     helpable_at_boundary: bool
     boundary_cost: float
     candidates: int
+    x_after: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -261,12 +265,12 @@ class _Solver:
             value = torch.where(got.valid, got.margin - threshold, -1.0)
             return torch.where(value < 0, value, value.clamp_min(1e-300)).numpy()
 
-        tolerance = 1e-12 * float(np.max(b - a))
+        tolerance = 1e-9 * float(np.max(b - a))  # of a cell: far below any cost that matters
         found = find_root(
             signed,
             (a, b),
             args=(np.arange(len(left), dtype=np.float64),),
-            tolerances={"xatol": tolerance, "xrtol": 1e-14},
+            tolerances={"xatol": tolerance, "xrtol": 1e-12},
             maxiter=200,
         )
         xl, xr = found.bracket
@@ -281,7 +285,7 @@ class _Solver:
         out = []
         for p in range(len(self.x0)):
             plan = self.best.plans[0].get(p)
-            steps = self._steps(p, plan[0], plan[1]) if plan is not None else ()
+            steps, after = self._plan(p, plan[0], plan[1]) if plan is not None else ((), {})
             out.append(
                 OracleAnswer(
                     helpable=plan is not None,
@@ -291,25 +295,23 @@ class _Solver:
                     helpable_at_boundary=p in self.best.plans[1],
                     boundary_cost=float(self.best.cost[1, p]),
                     candidates=int(self.candidates[p]),
+                    x_after=after,
                 )
             )
         return out
 
-    def _steps(self, p: int, seq: tuple[int, ...], params: torch.Tensor) -> tuple[Step, ...]:
-        if not seq:
-            return ()
-        ids = torch.as_tensor([seq], dtype=torch.int64)
+    def _plan(
+        self, p: int, seq: tuple[int, ...], params: torch.Tensor
+    ) -> tuple[tuple[Step, ...], dict[str, Any]]:
+        """The steps a person reads and the raw state after them (the engine's own records)."""
+        x0 = self.x0[p : p + 1]
+        ids = torch.as_tensor([seq], dtype=torch.int64) if seq else torch.zeros(1, 0, dtype=torch.int64)
         with torch.no_grad():
-            path = self.program.rollout(ids, self.x0[p : p + 1], params[None], exact=True)
-        out = []
-        for j, a in enumerate(seq):
-            action = self.program.acts[a]
-            values = {
-                q.name: round(float(params[j, i])) if q.kind == "integer" else float(params[j, i])
-                for i, q in enumerate(action.params)
-            }
-            out.append(Step(action.name, values, float(path.step_costs[0, j]), action.describe(values)))
-        return tuple(out)
+            path = self.program.rollout(ids, x0, params[None], exact=True) if seq else None
+        x = path.x[0] if path is not None else x0[0]
+        costs = path.step_costs[0] if path is not None else torch.zeros(0, dtype=DTYPE)
+        steps = self.program.steps(Plan(seq, params, costs, x, x0[0])) if seq else ()
+        return steps, raw_records(self.program.schema, x[None])[0]
 
 
 def _combinations(lines: list[Axis], length: int, slots: int) -> torch.Tensor:
@@ -365,3 +367,27 @@ def solve_exhaustively(
         for seq in itertools.chain.from_iterable(levels):
             solver.sequence(seq)
         return solver.answers()
+
+
+def to_batch(
+    answers: Sequence[OracleAnswer], X: pd.DataFrame, actions: ActionSet, model: Any, *, goal: Any = None
+) -> RecourseBatch:
+    """The oracle's plans as records (``found`` or ``not_found``, one per row of ``X``), for any tool that
+    reads a ``RecourseBatch``: ``testing.check_plans`` replays them independently of the engine."""
+    torch_model = as_model(model, actions.schema)
+    target = resolve_goal(torch_model, goal)
+    rows = read_rows(actions.schema, X, "oracle")
+    if len(rows.good) != len(answers):
+        raise ConfigError(f"to_batch: {len(answers)} answers for {len(rows.good)} valid rows of X.")
+    with torch.no_grad():
+        p0 = target.probability(torch_model(rows.x)).tolist()
+    outcomes = []
+    for a, p in zip(answers, p0, strict=True):
+        if not a.helpable:
+            outcomes.append(Outcome("not_found", p, error="the oracle found no plan past the margin"))
+            continue
+        after = actions.schema.encode(pd.DataFrame([dict(a.x_after)]))
+        with torch.no_grad():
+            p1 = float(target.probability(torch_model(after))[0])
+        outcomes.append(Outcome("found", p, a.steps, a.cost, dict(a.x_after), p1))
+    return assemble(rows, outcomes, seconds=0.0, provenance={"method": "oracle"})

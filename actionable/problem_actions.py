@@ -11,7 +11,8 @@ action is checked by ``ActionSet`` like a user's, and one the checks refuse is d
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from typing import TypeGuard
 
 import numpy as np
@@ -23,7 +24,8 @@ from actionable.schema import Schema
 
 __all__ = ["catalogue"]
 
-Draw = Callable[[np.random.Generator, Schema, str], Action | None]
+Used = Mapping[str, int]  # how many actions drawn so far write each feature
+Draw = Callable[[np.random.Generator, Schema, str, Used], Action | None]
 
 
 def _num(value: float) -> str:
@@ -33,6 +35,12 @@ def _num(value: float) -> str:
 
 def _numeric(schema: Schema) -> list[Feature]:
     return [f for f in schema.features if f.is_direct and f.kind in ("real", "integer")]
+
+
+def _pick(rng: np.random.Generator, features: list[Feature], used: Used) -> Feature:
+    """One of ``features``, mostly one that fewer actions write yet (so catalogues spread out)."""
+    weights = np.asarray([1 / (1 + 3 * used.get(f.name, 0)) for f in features])
+    return features[int(rng.choice(len(features), p=weights / weights.sum()))]
 
 
 def _sign(rng: np.random.Generator, f: Feature) -> int:
@@ -46,9 +54,9 @@ def _param(rng: np.random.Generator, name: str, f: Feature, values: int = 25) ->
     """A parameter >= 0 sized to the feature: whole numbers (at most ``values``) or a real box."""
     span = f.bounds[1] - f.bounds[0]
     if f.is_whole or rng.random() < 0.3:
-        top = max(1, min(values - 1, int(rng.choice([4, 8, 12, 24])), math.ceil(span)))
+        top = max(1, min(values - 1, math.ceil(span * float(rng.uniform(0.15, 0.45)))))
         return Param(name, (0, top), kind="integer")
-    return Param(name, (0.0, round(span * float(rng.uniform(0.3, 1.0)), 3)))
+    return Param(name, (0.0, round(span * float(rng.uniform(0.1, 0.4)), 3)))
 
 
 def _cost(rng: np.random.Generator, param: Param, f: Feature) -> str:
@@ -56,7 +64,7 @@ def _cost(rng: np.random.Generator, param: Param, f: Feature) -> str:
     top = max(param.bounds[1], 1e-9)
     c = float(rng.uniform(1, 6)) / top
     p = param.name
-    choice = int(rng.integers(0, 5))
+    choice = int(rng.choice(5, p=[0.1, 0.2, 0.15, 0.35, 0.2]))  # convex costs make splitting pay
     if choice == 0:
         return _num(float(rng.uniform(0.5, 3)))
     if choice == 1:
@@ -87,19 +95,20 @@ def _effect(rng: np.random.Generator, schema: Schema, f: Feature, p: str, sign: 
     return f"{x} + {p}" if sign > 0 else f"{x} - {p}"
 
 
-def _shift(rng: np.random.Generator, schema: Schema, name: str) -> Action | None:
+def _shift(rng: np.random.Generator, schema: Schema, name: str, used: Used) -> Action | None:
     """One parameter moving one numeric feature."""
-    f = _numeric(schema)[int(rng.integers(0, len(_numeric(schema))))]
+    f = _pick(rng, _numeric(schema), used)
     param = _param(rng, "p", f)
     return Action(
         name, {f.name: _effect(rng, schema, f, "p", _sign(rng, f))}, _cost(rng, param, f), params=[param]
     )
 
 
-def _pair(rng: np.random.Generator, schema: Schema, name: str) -> Action | None:
+def _pair(rng: np.random.Generator, schema: Schema, name: str, used: Used) -> Action | None:
     """Two numeric features moved together: by one parameter, or by one each."""
     numeric = _numeric(schema)
-    f, g = (numeric[int(i)] for i in rng.choice(len(numeric), size=2, replace=False))
+    f = _pick(rng, numeric, used)
+    g = _pick(rng, [h for h in numeric if h != f], used)
     p = _param(rng, "p", f, values=12)
     if rng.random() < 0.5:
         effects = {
@@ -115,13 +124,13 @@ def _pair(rng: np.random.Generator, schema: Schema, name: str) -> Action | None:
     return Action(name, effects, f"{_cost(rng, p, f)} + {_cost(rng, q, g)}", params=[p, q])
 
 
-def _triple(rng: np.random.Generator, schema: Schema, name: str) -> Action | None:
+def _triple(rng: np.random.Generator, schema: Schema, name: str, used: Used) -> Action | None:
     """Three small whole-number parameters on up to three numeric features."""
     numeric = _numeric(schema)
     params = [Param(n, (0, int(rng.integers(2, 5))), kind="integer") for n in ("p", "q", "s")]
     terms: dict[str, list[str]] = {}
     for param in params:
-        f = numeric[int(rng.integers(0, len(numeric)))]
+        f = _pick(rng, numeric, used)
         terms.setdefault(f.name, []).append(param.name)
     effects = {}
     for feature, names in terms.items():
@@ -133,33 +142,32 @@ def _triple(rng: np.random.Generator, schema: Schema, name: str) -> Action | Non
     return Action(name, effects, cost, params=params)
 
 
-def _level(rng: np.random.Generator, schema: Schema, name: str) -> Action | None:
+def _level(rng: np.random.Generator, schema: Schema, name: str, used: Used) -> Action | None:
     """Set a direct category to a level, at a constant cost."""
     categories = [f for f in schema.features if f.is_direct and f.is_category]
     if not categories:
         return None
-    f = categories[int(rng.integers(0, len(categories)))]
+    f = _pick(rng, categories, used)
     level = str(rng.choice(list(f.levels)))
     pre = [f"{f.name} != '{level}'"] if rng.random() < 0.5 else []
     return Action(name, {f.name: f"'{level}'"}, _num(float(rng.uniform(0.5, 5))), pre=pre)
 
 
-def _flag(rng: np.random.Generator, schema: Schema, name: str) -> Action | None:
+def _flag(rng: np.random.Generator, schema: Schema, name: str, used: Used) -> Action | None:
     """Set a direct binary feature to 1 (or toggle it where it may go both ways), at a constant cost."""
     flags = [f for f in schema.features if f.is_direct and f.is_binary]
     if not flags:
         return None
-    f = flags[int(rng.integers(0, len(flags)))]
+    f = _pick(rng, flags, used)
     toggle = f.direction == "both" and rng.random() < 0.4
     effect = f"1 - {f.name}" if toggle else "1"
     pre = [] if toggle else [f"{f.name} == 0"]
     return Action(name, {f.name: effect}, _num(float(rng.uniform(0.5, 4))), pre=pre)
 
 
-def _bump(rng: np.random.Generator, schema: Schema, name: str) -> Action | None:
+def _bump(rng: np.random.Generator, schema: Schema, name: str, used: Used) -> Action | None:
     """A fixed step on a numeric feature (no parameter), at a constant cost."""
-    numeric = _numeric(schema)
-    f = numeric[int(rng.integers(0, len(numeric)))]
+    f = _pick(rng, _numeric(schema), used)
     span = f.bounds[1] - f.bounds[0]
     step = int(rng.integers(1, 4)) if f.is_whole else round(span * float(rng.uniform(0.1, 0.4)), 3)
     effect = f"{f.name} + {step}" if _sign(rng, f) > 0 else f"{f.name} - {step}"
@@ -195,7 +203,7 @@ def _conditions(rng: np.random.Generator, schema: Schema, actions: list[Action])
     for i, action in enumerate(actions):
         pre, post = list(action.pre), list(action.post)
         written = sorted({n for j, b in enumerate(actions) if j != i for n in b.footprint})
-        if rng.random() < 0.35:
+        if rng.random() < 0.5:
             pool = written if written and rng.random() < 0.7 else list(schema.names)
             f = schema[pool[int(rng.integers(0, len(pool)))]]
             set_levels = [
@@ -214,7 +222,41 @@ def _conditions(rng: np.random.Generator, schema: Schema, actions: list[Action])
     return out
 
 
-def _checked(schema: Schema, action: Action | None) -> TypeGuard[Action]:
+def _opens(schema: Schema, action: Action) -> str | None:
+    """The condition a constant action makes true (``c == 'b'`` for a level, ``f == 1`` for a flag)."""
+    if action.params:
+        return None
+    for feature, text in action.effects.items():
+        f = schema[feature]
+        if f.is_category or (f.is_binary and text == "1"):
+            return f"{feature} == {text}"
+    return None
+
+
+def _gate(rng: np.random.Generator, schema: Schema, actions: list[Action]) -> list[Action]:
+    """One action with parameters made to need what a constant action sets (a level, a flag), so that
+    people without it need both, in that order; the constant action is drawn where there is none."""
+    out = list(actions)
+    if not any(_opens(schema, a) for a in out) and len(out) < 6:
+        used = Counter(n for a in out for n in a.footprint)
+        for draw in (_level, _flag) if rng.random() < 0.5 else (_flag, _level):
+            extra = draw(rng, schema, f"gate{len(out)}", used)
+            if _checked(extra, schema):
+                out.append(extra)
+                break
+    conditions = [c for c in (_opens(schema, a) for a in out) if c is not None]
+    gated = [i for i, a in enumerate(out) if a.params]
+    if not conditions or not gated:
+        return actions
+    condition = conditions[int(rng.integers(0, len(conditions)))]
+    a = out[gated[int(rng.integers(0, len(gated)))]]
+    out[out.index(a)] = Action(
+        a.name, a.effects, a.cost, params=a.params, pre=[*a.pre, condition], post=a.post
+    )
+    return out
+
+
+def _checked(action: Action | None, schema: Schema) -> TypeGuard[Action]:
     """Whether ``ActionSet`` accepts the action on its own (a user's catalogue would be refused)."""
     if action is None:
         return False
@@ -233,11 +275,15 @@ def catalogue(rng: np.random.Generator, schema: Schema) -> ActionSet:
     actions: list[Action] = []
     while len(actions) < count:
         k = int(rng.choice(len(draws), p=p))
-        action = draws[k](rng, schema, f"{names[k]}{len(actions)}")
-        if _checked(schema, action):
+        used = Counter(n for a in actions for n in a.footprint)
+        action = draws[k](rng, schema, f"{names[k]}{len(actions)}", used)
+        if _checked(action, schema):
             actions.append(action)
+    if rng.random() < 0.6:
+        gated = _gate(rng, schema, actions)
+        actions = gated if all(_checked(a, schema) for a in gated) else actions
     for _ in range(10):
         conditioned = _conditions(rng, schema, actions)
-        if all(_checked(schema, a) for a in conditioned):
+        if all(_checked(a, schema) for a in conditioned):
             return ActionSet(conditioned, schema, where="generated actions")
     return ActionSet(actions, schema, where="generated actions")

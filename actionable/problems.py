@@ -88,21 +88,20 @@ def _feature(rng: np.random.Generator, name: str, kind: str, direct: bool) -> di
 
 def _people(
     rng: np.random.Generator, schema: Schema, model: Any, people: int, favourable: int
-) -> pd.DataFrame:
+) -> pd.DataFrame | None:
     """``people`` rows drawn like the training data that the model does not favour, indexed 100, 103, ...:
-    half of them the closest to its decision boundary among ``8 x people`` drawn, half at random."""
+    half of them the closest to its decision boundary among ``8 x people`` drawn, half at random (None
+    where the model favours nearly everyone)."""
     torch_model = as_model(model, schema)
     chosen: list[pd.DataFrame] = []
-    for _ in range(50):
+    for _ in range(10):
         frame = training_frame(rng, schema, 8 * people)
         chosen.append(frame[torch_model.predict(frame) != favourable])
         if sum(len(c) for c in chosen) >= 8 * people:
             break
     pool = pd.concat(chosen).reset_index(drop=True)
     if len(pool) < people:
-        raise ConfigError(
-            f"generate: the model favours nearly everyone; found {len(pool)} of {people} people."
-        )
+        return None
     column = list(torch_model.classes).index(favourable)
     closeness = torch_model.predict_proba(pool)[:, column]
     near = np.argsort(-closeness, kind="stable")[: people // 2]
@@ -111,6 +110,19 @@ def _people(
     X = pool.iloc[np.sort(picked)].reset_index(drop=True)
     X.index = pd.Index(100 + 3 * np.arange(len(X)), name="person")
     return X
+
+
+def _within_budget(rng: np.random.Generator, schema: Schema, seed: int) -> tuple[ActionSet, int]:
+    """A catalogue and a longest sequence (3 for a quarter of the problems) the oracle enumerates within
+    ``BUDGET``: the longest sequence shrinks to 2 first, then a fresh catalogue is drawn."""
+    max_length = 3 if rng.random() < 0.25 else 2
+    for _ in range(50):
+        actions = catalogue(rng, schema)
+        if max_length == 3 and count_candidates(actions, 3) > BUDGET:
+            max_length = 2
+        if count_candidates(actions, max_length) <= BUDGET:
+            return actions, max_length
+    raise RuntimeError(f"generate: no catalogue within the oracle's budget for seed {seed}.")
 
 
 def generate(seed: int, *, people: int = 20, family: str | None = None) -> Problem:
@@ -128,18 +140,12 @@ def generate(seed: int, *, people: int = 20, family: str | None = None) -> Probl
     rng = np.random.default_rng([seed, FAMILIES.index(family)])
     favourable = int(rng.integers(0, 2))
     schema = random_schema(rng, favourable)
-    max_length = 3 if rng.random() < 0.25 else 2
-    actions = catalogue(rng, schema)
-    for _ in range(20):  # shrink to the oracle's budget: shorter sequences, then a fresh catalogue
-        if max_length == 3 and count_candidates(actions, 3) > BUDGET:
-            max_length = 2
-        if count_candidates(actions, max_length) <= BUDGET:
-            break
-        actions = catalogue(rng, schema)
-    else:
-        raise RuntimeError(f"generate: no catalogue within the oracle's budget for seed {seed}.")
+    actions, max_length = _within_budget(rng, schema, seed)
     pipeline = family != "torch-relu" and bool(rng.random() < 0.5)
-    model = fit_model(rng, schema, family, pipeline, seed)
-    X = _people(rng, schema, model, people, favourable)
-    name = f"{family}-{seed}" + ("-pipe" if pipeline else "")
-    return Problem(name, family, pipeline, schema, actions, model, X, max_length, 0.1, seed)
+    for _ in range(10):  # a model that favours nearly everyone is fitted again on fresh data
+        model = fit_model(rng, schema, family, pipeline, seed)
+        X = _people(rng, schema, model, people, favourable)
+        if X is not None:
+            name = f"{family}-{seed}" + ("-pipe" if pipeline else "")
+            return Problem(name, family, pipeline, schema, actions, model, X, max_length, 0.1, seed)
+    raise RuntimeError(f"generate: every model drawn for seed {seed} favours nearly everyone.")
