@@ -53,7 +53,7 @@ def _sign(rng: np.random.Generator, f: Feature) -> int:
 def _param(rng: np.random.Generator, name: str, f: Feature, values: int = 25) -> Param:
     """A parameter >= 0 sized to the feature: whole numbers (at most ``values``) or a real box."""
     span = f.bounds[1] - f.bounds[0]
-    if f.is_whole or rng.random() < 0.3:
+    if f.is_whole or rng.random() < 0.15:
         top = max(1, min(values - 1, math.ceil(span * float(rng.uniform(0.15, 0.45)))))
         return Param(name, (0, top), kind="integer")
     return Param(name, (0.0, round(span * float(rng.uniform(0.1, 0.4)), 3)))
