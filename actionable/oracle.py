@@ -130,11 +130,13 @@ def count_candidates(actions: ActionSet, max_length: int, grid: int = 64) -> int
 
 
 class _Eval(NamedTuple):
-    """Per (person, combination) pair: total cost, goal margin, validity without the margin."""
+    """Per (person, combination) pair: total cost, goal margin, validity without the margin (path ok,
+    proper costs, favourable decision) and the decision alone (favourable: ties go to the earlier class)."""
 
     total: torch.Tensor
     margin: torch.Tensor
     valid: torch.Tensor
+    decided: torch.Tensor
 
 
 class _Best:
@@ -196,8 +198,9 @@ class _Solver:
             with torch.no_grad():
                 path = self.program.rollout(ids, self.x0[rows], params, exact=True)
                 out = self.model(path.x)
-            valid = path.ok & proper_costs(path.step_costs) & self.goal.satisfied(out)
-            parts.append(_Eval(path.step_costs.sum(1), self.goal.margin(out), valid))
+            decided = self.goal.satisfied(out)
+            valid = path.ok & proper_costs(path.step_costs) & decided
+            parts.append(_Eval(path.step_costs.sum(1), self.goal.margin(out), valid, decided))
         return _Eval(*(torch.cat(p) for p in zip(*parts, strict=True)))
 
     def empty(self) -> None:
@@ -205,7 +208,8 @@ class _Solver:
         with torch.no_grad():
             out = self.model(self.x0)
         n = len(self.x0)
-        ev = _Eval(torch.zeros(n, dtype=DTYPE), self.goal.margin(out), self.goal.satisfied(out))
+        decided = self.goal.satisfied(out)
+        ev = _Eval(torch.zeros(n, dtype=DTYPE), self.goal.margin(out), decided, decided)
         table = torch.zeros(1, 0, self.program.slots, dtype=DTYPE)
         for k in range(len(self.best.thresholds)):
             self.best.offer(k, (), torch.arange(n), table, torch.zeros(n, dtype=torch.int64), ev)
@@ -237,49 +241,71 @@ class _Solver:
         ev: _Eval,
         k: int,
     ) -> None:
-        """Root-find the pass / fail boundary between adjacent values along axis ``d`` (threshold ``k``);
-        pairs are numbered person-major over ``combos`` (pair = person x combinations + combination)."""
+        """Root-find, between adjacent values along axis ``d``, where the goal margin crosses threshold
+        ``k`` and where validity changes (each alone, so that a passing interval inside one cell, between
+        a point short of the margin and a point past a bound, is found too); every point found is then
+        replayed in full. Pairs are numbered person-major (pair = person x combinations + combination)."""
         threshold = self.best.thresholds[k]
         c = len(combos)
-        passes = (ev.valid & (ev.margin >= threshold)).flatten()
-        flat = torch.arange(passes.numel()).reshape(shape)
+        flat = torch.arange(len(ev.total)).reshape(shape)
         left = flat.narrow(d + 1, 0, shape[d + 1] - 1).flatten()
         right = flat.narrow(d + 1, 1, shape[d + 1] - 1).flatten()
-        keep = passes[left] != passes[right]
         # a boundary point costs between its neighbours' costs (costs monotone within a cell)
-        low = torch.fmin(ev.total[left], ev.total[right])
-        keep &= low < self.best.cost[k, left // c]
-        left, right = left[keep], right[keep]
-        if not len(left):
-            return
-        person, base = left // c, combos[left % c]
-        a = base[:, axis.step, axis.slot].numpy()
-        b = combos[right % c][:, axis.step, axis.slot].numpy()
+        useful = torch.fmin(ev.total[left], ev.total[right]) < self.best.cost[k, left // c]
+        past = (ev.margin >= threshold) & ev.decided
+        passes = past & ev.valid
+        for criterion, truth in (("margin", past), ("valid", ev.valid)):
+            keep = useful & (truth[left] != truth[right])
+            if criterion == "valid":  # else a margin crossing in the same cell is the one that matters
+                keep &= passes[left] | passes[right]
+            if bool(keep.any()):
+                person, base = left[keep] // c, combos[left[keep] % c]
+                b = combos[right[keep] % c][:, axis.step, axis.slot]
+                trial = self.root(seq, axis, person, base, b, criterion, threshold)
+                which = torch.arange(len(trial))
+                self.candidates += torch.bincount(person, minlength=len(self.x0))
+                self.best.offer(k, seq, person, trial, which, self.evaluate(seq, person, trial, which))
+
+    def root(
+        self,
+        seq: tuple[int, ...],
+        axis: Axis,
+        person: torch.Tensor,
+        base: torch.Tensor,
+        b: torch.Tensor,
+        criterion: str,
+        threshold: float,
+    ) -> torch.Tensor:
+        """Per pair, ``base`` with the axis moved to where ``criterion`` ("margin": the goal margin >=
+        ``threshold``; "valid": the replay valid) changes between the axis value in ``base`` and ``b``, on
+        the side where it holds (``scipy.optimize.elementwise.find_root``, vectorised over the pairs)."""
 
         def signed(t: np.ndarray, index: np.ndarray) -> np.ndarray:
-            """Goal margin past the threshold where the plan is valid, -1 where it is not (>= 0: passes)."""
+            """> 0 where the criterion holds, < 0 where it does not (the margin's distance, or +-1)."""
             rows = torch.as_tensor(index, dtype=torch.int64)
             trial = base[rows].clone()
             trial[:, axis.step, axis.slot] = axis.param.round(torch.as_tensor(t, dtype=DTYPE))
             got = self.evaluate(seq, person[rows], trial, torch.arange(len(rows)))
-            value = torch.where(got.valid, got.margin - threshold, -1.0)
-            return torch.where(value < 0, value, value.clamp_min(1e-300)).numpy()
+            if criterion == "valid":
+                return torch.where(got.valid, 1.0, -1.0).numpy()
+            value = got.margin - threshold  # past a tie only where the decision is favourable
+            holds = (value >= 0) & got.decided
+            return torch.where(holds, value.clamp_min(1e-300), torch.where(value < 0, value, -1e-300)).numpy()
 
-        tolerance = 1e-9 * float(np.max(b - a))  # of a cell: far below any cost that matters
+        a = base[:, axis.step, axis.slot].numpy()
+        tolerance = 1e-9 * float(np.max(b.numpy() - a))  # of a cell: far below any cost that matters
         found = find_root(
             signed,
-            (a, b),
-            args=(np.arange(len(left), dtype=np.float64),),
-            tolerances={"xatol": tolerance, "xrtol": 1e-12},
+            (a, b.numpy()),
+            args=(np.arange(len(a), dtype=np.float64),),
+            tolerances={"xatol": tolerance, "xrtol": 1e-12, "fatol": 0.0},
             maxiter=200,
         )
         xl, xr = found.bracket
         point = np.where(found.f_bracket[0] >= 0, xl, xr)
         trial = base.clone()
         trial[:, axis.step, axis.slot] = axis.param.round(torch.as_tensor(point, dtype=DTYPE))
-        which = torch.arange(len(trial))
-        self.candidates += torch.bincount(person, minlength=len(self.x0))
-        self.best.offer(k, seq, person, trial, which, self.evaluate(seq, person, trial, which))
+        return trial
 
     def answers(self) -> list[OracleAnswer]:
         out = []
