@@ -4,15 +4,18 @@
 commuting orders) of at most ``max_length`` actions with every parameter combination: every value of a
 whole-number box (or resolution grid) of at most ``grid`` values, and for a real or wider box ``grid``
 points (its no-change value included) refined by one-dimensional root finding
-(``scipy.optimize.elementwise.find_root``, Chandrupatla's bracketing method, vectorised) on the boundary
-between adjacent grid points where passing changes, one parameter axis at a time with the others on
-their grid. A candidate passes under the engine's exact semantics, by design (it measures the *search*,
-not the replay): ``Program.rollout(..., exact=True)`` ok, every step cost finite and >= 0
-(``verify.proper_costs``), the model's decision favourable (``Goal.satisfied``) and the goal margin at
-least ``margin``. The answer is exact for one refined parameter per sequence (up to the root tolerance)
-when each step's cost is monotone in each parameter between adjacent grid points; with several refined
-parameters it is the best point on the boundary through the grid lines, within the grid's second order
-of the optimum where the boundary is smooth.
+(``scipy.optimize.elementwise.find_root``, Chandrupatla's bracketing method, vectorised) between adjacent
+grid points where the goal margin crosses ``margin`` or validity (bounds, conditions, costs) changes, one
+parameter axis at a time with the others on their grid. A candidate passes under the engine's exact
+semantics, by design (it measures the *search*, not the replay): ``Program.rollout(..., exact=True)`` ok,
+every step cost finite and >= 0 (``verify.proper_costs``), the model's decision favourable
+(``Goal.satisfied``: a tie goes to the earlier class) and the goal margin at least ``margin``.
+
+The answer is exact for one refined parameter per sequence (to 1e-9 of a grid cell) when each step's cost
+is monotone in each parameter within a cell; with several refined parameters it is the best point on the
+boundary through the grid lines, within the grid's second order of the optimum where the boundary is
+smooth. A passing interval narrower than one cell whose two ends fail for the same reason (both short of
+the margin, or both invalid) is not seen: a finer ``grid`` finds it.
 """
 
 from __future__ import annotations
