@@ -10,7 +10,6 @@ problems up for a table; issue 12's targets are ``TARGETS``.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -110,8 +109,7 @@ def _invalid(batch: RecourseBatch, X: pd.DataFrame, actions: ActionSet, model: A
     bad = 0
     for i, r in enumerate(batch):
         if r.status == "found":
-            alone = RecourseBatch((dataclasses.replace(r, row=0),))
-            bad += bool(check_plans(alone, X.iloc[[i]], actions, model))
+            bad += bool(check_plans(RecourseBatch((r,)), X.iloc[[i]], actions, model))  # r.row: its label
     return bad
 
 

@@ -37,7 +37,8 @@ class ScanConfig:
     multi-parameter pairs;
     ``repair``: values per parameter scanned for a multi-parameter pair the optimiser left failing (a
     subsample of its grid; 0: no repair; the escalation for people still without a plan scans the whole
-    grid); ``trade_points``: values per parameter in ``Scanner.trade``'s two-parameter grids; ``worth``: a
+    grid), in ``repair_sweeps`` passes (a precondition of a later step may need an earlier step's parameter
+    first); ``trade_points``: values per parameter in ``Scanner.trade``'s two-parameter grids; ``worth``: a
     passing multi-parameter pair is bisected only when it costs at most this many times its person's best
     plan so far (the others cannot become the best by one step's shrinking in practice; the final plans
     are traded and polished anyway)."""
@@ -47,6 +48,7 @@ class ScanConfig:
     bisect: int = 24
     sweeps: int = 1
     repair: int = 12
+    repair_sweeps: int = 2
     trade_points: int = 24
     worth: float = 2.0
 
@@ -59,15 +61,15 @@ class Scanner:
     def __init__(self, verifier: Verifier, config: ScanConfig | None = None) -> None:
         self.verifier, self.program = verifier, verifier.program
         self.config = config or ScanConfig()
-        self.values, self.exhaustive = self._grids(self.program, self.config)
+        self.values, self.exhaustive, self.lengths = self._grids(self.program, self.config)
         self.halvings = self._halvings(self.program, self.config)
         counts = [a.n_params for a in self.program.acts] + [0]  # the last row: no-op
         self.n_params = torch.as_tensor(counts, dtype=torch.int64)
 
     @staticmethod
-    def _grids(program: Program, config: ScanConfig) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per action and slot, the values scanned (padded by repeating the last), and whether they are
-        every value the parameter can take (then no bisection is needed)."""
+    def _grids(program: Program, config: ScanConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per action and slot, the values scanned (padded by repeating the last), whether they are
+        every value the parameter can take (then no bisection is needed), and how many there are."""
         width = 1
         grids: dict[tuple[int, int], torch.Tensor] = {}
         for a, action in enumerate(program.acts):
@@ -81,12 +83,23 @@ class Scanner:
                 width = max(width, len(grid))
         values = torch.zeros(len(program.acts) + 1, program.slots, width, dtype=DTYPE)
         exhaustive = torch.zeros(len(program.acts) + 1, program.slots, dtype=torch.bool)
+        lengths = torch.ones(len(program.acts) + 1, program.slots, dtype=torch.int64)
         for (a, i), grid in grids.items():
+            lengths[a, i] = len(grid)
             values[a, i, : len(grid)] = grid
             values[a, i, len(grid) :] = grid[-1]
             param = program.acts[a].params[i]
             exhaustive[a, i] = param.kind == "integer" and len(grid) <= config.exact_up_to
-        return values, exhaustive
+        return values, exhaustive, lengths
+
+    def grid(self, actions: torch.Tensor, i: int, most: int | None = None) -> torch.Tensor:
+        """Per pair (``actions``: its action at the step), the values of slot ``i`` scanned: all, or at
+        most ``most`` spread evenly over its own grid (ends included)."""
+        values = self.values[actions, i]
+        if most is None or most >= values.shape[1]:
+            return values
+        spread = torch.linspace(0, 1, most, dtype=DTYPE)[None, :] * (self.lengths[actions, i, None] - 1)
+        return values.gather(1, spread.round().long())
 
     @staticmethod
     def _halvings(program: Program, config: ScanConfig) -> torch.Tensor:
@@ -139,12 +152,14 @@ class Scanner:
             return params
         failing = multi[~self.verifier.exact(ids[multi], x0[multi], params[multi]).passes]
         failing = failing if self.config.repair else failing[:0]
-        stride = max(1, self.values.shape[2] // max(self.config.repair, 1))
-        for j in range(ids.shape[1]):  # repair: each parameter over its grid, toward passing
-            for i in range(self.program.slots):
-                mine = failing[active[failing, j, i]]
-                if len(mine):
-                    params[mine] = self._coordinate(ids[mine], x0[mine], params[mine], j, i, stride)
+        for _ in range(self.config.repair_sweeps):  # repair: each parameter over its grid, toward passing
+            for j in range(ids.shape[1]):
+                for i in range(self.program.slots):
+                    mine = failing[active[failing, j, i]]
+                    if len(mine):
+                        params[mine] = self._coordinate(
+                            ids[mine], x0[mine], params[mine], j, i, self.config.repair
+                        )
         rows = self._worth(ids, x0, params, multi, people, best)
         for _ in range(self.config.sweeps):
             for j in range(ids.shape[1]):
@@ -174,12 +189,18 @@ class Scanner:
         return chosen[cost[chosen] <= self.config.worth * lowest[people[chosen]]]
 
     def _coordinate(
-        self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor, j: int, i: int, stride: int = 1
+        self,
+        ids: torch.Tensor,
+        x0: torch.Tensor,
+        params: torch.Tensor,
+        j: int,
+        i: int,
+        most: int | None = None,
     ) -> torch.Tensor:
-        """The best value of parameter ``i`` of step ``j`` for each pair, the others held (``stride``:
-        every how many grid values are tried)."""
+        """The best value of parameter ``i`` of step ``j`` for each pair, the others held (``most``: how
+        many of its grid's values are tried; all by default)."""
         actions = ids[:, j]
-        grid = self.values[actions, i, ::stride]  # pairs x values
+        grid = self.grid(actions, i, most)  # pairs x values
         candidates = torch.cat([params[:, j, i : i + 1], grid], dim=1)
         exact = self._try(ids, x0, params, j, i, candidates)
         key = _key(exact)
@@ -188,7 +209,9 @@ class Scanner:
         out = params.clone()
         out[:, j, i] = candidates[pick, choice]
         passing = torch.isfinite(exact.cost[pick, choice]) & exact.passes[pick, choice]
-        refine = passing & (~self.exhaustive[actions, i] | (stride > 1)) & (choice > 0)
+        whole = self.exhaustive[actions, i]  # every value tried: no bisection needed
+        whole = whole if most is None else whole & (self.lengths[actions, i] <= most)
+        refine = passing & ~whole & (choice > 0)
         if refine.any():
             rows = torch.nonzero(refine).flatten()
             k = choice[rows] - 1  # position in the grid
@@ -238,14 +261,12 @@ class Scanner:
         active = self.active(ids)
         _, _, init = self.program.boxes(ids)
         coords = [(j, i) for j in range(ids.shape[1]) for i in range(self.program.slots)]
-        width = self.values.shape[2]
-        stride = max(1, width // self.config.trade_points)
         for a, b in ((a, b) for a in coords for b in coords if a < b):
             rows = torch.nonzero(active[:, a[0], a[1]] & active[:, b[0], b[1]]).flatten()
             if not len(rows):
                 continue
-            ga = self.values[ids[rows, a[0]], a[1], ::stride]
-            gb = self.values[ids[rows, b[0]], b[1], ::stride]
+            ga = self.grid(ids[rows, a[0]], a[1], self.config.trade_points)
+            gb = self.grid(ids[rows, b[0]], b[1], self.config.trade_points)
             both = ga[:, :, None].expand(-1, -1, gb.shape[1]), gb[:, None, :].expand(-1, ga.shape[1], -1)
             grid = torch.stack(both, dim=-1).flatten(1, 2)
             current = torch.stack([params[rows, a[0], a[1]], params[rows, b[0], b[1]]], dim=-1)[:, None, :]
