@@ -17,6 +17,7 @@ from actionable.files import atomic_write
 
 __all__ = [
     "FORMAT",
+    "NOT_REQUESTED",
     "PROBABILITY",
     "STATUSES",
     "Advice",
@@ -34,6 +35,10 @@ Status = Literal["found", "already_favourable", "not_found", "infeasible", "erro
 STATUSES: tuple[str, ...] = ("found", "already_favourable", "not_found", "infeasible", "error")
 FORMAT = "actionable.recourse/1"
 PROBABILITY = "probability of the favourable outcome"  # what p_before / p_after are for a classifier
+NOT_REQUESTED: Mapping[str, Any] = {
+    "kind": "none",
+    "reason": "not requested",
+}  # a record's default certificate
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,9 @@ class Recourse:
     # invert with an indirect model: its raw predictions after the change (x_after holds them rounded and
     # clipped to each feature's kind and bounds, a row the schema accepts)
     indirect_raw: Mapping[str, float] = field(default_factory=dict)
+    # what a mixed-integer program proved about this row (``certify.Certificate.to_dict``): optimal within
+    # a gap, no plan exists, or none with the reason
+    certificate: Mapping[str, Any] = field(default_factory=lambda: dict(NOT_REQUESTED))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +91,7 @@ class Recourse:
             "error": self.error,
             "provenance": dict(self.provenance),
             "indirect_raw": {k: _plain(v) for k, v in self.indirect_raw.items()},
+            "certificate": dict(self.certificate),
         }
 
     @classmethod
@@ -104,6 +113,7 @@ class Recourse:
             error=str(data["error"]),
             provenance=dict(data.get("provenance", {})),
             indirect_raw={k: _float(v) for k, v in dict(data.get("indirect_raw", {})).items()},
+            certificate=dict(data.get("certificate") or NOT_REQUESTED),
         )
 
     def describe(self) -> str:

@@ -19,7 +19,7 @@ import torch
 
 from actionable.columns import clean_frame, encode_frame
 from actionable.errors import DataError
-from actionable.results import Recourse, RecourseBatch, Status, Step
+from actionable.results import NOT_REQUESTED, Recourse, RecourseBatch, Status, Step
 from actionable.schema import DTYPE, Schema
 
 __all__ = ["Outcome", "Rows", "assemble", "raw_records", "read_rows"]
@@ -63,6 +63,7 @@ class Outcome:
     p_after: float = math.nan
     error: str = ""
     indirect_raw: Mapping[str, float] = field(default_factory=dict)
+    certificate: Mapping[str, Any] = field(default_factory=lambda: dict(NOT_REQUESTED))
 
 
 def assemble(
@@ -92,6 +93,7 @@ def assemble(
                 p_after=o.p_after,
                 error=o.error,
                 indirect_raw=o.indirect_raw,
+                certificate=o.certificate,
                 **common,
             )
         )

@@ -40,6 +40,7 @@ RULES: dict[str, Rule] = {
     "round_size": whole(1),
     "compile": FLAG,
     "max_work": whole(1, optional=True),
+    "certify": FLAG,
 }
 
 
@@ -63,6 +64,7 @@ class SynthesisConfig:
     round_size: int = 16
     compile: bool = False  # torch.compile the inner step (inductor); pays off only for long runs
     max_work: int | None = MAX_WORK  # most pair-steps of optimisation (see Space.levels); None: no limit
+    certify: bool = False  # prove each searched row's result with mixed-integer programs (certify.py)
 
     def __post_init__(self) -> None:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
