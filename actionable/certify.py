@@ -195,6 +195,8 @@ class Prover:
         ids = torch.as_tensor([list(seq)], dtype=torch.int64)
         padded = torch.zeros(1, len(seq), self.program.slots, dtype=torch.float64)
         padded[0, :, : params.shape[1]] = params
+        # whole numbers where declared first: the verifier's floor / ceil of -1390.9999999999998 would differ
+        padded = self.program.round(ids, padded)
         checked = self.verifier.check(ids, x0[None, :], padded)
         with torch.no_grad():
             reached = float(self.goal.margin(self.model(checked.x))[0])

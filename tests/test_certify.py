@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -18,9 +21,12 @@ from hypothesis import strategies as st
 
 from actionable import ConfigError, DataError, Feature, Schema, Target, as_model, datasets
 from actionable.actions import ActionSet
-from actionable.certify import Certificate, certify, certify_plans
-from actionable.goals import resolve_goal
-from actionable.program import Program
+from actionable.affine import Form
+from actionable.certify import Certificate, Prover, certify, certify_plans
+from actionable.goals import Goal, resolve_goal
+from actionable.mip import Mip, Solved
+from actionable.models import TorchModel
+from actionable.program import Plan, Program
 from actionable.results import Recourse
 from actionable.synthesis import synthesize
 from actionable.verify import Verifier
@@ -165,6 +171,27 @@ def test_a_real_parameter_meets_its_closed_form_optimum() -> None:
     assert sorted(program.acts[a].name for a in cert.plan.ids) == ["raise_b", "set_y"]
 
 
+@pytest.mark.parametrize("kind", ["probability", "above"])
+def test_probability_and_regression_goals_meet_their_closed_forms(kind: str) -> None:
+    """The same linear score s = 0.1 a + 0.05 b + g=y - 5 (from -3.5): P(good) >= 0.7 needs s >= log(7/3),
+    a regression output above 0.5 needs s >= 0.5; either way set_y (1 for 3) and then b at 5 per unit."""
+    program = Program(ActionSet.from_toml(CATALOGUE, HAND))
+    x = _rows(a=[10], b=[10], g=["x"])
+    if kind == "probability":
+        model = _linear([0.1, 0.05, 0.0, 1.0], -5.0)
+        goal, need = Goal("probability", index=1, threshold=0.7, label="good"), math.log(0.7 / 0.3)
+    else:
+        layer = torch.nn.Linear(HAND.width, 1).double()
+        with torch.no_grad():
+            layer.weight.copy_(torch.tensor([[0.1, 0.05, 0.0, 1.0]]))
+            layer.bias.fill_(-5.0)
+        model = TorchModel(layer, HAND, task="regression", outputs=("y",))
+        goal, need = Goal("above", index=0, threshold=0.5, label="y"), 0.5
+    (cert,) = certify(model, goal, program, x, max_length=2, margin=0.0)
+    assert cert.kind == "optimal" and cert.plan is not None
+    assert cert.plan.cost == pytest.approx(3 + 5 * (need + 3.5 - 1), rel=1e-6)
+
+
 def test_a_margin_reached_exactly_is_not_called_out_of_reach() -> None:
     """The only plan lands exactly on the margin: n = 102400 gives logit 102400 / 1024 - 99.5 = 0.5. The
     relaxed margin keeps it (a margin tightened by the tolerance, here ~2e-4 x 1024, would miss it)."""
@@ -188,6 +215,17 @@ cost = "d / 1024"
     x = torch.zeros(1, 1, dtype=torch.float64)
     (cert,) = certify(model, resolve_goal(model), program, x, max_length=1, margin=0.5)
     assert cert.kind == "optimal" and cert.plan is not None and cert.plan.cost == 100.0
+
+
+def test_a_solution_a_hair_below_a_whole_number_is_checked_at_that_number() -> None:
+    """HiGHS returns 36.99999999999; the verifier's floor (36) would pass its own check yet miss the margin
+    (logit 0.1 d - 3.55: 0.05 at 36, 0.15 at 37), so the plan is rounded to 37 before the check."""
+    model = _linear([0.1, 0.0, 0.0, 0.0], -4.55)
+    program = Program(ActionSet.from_toml(CATALOGUE, HAND))
+    prover = Prover(model, resolve_goal(model), program, max_length=1, margin=0.1)
+    x = _rows(a=[10], b=[0], g=["x"])[0]
+    plan = prover.check((0,), torch.tensor([[36.99999999999]], dtype=torch.float64), x)
+    assert plan.verified and plan.cost == 37.0 and plan.params == ((37.0,),)
 
 
 @pytest.mark.parametrize(("activation", "word"), [(torch.nn.Tanh(), "tanh"), (torch.nn.Sigmoid(), "sigmoid")])
@@ -232,10 +270,42 @@ def test_longer_sequences_are_not_covered_unless_none_exist() -> None:
     assert cert.kind == "optimal"  # no canonical sequence of 3 actions exists: length <= 2 is everything
 
 
-def test_the_time_limit_never_gives_optimal() -> None:
+def test_the_time_limit_never_gives_optimal(monkeypatch: pytest.MonkeyPatch) -> None:
     p = problem(3, "relu")
     certs = certify(p.model, p.goal, p.program, p.x, max_length=2, margin=0.1, time_limit=1e-9)
     assert all(c.kind == "none" and "time limit" in c.reason for c in certs)
+    # HiGHS stopped on its limit, even with a solution and a bound that meet: still no "optimal"
+    solve = Mip.solve
+
+    def stopped(self: Mip, objective: Form, **kwargs: Any) -> Solved:
+        done = solve(self, objective, **kwargs)
+        return replace(done, status="time") if done.status == "optimal" else done
+
+    monkeypatch.setattr(Mip, "solve", stopped)
+    model = _linear([0.1, 0.05, 0.0, 1.0], -5.0)
+    program = Program(ActionSet.from_toml(CATALOGUE, HAND))
+    (cert,) = certify(
+        model, resolve_goal(model), program, _rows(a=[10], b=[10], g=["x"]), max_length=2, margin=0.1
+    )
+    assert cert.kind == "none" and "time limit" in cert.reason and cert.gap < 1e-6
+
+
+def test_an_infeasible_verdict_of_presolve_is_confirmed_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HiGHS's MIP presolve has declared feasible programs infeasible (HiGHS issues 2303, 2388, 3090; seen
+    here on a generated problem): such a verdict is re-checked with presolve off before anything is proved."""
+    run = Mip._milp
+
+    def misjudged(self: Mip, objective: Form, gap: float, left: float, presolve: bool) -> Any:
+        done = run(self, objective, gap, left, presolve)
+        return SimpleNamespace(status=2, x=None, fun=None) if presolve else done
+
+    monkeypatch.setattr(Mip, "_milp", misjudged)
+    model = _linear([0.1, 0.05, 0.0, 1.0], -5.0)
+    program = Program(ActionSet.from_toml(CATALOGUE, HAND))
+    (cert,) = certify(
+        model, resolve_goal(model), program, _rows(a=[10], b=[10], g=["x"]), max_length=2, margin=0.1
+    )
+    assert cert.kind == "optimal" and cert.plan is not None and cert.plan.cost == pytest.approx(16.0)
 
 
 def test_bad_arguments_are_refused_with_the_fix() -> None:
@@ -300,8 +370,6 @@ def test_a_dearer_search_plan_is_replaced_by_the_programs_verified_plan() -> Non
     ids = torch.tensor([[0]])  # raise_a by 40: logit 5 + 0.5 - 5 = 0.5, cost 40 (the optimum costs 16)
     checked = verifier.check(ids, x, torch.tensor([[[40.0]]], dtype=torch.float64))
     assert bool(checked.found[0])
-    from actionable.program import Plan
-
     dear = Plan((0,), checked.params[0], checked.step_costs[0], checked.x[0], x[0])
     certificates, plans = certify_plans(verifier, x, {0: dear}, max_length=2)
     assert plans[0].cost == pytest.approx(16.0, rel=1e-6) and plans[0].cost < dear.cost
