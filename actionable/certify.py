@@ -335,7 +335,7 @@ class _Row:
     def reason(self, best: float, bound: float, gap: float, plan: MilpPlan | None) -> str:
         """Why nothing was proved, in words."""
         p, why = self.prover, []
-        why += list(dict.fromkeys(self.unsupported))[:3]
+        why += list({u.split(" (")[0]: u for u in self.unsupported}.values())[:3]  # one per cause
         if self.timeouts:
             why.append(
                 f"HiGHS stopped at the time limit ({self.time_limit:g} s) on {self.timeouts} sequence(s)"
