@@ -35,10 +35,8 @@ Status = Literal["found", "already_favourable", "not_found", "infeasible", "erro
 STATUSES: tuple[str, ...] = ("found", "already_favourable", "not_found", "infeasible", "error")
 FORMAT = "actionable.recourse/1"
 PROBABILITY = "probability of the favourable outcome"  # what p_before / p_after are for a classifier
-NOT_REQUESTED: Mapping[str, Any] = {
-    "kind": "none",
-    "reason": "not requested",
-}  # a record's default certificate
+# a record's default certificate (see ``certify.Certificate``)
+NOT_REQUESTED: Mapping[str, Any] = {"kind": "none", "reason": "not requested"}
 
 
 @dataclass(frozen=True)

@@ -63,31 +63,30 @@ def synthesize(
 ) -> RecourseBatch:
     """The cheapest verified action sequence per row of ``X`` (one ``Recourse`` per row, in order).
 
-        ``model``: a ``TorchModel``, torch module or fitted scikit-learn model (converted with ``as_model``
-        on ``actions.schema``). ``goal``: as in ``resolve_goal`` (default: the schema's target).
-        ``margin``: how far past the decision boundary (in logits, or the goal's units) plans are pushed.
-        ``search``: "vanilla" (every canonical sequence; "bfs" is accepted for it), "objective" or "gradient"
-        (best-first, at most ``budget`` sequences per person, ``round_size`` per round), or a ``Strategy``.
-        The other settings are ``SynthesisConfig`` fields; a bad value raises ``ConfigError`` naming the value
-        and the fix, and a search larger than ``max_work`` pair-steps (sequences x rows x steps) is refused
-        before it starts; ``compile=True`` runs the inner step through ``torch.compile`` (worth its warm-up of
-        several seconds per program shape only on long runs; falls back to eager with a warning where
-        unavailable). ``observer``: called with a ``Tried`` for every pair optimised. ``certify=True``: after
-        the search, each searched row gets a ``certificate`` from mixed-integer programs (``certify.certify``:
-        optimal within a gap, or no plan exists, which makes the row ``infeasible``), and the program's own
-        plan where it is cheaper and passes the exact check.
+    ``model``: a ``TorchModel``, torch module or fitted scikit-learn model (converted with ``as_model``
+    on ``actions.schema``). ``goal``: as in ``resolve_goal`` (default: the schema's target).
+    ``margin``: how far past the decision boundary (in logits, or the goal's units) plans are pushed.
+    ``search``: "vanilla" (every canonical sequence; "bfs" is accepted for it), "objective" or "gradient"
+    (best-first, at most ``budget`` sequences per person, ``round_size`` per round), or a ``Strategy``.
+    The other settings are ``SynthesisConfig`` fields; a bad value raises ``ConfigError`` naming the value
+    and the fix, and a search larger than ``max_work`` pair-steps (sequences x rows x steps) is refused
+    before it starts; ``compile=True`` runs the inner step through ``torch.compile`` (worth its warm-up of
+    several seconds per program shape only on long runs; falls back to eager with a warning where
+    unavailable). ``observer``: called with a ``Tried`` for every pair optimised. ``certify=True``: after
+    the search, each searched row gets a ``certificate`` from mixed-integer programs (``certify.certify``:
+    optimal within a gap, or no plan exists, which makes the row ``infeasible``), and the program's own
+    plan where it is cheaper and passes the exact check.
 
-        Two denied applicants of bundled German credit:
+    Two denied applicants of bundled German credit:
 
-        >>> from actionable import datasets
-        >>> from actionable.actions import ActionSet
-    from actionable.certify import certify_plans, with_certificates
-        >>> german = datasets.load("german")
-        >>> actions = ActionSet.from_toml(german.path / "actions.toml", german.schema)
-        >>> denied = german.X_test[german.model.predict(german.X_test) == "bad"].head(2)
-        >>> plans = synthesize(german.model, denied, actions, max_length=2)
-        >>> [r.status for r in plans], all(r.p_after > 0.5 > r.p_before for r in plans)
-        (['found', 'found'], True)
+    >>> from actionable import datasets
+    >>> from actionable.actions import ActionSet
+    >>> german = datasets.load("german")
+    >>> actions = ActionSet.from_toml(german.path / "actions.toml", german.schema)
+    >>> denied = german.X_test[german.model.predict(german.X_test) == "bad"].head(2)
+    >>> plans = synthesize(german.model, denied, actions, max_length=2)
+    >>> [r.status for r in plans], all(r.p_after > 0.5 > r.p_before for r in plans)
+    (['found', 'found'], True)
     """
     config = SynthesisConfig(
         max_length=max_length,
