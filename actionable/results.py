@@ -17,6 +17,7 @@ from actionable.files import atomic_write
 
 __all__ = [
     "FORMAT",
+    "NOT_REQUESTED",
     "PROBABILITY",
     "STATUSES",
     "Advice",
@@ -35,6 +36,8 @@ Status = Literal["found", "already_favourable", "not_found", "infeasible", "erro
 STATUSES: tuple[str, ...] = ("found", "already_favourable", "not_found", "infeasible", "error")
 FORMAT = "actionable.recourse/1"
 PROBABILITY = "probability of the favourable outcome"  # what p_before / p_after are for a classifier
+# a record's default certificate (see ``certify.Certificate``)
+NOT_REQUESTED: Mapping[str, Any] = {"kind": "none", "reason": "not requested"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ class Recourse:
     indirect_raw: Mapping[str, float] = field(default_factory=dict)
     # synthesize(k > 1): the person's next cheapest plans, each using another set of actions (status found)
     alternatives: tuple[Recourse, ...] = ()
+    # what a mixed-integer program proved about this row (``certify.Certificate.to_dict``): optimal within
+    # a gap, no plan exists, or none with the reason
+    certificate: Mapping[str, Any] = field(default_factory=lambda: dict(NOT_REQUESTED))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +96,7 @@ class Recourse:
             "provenance": dict(self.provenance),
             "indirect_raw": {k: _plain(v) for k, v in self.indirect_raw.items()},
             "alternatives": [a.to_dict() for a in self.alternatives],
+            "certificate": dict(self.certificate),
         }
 
     @classmethod
@@ -112,6 +119,7 @@ class Recourse:
             provenance=dict(data.get("provenance", {})),
             indirect_raw={k: _float(v) for k, v in dict(data.get("indirect_raw", {})).items()},
             alternatives=tuple(cls.from_dict(a) for a in data.get("alternatives", [])),
+            certificate=dict(data.get("certificate") or NOT_REQUESTED),
         )
 
     def describe(self) -> str:

@@ -19,7 +19,7 @@ import torch
 
 from actionable.columns import clean_frame, encode_frame
 from actionable.errors import DataError
-from actionable.results import Recourse, RecourseBatch, Status, Step
+from actionable.results import NOT_REQUESTED, Recourse, RecourseBatch, Status, Step
 from actionable.schema import DTYPE, Schema
 
 __all__ = ["Outcome", "Rows", "assemble", "raw_records", "read_rows", "row_label"]
@@ -73,6 +73,7 @@ class Outcome:
     error: str = ""
     indirect_raw: Mapping[str, float] = field(default_factory=dict)
     alternatives: tuple[Outcome, ...] = ()
+    certificate: Mapping[str, Any] = field(default_factory=lambda: dict(NOT_REQUESTED))
 
 
 def assemble(
@@ -105,6 +106,7 @@ def assemble(
                 error=o.error,
                 indirect_raw=o.indirect_raw,
                 alternatives=tuple(_alternative(labels[row], a, before) for a in o.alternatives),
+                certificate=o.certificate,
                 **common,
             )
         )

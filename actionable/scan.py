@@ -16,16 +16,15 @@ a plan worse.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
-from actionable.program import NOOP, Plan, Program
+from actionable.program import NOOP, Program
 from actionable.schema import DTYPE
-from actionable.verify import Exact, K, Verifier
+from actionable.verify import Exact, Verifier
 
-__all__ = ["ScanConfig", "Scanner"]
+__all__ = ["ScanConfig", "Scanner", "preference"]
 
 PAIRS_PER_PASS = 1 << 15  # candidate rows per exact evaluation: bounds memory (pairs x candidates x width)
 
@@ -167,7 +166,7 @@ class Scanner:
                     mine = rows[active[rows, j, i]]
                     if len(mine):
                         toward = init[mine, j, i]
-                        params[mine] = self._bisect(ids[mine], x0[mine], params[mine], j, i, toward)
+                        params[mine] = self.bisect(ids[mine], x0[mine], params[mine], j, i, toward)
         return params
 
     def _worth(
@@ -203,8 +202,8 @@ class Scanner:
         grid = self.grid(actions, i, most)  # pairs x values
         candidates = torch.cat([params[:, j, i : i + 1], grid], dim=1)
         exact = self._try(ids, x0, params, j, i, candidates)
-        key = _key(exact)
-        choice = key.argmin(1)
+        chosen_by = preference(exact)
+        choice = chosen_by.argmin(1)
         pick = torch.arange(len(ids))
         out = params.clone()
         out[:, j, i] = candidates[pick, choice]
@@ -217,16 +216,16 @@ class Scanner:
             k = choice[rows] - 1  # position in the grid
             for side in (-1, 1):
                 other = grid[rows, (k + side).clamp(0, grid.shape[1] - 1)]
-                out[rows] = self._bisect(ids[rows], x0[rows], out[rows], j, i, other)
+                out[rows] = self.bisect(ids[rows], x0[rows], out[rows], j, i, other)
         return out
 
     def _try(
         self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor, j: int, i: int, values: torch.Tensor
     ) -> Exact:
         """The exact check of every pair at every value of its coordinate (pairs x values)."""
-        return self._try_many(ids, x0, params, [(j, i)], values[:, :, None])
+        return self.try_values(ids, x0, params, [(j, i)], values[:, :, None])
 
-    def _try_many(
+    def try_values(
         self,
         ids: torch.Tensor,
         x0: torch.Tensor,
@@ -251,55 +250,7 @@ class Scanner:
             parts.append(Exact(*(t.reshape(n, k, *t.shape[1:]) for t in got)))
         return Exact(*(torch.cat(p) for p in zip(*parts, strict=True)))
 
-    def trade(self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """Passing plans made cheaper two parameters at a time: for each pair of parameters, every
-        combination of ``trade_points`` values of each (the rest held), the cheapest that passes, then a
-        bisection of each toward no change. One parameter alone cannot move along the goal's boundary
-        (less of one needs more of the other), which leaves the optimiser's local optima where they are;
-        this walks along it. For final plans (one or a few per person): its cost is quadratic in the grid."""
-        params = self.program.round(ids, params)
-        active = self.active(ids)
-        _, _, init = self.program.boxes(ids)
-        coords = [(j, i) for j in range(ids.shape[1]) for i in range(self.program.slots)]
-        for a, b in ((a, b) for a in coords for b in coords if a < b):
-            rows = torch.nonzero(active[:, a[0], a[1]] & active[:, b[0], b[1]]).flatten()
-            if not len(rows):
-                continue
-            ga = self.grid(ids[rows, a[0]], a[1], self.config.trade_points)
-            gb = self.grid(ids[rows, b[0]], b[1], self.config.trade_points)
-            both = ga[:, :, None].expand(-1, -1, gb.shape[1]), gb[:, None, :].expand(-1, ga.shape[1], -1)
-            grid = torch.stack(both, dim=-1).flatten(1, 2)
-            current = torch.stack([params[rows, a[0], a[1]], params[rows, b[0], b[1]]], dim=-1)[:, None, :]
-            candidates = torch.cat([current, grid], dim=1)
-            exact = self._try_many(ids[rows], x0[rows], params[rows], [a, b], candidates)
-            choice = _key(exact).argmin(1)
-            chosen = candidates[torch.arange(len(rows)), choice]
-            keep = exact.passes[torch.arange(len(rows)), choice]
-            sub = params[rows].clone()
-            sub[keep, a[0], a[1]], sub[keep, b[0], b[1]] = chosen[keep, 0], chosen[keep, 1]
-            for j, i in (a, b):
-                sub = self._bisect(ids[rows], x0[rows], sub, j, i, init[rows, j, i])
-            params[rows] = sub
-        return params
-
-    def trade_plans(self, plans: Mapping[K, Plan]) -> dict[K, Plan]:
-        """Verified plans after ``trade``, each replaced where the exact check finds the traded one cheaper."""
-        out = dict(plans)
-        keys = [key for key, plan in plans.items() if len(plan.ids)]
-        if not keys:
-            return out
-        ids, params = self.program.stack([plans[key] for key in keys])
-        x0 = torch.stack([plans[key].x0 for key in keys])
-        checked = self.verifier.check(ids, x0, self.trade(ids, x0, params))
-        for j, key in enumerate(keys):
-            plan = plans[key]
-            if bool(checked.found[j]) and float(checked.cost[j]) < plan.cost - 1e-12:
-                n = len(plan.ids)
-                new = checked.params[j, :n], checked.step_costs[j, :n], checked.x[j]
-                out[key] = plan.but(params=new[0], step_costs=new[1], x=new[2])
-        return out
-
-    def _bisect(
+    def bisect(
         self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor, j: int, i: int, other: torch.Tensor
     ) -> torch.Tensor:
         """Toward ``other`` (a failing neighbour) from the passing value in ``params``: the boundary point,
@@ -336,7 +287,7 @@ def _grid(lo: float, hi: float, init: float, points: int) -> torch.Tensor:
     return grid
 
 
-def _key(exact: Exact) -> torch.Tensor:
+def preference(exact: Exact) -> torch.Tensor:
     """Which value to keep: the cheapest passing one; where none passes, the one nearest to passing (its
     objective: cost plus 10 x the missing margin plus 10 for a failed condition), never a passing one's
     worse."""

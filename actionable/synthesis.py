@@ -24,6 +24,7 @@ import torch
 
 from actionable._version import __version__
 from actionable.actions import ActionSet
+from actionable.certify import certify_plans, with_certificates
 from actionable.diagnosis import ESCALATION, Closest, why_not_found
 from actionable.goals import Goal, resolve_goal
 from actionable.inner import Optimiser, one_thread
@@ -35,6 +36,7 @@ from actionable.scan import ScanConfig, Scanner
 from actionable.schema import as_rows
 from actionable.search import Observer, Space, Strategy, Trials
 from actionable.synthesis_config import MAX_WORK, SynthesisConfig
+from actionable.trade import trade_plans
 from actionable.validation import known_keywords
 from actionable.verify import Verifier
 
@@ -66,6 +68,7 @@ def synthesize(
     k: int = 1,
     max_work: int | None = MAX_WORK,
     observer: Observer | None = None,
+    certify: bool = False,
 ) -> RecourseBatch:
     """The cheapest verified action sequence per row of ``X`` (one ``Recourse`` per row, in order).
 
@@ -84,7 +87,9 @@ def synthesize(
     ``margin``: a plan is ``found`` only when the exact check finds the goal met by at least ``margin``.
     ``k``: up to k plans per person, cheapest first, each using a different set of actions: the first is
     the record's plan, the others its ``alternatives``. ``observer``: called with a ``Tried`` for every
-    pair optimised.
+    pair optimised. ``certify=True``: after the search, each searched row gets a ``certificate`` from mixed-integer programs (``certify.certify``:
+    optimal within a gap, or no plan exists, which makes the row ``infeasible``), and the program's own
+    plan where it is cheaper and passes the exact check.
 
     Two denied applicants of bundled German credit:
 
@@ -113,6 +118,7 @@ def synthesize(
         scan=scan,
         k=k,
         max_work=max_work,
+        certify=certify,
     )
     program = Program(actions)
     torch_model = as_model(model, program.schema)
@@ -155,7 +161,7 @@ class _Run:
             flat = {(row, i): plan for row, plans in ranked.items() for i, plan in enumerate(plans)}
             polished = self.verifier.polish(flat)
             if self.scanner is not None:
-                polished = self.scanner.trade_plans(polished)
+                polished = trade_plans(self.scanner, polished)
             out: dict[int, list[Plan]] = {}
             for (row, _), plan in sorted(polished.items(), key=lambda item: item[1].cost):
                 plan = self.verifier.without_idle_steps(plan)
@@ -191,9 +197,17 @@ class _Run:
         need = ~self.goal.satisfied(out0)
         searched = need.nonzero().flatten().tolist()  # positions in rows.x of the rows searched
         best = self.search(rows.x[need], [rows.good[k] for k in searched]) if searched else {}
+        certificates: dict[int, Any] = {}
+        if self.config.certify and searched:
+            firsts = {j: ranked[0] for j, ranked in best.items()}
+            certificates, chosen = certify_plans(
+                self.verifier, rows.x[need], firsts, max_length=self.config.max_length
+            )
+            best = {j: _leading(plan, best.get(j, []), self.config.k) for j, plan in chosen.items()}
         person = {k: j for j, k in enumerate(searched)}
         plans = {k: best[j] for k, j in person.items() if j in best}
         outcomes = self._outcomes(rows, self.goal.probability(out0).tolist(), person, plans)
+        outcomes = with_certificates(outcomes, person, certificates, self.config.max_length)
         seconds = (time.perf_counter() - started) / max(len(X), 1)
         return assemble(rows, outcomes, seconds=seconds, provenance=self.provenance())
 
@@ -244,3 +258,10 @@ class _Run:
             "actions": list(self.program.actions.names),
             "version": __version__,
         }
+
+
+def _leading(plan: Plan, ranked: list[Plan], k: int) -> list[Plan]:
+    """``plan`` first (a certificate's cheaper plan, or the search's own), then the search's others that
+    use other actions, at most ``k`` in all."""
+    others = [p for p in ranked if set(p.ids) != set(plan.ids)]
+    return [plan, *others][:k]

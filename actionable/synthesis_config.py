@@ -45,6 +45,7 @@ RULES: dict[str, Rule] = {
     "scan": FLAG,
     "k": whole(1, 100),
     "max_work": whole(1, optional=True),
+    "certify": FLAG,
 }
 
 
@@ -70,6 +71,7 @@ class SynthesisConfig:
     scan: bool = True  # exact parameter scans (see scan.py); False: the optimiser's answers alone
     k: int = 1  # plans per person (each using other actions): the best and k - 1 alternatives
     max_work: int | None = MAX_WORK  # most pair-steps of optimisation (see Space.levels); None: no limit
+    certify: bool = False  # prove each searched row's result with mixed-integer programs (certify.py)
 
     def __post_init__(self) -> None:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

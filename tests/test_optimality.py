@@ -1,9 +1,8 @@
 """Issue 12's targets at default settings: ``synthesize`` against the exhaustive oracle on 25 generated
 problems x 10 people, and the scoring itself on plans whose answers are known.
 
-The four target assertions are expected to fail with the engine of the branch point (the engine is
-being improved on other branches); they are marked ``xfail(strict=False)`` until it meets them. That no
-found plan is invalid is asserted outright: it holds now and must keep holding.
+The engine meets the targets at its defaults (exact parameter scans, escalation, two-parameter trades);
+these assertions hold it there. That no found plan is invalid is asserted outright as well.
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ from actionable.optimality import TARGETS, ProblemScore, Tally, exact_margins, m
 from actionable.oracle import solve_exhaustively, to_batch
 from actionable.results import RecourseBatch
 from tests.generated import SEEDS, problem
-
-TARGET = pytest.mark.xfail(strict=False, reason="issue 12 engine targets")
 
 
 @pytest.fixture(scope="module")
@@ -38,19 +35,16 @@ def test_no_found_plan_is_invalid(total: Tally) -> None:
     assert total.invalid == TARGETS["invalid"] == 0
 
 
-@TARGET
 def test_plans_for_99_percent_of_the_helpable(total: Tally) -> None:
     assert total.shares()["found"] >= TARGETS["found"], f"{total.found_helpable} of {total.helpable} found"
 
 
-@TARGET
 def test_99_percent_of_found_plans_within_1_percent_of_the_oracle(total: Tally) -> None:
     assert total.shares()["within"] >= TARGETS["within"], (
         f"{total.within} of {total.found_helpable} within 1%"
     )
 
 
-@TARGET
 def test_every_found_plan_clears_its_margin(total: Tally) -> None:
     assert total.clearing == total.found, f"{total.clearing} of {total.found} clear the margin"
 
