@@ -10,6 +10,7 @@ problems up for a table; issue 12's targets are ``TARGETS``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -105,11 +106,13 @@ def exact_margins(batch: RecourseBatch, X: pd.DataFrame, actions: ActionSet, mod
 
 
 def _invalid(batch: RecourseBatch, X: pd.DataFrame, actions: ActionSet, model: Any) -> int:
-    """Found plans that the independent replay of ``testing.check_plans`` refuses, one row at a time."""
+    """Found plans that the independent replay of ``testing.check_plans`` refuses, one row at a time
+    (each as row 0 of a one-row frame indexed 0, so its row is right by position and by label)."""
     bad = 0
     for i, r in enumerate(batch):
         if r.status == "found":
-            bad += bool(check_plans(RecourseBatch((r,)), X.iloc[[i]], actions, model))  # r.row: its label
+            alone = RecourseBatch((dataclasses.replace(r, row=0),))
+            bad += bool(check_plans(alone, X.iloc[[i]].reset_index(drop=True), actions, model))
     return bad
 
 

@@ -2,6 +2,7 @@
 
     python benchmarks/optimality.py [--problems 300] [--people 20] [--seed 0]
                                     [--german-rows 100] [--out benchmarks/results/optimality.md]
+                                    [--cases CASES.jsonl]
 
 For each generated problem (``actionable.problems.generate``, seeds ``seed .. seed + problems - 1``) it
 runs ``synthesize`` with only ``max_length=problem.max_length`` (everything else, the margin included, at
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import math
 import os
 import platform
@@ -30,7 +32,7 @@ import torch
 
 from actionable import datasets
 from actionable.actions import ActionSet
-from actionable.optimality import TARGETS, Case, ProblemScore, Tally, measure
+from actionable.optimality import TARGETS, WITHIN, Case, ProblemScore, Tally, measure
 from actionable.problems import FAMILIES, Problem, generate
 
 COLUMNS = (
@@ -69,13 +71,34 @@ def german(rows: int) -> list[tuple[str, ProblemScore]]:
 
 
 def worst(scores: Sequence[ProblemScore], k: int = 10) -> list[str]:
-    cases: list[Case] = [c for s in scores for c in s.cases if c.badness > 1 + 1e-9]
-    cases.sort(key=lambda c: (-c.badness, c.problem, str(c.row)))
-    lines = ["| problem | row | oracle cost | found cost |", "|---|---|---|---|"]
-    for c in cases[:k]:
+    """The helpable people left without a plan (cheapest missed plans first), then the found plans
+    furthest above the oracle's cost (more than 1% above): ``k`` of each."""
+    cases: list[Case] = [c for s in scores for c in s.cases]
+    missed = sorted(
+        (c for c in cases if math.isnan(c.found)), key=lambda c: (c.oracle, c.problem, str(c.row))
+    )
+    dear = sorted(
+        (c for c in cases if not math.isnan(c.found) and c.badness > 1 + WITHIN),
+        key=lambda c: (-c.badness, c.problem, str(c.row)),
+    )
+    lines = ["| problem | row | oracle cost | found cost | found / oracle |", "|---|---|---|---|---|"]
+    for c in [*missed[:k], *dear[:k]]:
         found = "not_found" if math.isnan(c.found) else f"{c.found:.4g}"
-        lines.append(f"| {c.problem} | {c.row} | {c.oracle:.4g} | {found} |")
+        ratio = "-" if math.isnan(c.found) else f"{c.badness:.3f}"
+        lines.append(f"| {c.problem} | {c.row} | {c.oracle:.4g} | {found} | {ratio} |")
     return lines
+
+
+def write_cases(path: Path, scores: Sequence[ProblemScore]) -> None:
+    """Every helpable person as one JSON line: problem, row, oracle cost, found cost (null: no plan)."""
+    with path.open("w", encoding="utf-8") as out:
+        for s in scores:
+            for c in s.cases:
+                found = None if math.isnan(c.found) else c.found
+                out.write(
+                    json.dumps({"problem": c.problem, "row": int(c.row), "oracle": c.oracle, "found": found})
+                    + "\n"
+                )
 
 
 def header(args: argparse.Namespace, started: float) -> list[str]:
@@ -109,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--german-rows", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/optimality.md"))
+    parser.add_argument("--cases", type=Path, default=None, help="write every helpable person as JSON lines")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -133,7 +157,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if bundled:
         lines += ["", "### Bundled German, default model and catalogue", "", COLUMNS, "|" + "---|" * 11]
         lines += [row(label, Tally().add([s])) for label, s in bundled]
-    lines += ["", "### The 10 worst cases (generated problems)", "", *worst(scores)]
+    lines += [
+        "",
+        "### The worst cases (generated problems): the 10 cheapest plans missed, then the 10 dearest found",
+        "",
+        *worst(scores),
+    ]
+    if args.cases is not None:
+        write_cases(args.cases, scores)
     text = "\n".join([*header(args, started), *lines]) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
