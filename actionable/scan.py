@@ -246,7 +246,13 @@ class Scanner:
                 trial[:, j, i] = values[block, :, c].reshape(-1)
             rep_ids = ids[block].repeat_interleave(k, 0)
             trial = self.program.round(rep_ids, trial)
-            got = self.verifier.exact(rep_ids, x0[block].repeat_interleave(k, 0), trial)
+            # the columns no parameter moves are the same for every candidate of a pair: computed once
+            per_step, xs = self.program.static_states(x0[block], self.program.dispatch(ids[block]))
+            static = (
+                [[t.repeat_interleave(k, 0) for t in step] for step in per_step],
+                xs.repeat_interleave(k, 0),
+            )
+            got = self.verifier.exact(rep_ids, x0[block].repeat_interleave(k, 0), trial, static)
             parts.append(Exact(*(t.reshape(n, k, *t.shape[1:]) for t in got)))
         return Exact(*(torch.cat(p) for p in zip(*parts, strict=True)))
 
@@ -258,13 +264,14 @@ class Scanner:
         inside = params[:, j, i].clone()
         outside = other.clone()
         best = params.clone()
-        start = self.verifier.exact(ids, x0, params)
+        static = self.program.static_states(x0, self.program.dispatch(ids))  # the same at every halving
+        start = self.verifier.exact(ids, x0, params, static)
         best_cost = torch.where(start.passes, start.cost, math.inf)
         for _ in range(int(self.halvings[ids[:, j], i].max())):
             middle = params.clone()
             middle[:, j, i] = (inside + outside) / 2
             middle = self.program.round(ids, middle)
-            got = self.verifier.exact(ids, x0, middle)
+            got = self.verifier.exact(ids, x0, middle, static)
             passes = got.passes
             inside = torch.where(passes, middle[:, j, i], inside)
             outside = torch.where(passes, outside, middle[:, j, i])

@@ -18,7 +18,7 @@ import torch
 
 from actionable.goals import Goal
 from actionable.models import TorchModel
-from actionable.program import NOOP, Plan, Program, Rounding
+from actionable.program import NOOP, Plan, Program, Rounding, Static
 from actionable.schema import DTYPE
 
 __all__ = ["ROUNDINGS", "Best", "Checked", "Exact", "K", "Outcome", "Verifier", "proper_costs"]
@@ -153,10 +153,13 @@ class Verifier:
         """Whether each output is favourable (the model's own decision) and past the goal by ``margin``."""
         return self.goal.satisfied(out) & (self.goal.margin(out).to(DTYPE) >= self.margin)
 
-    def exact(self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor) -> Exact:
-        """The exact check of each pair's parameters as given (see ``Exact``)."""
+    def exact(
+        self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor, static: Static | None = None
+    ) -> Exact:
+        """The exact check of each pair's parameters as given (see ``Exact``; ``static``: the pairs'
+        ``Program.static_states`` where the caller has them)."""
         with torch.no_grad():
-            path = self.program.rollout(ids, x0, params, exact=True)
+            path = self.program.rollout(ids, x0, params, exact=True, static=static)
             out = self.model(path.x)
             total = path.step_costs.sum(1)
             priced = proper_costs(path.step_costs)
