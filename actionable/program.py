@@ -233,7 +233,8 @@ class Kernel:
                 ],
                 1,
             )
-            ok = (slack >= -1e-9).all(1)
+            # exact: the bounds and directions as the schema checks them (a plan's state must be a valid row)
+            ok = (slack >= (0.0 if exact else -1e-9)).all(1)
             if not exact and slack.shape[1]:
                 d = slack / self.slack_scale
                 pen = (0.1 * torch.where(d >= 0, torch.exp(-d.clamp_min(0)), 1 - d)).sum(1)

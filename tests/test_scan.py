@@ -171,3 +171,19 @@ def test_not_found_says_when_no_sequence_meets_the_conditions() -> None:
     assert record.status == "not_found"
     assert "none of them meets the catalogue's preconditions" in record.error
     assert math.isnan(record.p_after)
+
+
+def test_a_plan_never_ends_a_hair_outside_a_bound() -> None:
+    """Bisection lands on a bound's boundary; float noise there (-1.7e-10 under a bound of 0) once passed a
+    tolerance in the exact check and gave a final state the schema refuses. The independent replay is
+    the judge."""
+    from actionable.problems import generate
+    from actionable.results import RecourseBatch
+    from actionable.testing import check_plans
+
+    p = generate(34, people=10)
+    person = p.X.loc[[115]]
+    record = synthesize(p.model, person, p.actions, max_length=p.max_length)[0]
+    assert record.status == "found"
+    assert check_plans(RecourseBatch((record,)), person, p.actions, p.model) == []
+    p.schema.validate(pd.DataFrame([dict(record.x_after)]))  # a row the schema accepts
