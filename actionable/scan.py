@@ -40,7 +40,7 @@ class ScanConfig:
     first); ``trade_points``: values per parameter in ``Scanner.trade``'s two-parameter grids; ``worth``: a
     passing multi-parameter pair is bisected only when it costs at most this many times its person's best
     plan so far (the others cannot become the best by one step's shrinking in practice; the final plans
-    are traded and polished anyway)."""
+    are traded and polished anyway), and only the ``per_person`` cheapest of a person's."""
 
     points: int = 48
     exact_up_to: int = 256
@@ -50,6 +50,7 @@ class ScanConfig:
     repair_sweeps: int = 2
     trade_points: int = 24
     worth: float = 2.0
+    per_person: int = 8
 
 
 class Scanner:
@@ -88,7 +89,9 @@ class Scanner:
             values[a, i, : len(grid)] = grid
             values[a, i, len(grid) :] = grid[-1]
             param = program.acts[a].params[i]
-            exhaustive[a, i] = param.kind == "integer" and len(grid) <= config.exact_up_to
+            lo, hi = param.bounds
+            every = math.floor(hi) - math.ceil(lo) + 1  # whole numbers in the box
+            exhaustive[a, i] = param.kind == "integer" and every <= config.exact_up_to
         return values, exhaustive, lengths
 
     def grid(self, actions: torch.Tensor, i: int, most: int | None = None) -> torch.Tensor:
@@ -178,14 +181,19 @@ class Scanner:
         people: torch.Tensor | None,
         best: torch.Tensor | None,
     ) -> torch.Tensor:
-        """The ``candidates`` (pair indices) that pass and cost at most ``worth`` x their person's best."""
+        """The ``candidates`` (pair indices) that pass and cost at most ``worth`` x their person's best,
+        at most ``per_person`` of them per person (the cheapest)."""
         every = self.verifier.exact(ids, x0, params)
         cost = torch.where(every.passes, every.cost, math.inf)
         chosen = candidates[every.passes[candidates]]
         if people is None or best is None:
             return chosen
         lowest = best.clone().scatter_reduce(0, people, cost, reduce="amin")
-        return chosen[cost[chosen] <= self.config.worth * lowest[people[chosen]]]
+        chosen = chosen[cost[chosen] <= self.config.worth * lowest[people[chosen]]]
+        order = chosen[torch.argsort(cost[chosen], stable=True)]  # cheapest first, then by person
+        order = order[torch.argsort(people[order], stable=True)]
+        first = torch.searchsorted(people[order], people[order], right=False)
+        return order[torch.arange(len(order)) - first < self.config.per_person]
 
     def _coordinate(
         self,
@@ -207,16 +215,28 @@ class Scanner:
         pick = torch.arange(len(ids))
         out = params.clone()
         out[:, j, i] = candidates[pick, choice]
-        passing = torch.isfinite(exact.cost[pick, choice]) & exact.passes[pick, choice]
         whole = self.exhaustive[actions, i]  # every value tried: no bisection needed
         whole = whole if most is None else whole & (self.lengths[actions, i] <= most)
-        refine = passing & ~whole & (choice > 0)
-        if refine.any():
-            rows = torch.nonzero(refine).flatten()
-            k = choice[rows] - 1  # position in the grid
-            for side in (-1, 1):
-                other = grid[rows, (k + side).clamp(0, grid.shape[1] - 1)]
-                out[rows] = self.bisect(ids[rows], x0[rows], out[rows], j, i, other)
+        # between neighbouring grid values where passing changes, the boundary: the passing set need not
+        # be one interval (a model is not monotone; a rounded effect steps), so every change is bisected
+        grid_passes = exact.passes[:, 1:]
+        change = (grid_passes[:, :-1] ^ grid_passes[:, 1:]) & ~whole[:, None]
+        rows, k = torch.nonzero(change, as_tuple=True)
+        if len(rows):
+            inside_first = grid_passes[rows, k]
+            inside = torch.where(inside_first, grid[rows, k], grid[rows, k + 1])
+            outside = torch.where(inside_first, grid[rows, k + 1], grid[rows, k])
+            start = params[rows].clone()
+            start[:, j, i] = inside
+            found = self.bisect(ids[rows], x0[rows], start, j, i, outside)
+            cost = self.verifier.exact(ids[rows], x0[rows], found)
+            cost_of = torch.where(cost.passes, cost.cost, math.inf)
+            held = exact.cost[pick, choice].where(
+                exact.passes[pick, choice], torch.tensor(math.inf, dtype=DTYPE)
+            )
+            lowest = held.scatter_reduce(0, rows, cost_of, reduce="amin")
+            better = (cost_of == lowest[rows]) & (cost_of < held[rows])
+            out[rows[better]] = found[better]
         return out
 
     def _try(
