@@ -61,38 +61,10 @@ class Scanner:
     def __init__(self, verifier: Verifier, config: ScanConfig | None = None) -> None:
         self.verifier, self.program = verifier, verifier.program
         self.config = config or ScanConfig()
-        self.values, self.exhaustive, self.lengths = self._grids(self.program, self.config)
-        self.halvings = self._halvings(self.program, self.config)
+        self.values, self.exhaustive, self.lengths = _grids(self.program, self.config)
+        self.halvings = _halvings(self.program, self.config)
         counts = [a.n_params for a in self.program.acts] + [0]  # the last row: no-op
         self.n_params = torch.as_tensor(counts, dtype=torch.int64)
-
-    @staticmethod
-    def _grids(program: Program, config: ScanConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per action and slot, the values scanned (padded by repeating the last), whether they are
-        every value the parameter can take (then no bisection is needed), and how many there are."""
-        width = 1
-        grids: dict[tuple[int, int], torch.Tensor] = {}
-        for a, action in enumerate(program.acts):
-            for i, param in enumerate(action.params):
-                lo, hi = param.bounds
-                if param.kind == "integer" and math.floor(hi) - math.ceil(lo) + 1 <= config.exact_up_to:
-                    grid = torch.arange(math.ceil(lo), math.floor(hi) + 1, dtype=DTYPE)
-                else:
-                    grid = _grid(lo, hi, float(param.init), config.points)  # type: ignore[arg-type]
-                grids[a, i] = grid
-                width = max(width, len(grid))
-        values = torch.zeros(len(program.acts) + 1, program.slots, width, dtype=DTYPE)
-        exhaustive = torch.zeros(len(program.acts) + 1, program.slots, dtype=torch.bool)
-        lengths = torch.ones(len(program.acts) + 1, program.slots, dtype=torch.int64)
-        for (a, i), grid in grids.items():
-            lengths[a, i] = len(grid)
-            values[a, i, : len(grid)] = grid
-            values[a, i, len(grid) :] = grid[-1]
-            param = program.acts[a].params[i]
-            lo, hi = param.bounds
-            every = math.floor(hi) - math.ceil(lo) + 1  # whole numbers in the box
-            exhaustive[a, i] = param.kind == "integer" and every <= config.exact_up_to
-        return values, exhaustive, lengths
 
     def grid(self, actions: torch.Tensor, i: int, most: int | None = None) -> torch.Tensor:
         """Per pair (``actions``: its action at the step), the values of slot ``i`` scanned: all, or at
@@ -102,19 +74,6 @@ class Scanner:
             return values
         spread = torch.linspace(0, 1, most, dtype=DTYPE)[None, :] * (self.lengths[actions, i, None] - 1)
         return values.gather(1, spread.round().long())
-
-    @staticmethod
-    def _halvings(program: Program, config: ScanConfig) -> torch.Tensor:
-        """Per action and slot, the bisection steps that reach its grid (whole numbers, the resolution), at
-        most ``config.bisect`` (for a real parameter: a 2^-bisect share of its box)."""
-        out = torch.zeros(len(program.acts) + 1, program.slots, dtype=torch.int64)
-        for a, action in enumerate(program.acts):
-            for i, param in enumerate(action.params):
-                lo, hi = param.bounds
-                step = 1.0 if param.kind == "integer" else param.resolution
-                needed = math.ceil(math.log2(max((hi - lo) / step, 1.0))) + 1 if step else config.bisect
-                out[a, i] = min(needed, config.bisect)
-        return out
 
     def active(self, ids: torch.Tensor) -> torch.Tensor:
         """Per pair, step and slot: whether that parameter exists (pairs x steps x slots)."""
@@ -218,25 +177,31 @@ class Scanner:
         whole = self.exhaustive[actions, i]  # every value tried: no bisection needed
         whole = whole if most is None else whole & (self.lengths[actions, i] <= most)
         # between neighbouring grid values where passing changes, the boundary: the passing set need not
-        # be one interval (a model is not monotone; a rounded effect steps), so every change is bisected
-        grid_passes = exact.passes[:, 1:]
-        change = (grid_passes[:, :-1] ^ grid_passes[:, 1:]) & ~whole[:, None]
-        rows, k = torch.nonzero(change, as_tuple=True)
-        if len(rows):
-            inside_first = grid_passes[rows, k]
-            inside = torch.where(inside_first, grid[rows, k], grid[rows, k + 1])
-            outside = torch.where(inside_first, grid[rows, k + 1], grid[rows, k])
+        # be one interval (a model is not monotone; a rounded effect steps), so every change is bisected;
+        # so is every change of validity or of the margin alone (a passing island inside one grid cell,
+        # between a value that misses the margin and one that breaks a condition)
+        held = exact.cost[pick, choice].where(exact.passes[pick, choice], torch.tensor(math.inf, dtype=DTYPE))
+        flags = {
+            "passes": exact.passes[:, 1:],
+            "ok": exact.ok[:, 1:],
+            "reach": exact.margin[:, 1:] >= self.verifier.margin,
+        }
+        for by, flag in flags.items():
+            change = (flag[:, :-1] ^ flag[:, 1:]) & ~whole[:, None]
+            rows, k = torch.nonzero(change, as_tuple=True)
+            if not len(rows):
+                continue
+            inside_first = flag[rows, k]
             start = params[rows].clone()
-            start[:, j, i] = inside
-            found = self.bisect(ids[rows], x0[rows], start, j, i, outside)
-            cost = self.verifier.exact(ids[rows], x0[rows], found)
-            cost_of = torch.where(cost.passes, cost.cost, math.inf)
-            held = exact.cost[pick, choice].where(
-                exact.passes[pick, choice], torch.tensor(math.inf, dtype=DTYPE)
-            )
+            start[:, j, i] = torch.where(inside_first, grid[rows, k], grid[rows, k + 1])
+            outside = torch.where(inside_first, grid[rows, k + 1], grid[rows, k])
+            found = self.bisect(ids[rows], x0[rows], start, j, i, outside, by)
+            got = self.verifier.exact(ids[rows], x0[rows], found)
+            cost_of = torch.where(got.passes, got.cost, math.inf)
             lowest = held.scatter_reduce(0, rows, cost_of, reduce="amin")
             better = (cost_of == lowest[rows]) & (cost_of < held[rows])
             out[rows[better]] = found[better]
+            held = lowest
         return out
 
     def _try(
@@ -277,10 +242,18 @@ class Scanner:
         return Exact(*(torch.cat(p) for p in zip(*parts, strict=True)))
 
     def bisect(
-        self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor, j: int, i: int, other: torch.Tensor
+        self,
+        ids: torch.Tensor,
+        x0: torch.Tensor,
+        params: torch.Tensor,
+        j: int,
+        i: int,
+        other: torch.Tensor,
+        by: str = "passes",
     ) -> torch.Tensor:
-        """Toward ``other`` (a failing neighbour) from the passing value in ``params``: the boundary point,
-        kept where it is cheaper."""
+        """Toward ``other`` from the value in ``params``: the boundary of ``by`` ("passes", "ok": the
+        conditions, bounds and directions hold, "reach": the margin is reached), true at the start and
+        false at ``other``; every passing point met is kept where it is cheaper."""
         inside = params[:, j, i].clone()
         outside = other.clone()
         best = params.clone()
@@ -292,10 +265,10 @@ class Scanner:
             middle[:, j, i] = (inside + outside) / 2
             middle = self.program.round(ids, middle)
             got = self.verifier.exact(ids, x0, middle, static)
-            passes = got.passes
-            inside = torch.where(passes, middle[:, j, i], inside)
-            outside = torch.where(passes, outside, middle[:, j, i])
-            better = passes & (got.cost < best_cost)
+            side = {"passes": got.passes, "ok": got.ok, "reach": got.margin >= self.verifier.margin}[by]
+            inside = torch.where(side, middle[:, j, i], inside)
+            outside = torch.where(side, outside, middle[:, j, i])
+            better = got.passes & (got.cost < best_cost)
             best[better] = middle[better]
             best_cost = torch.where(better, got.cost, best_cost)
         return best
@@ -320,3 +293,44 @@ def preference(exact: Exact) -> torch.Tensor:
     worse."""
     key = torch.where(exact.passes, exact.cost, 1e12 + exact.objective)
     return torch.nan_to_num(key, nan=math.inf)
+
+
+def _grids(program: Program, config: ScanConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per action and slot, the values scanned (padded by repeating the last), whether they are
+    every value the parameter can take (then no bisection is needed), and how many there are."""
+    width = 1
+    grids: dict[tuple[int, int], torch.Tensor] = {}
+    for a, action in enumerate(program.acts):
+        for i, param in enumerate(action.params):
+            lo, hi = param.bounds
+            if param.kind == "integer" and math.floor(hi) - math.ceil(lo) + 1 <= config.exact_up_to:
+                grid = torch.arange(math.ceil(lo), math.floor(hi) + 1, dtype=DTYPE)
+            else:
+                grid = _grid(lo, hi, float(param.init), config.points)  # type: ignore[arg-type]
+            grids[a, i] = grid
+            width = max(width, len(grid))
+    values = torch.zeros(len(program.acts) + 1, program.slots, width, dtype=DTYPE)
+    exhaustive = torch.zeros(len(program.acts) + 1, program.slots, dtype=torch.bool)
+    lengths = torch.ones(len(program.acts) + 1, program.slots, dtype=torch.int64)
+    for (a, i), grid in grids.items():
+        lengths[a, i] = len(grid)
+        values[a, i, : len(grid)] = grid
+        values[a, i, len(grid) :] = grid[-1]
+        param = program.acts[a].params[i]
+        lo, hi = param.bounds
+        every = math.floor(hi) - math.ceil(lo) + 1  # whole numbers in the box
+        exhaustive[a, i] = param.kind == "integer" and every <= config.exact_up_to
+    return values, exhaustive, lengths
+
+
+def _halvings(program: Program, config: ScanConfig) -> torch.Tensor:
+    """Per action and slot, the bisection steps that reach its grid (whole numbers, the resolution), at
+    most ``config.bisect`` (for a real parameter: a 2^-bisect share of its box)."""
+    out = torch.zeros(len(program.acts) + 1, program.slots, dtype=torch.int64)
+    for a, action in enumerate(program.acts):
+        for i, param in enumerate(action.params):
+            lo, hi = param.bounds
+            step = 1.0 if param.kind == "integer" else param.resolution
+            needed = math.ceil(math.log2(max((hi - lo) / step, 1.0))) + 1 if step else config.bisect
+            out[a, i] = min(needed, config.bisect)
+    return out
