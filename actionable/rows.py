@@ -93,28 +93,13 @@ def assemble(
             items.append(Recourse(row=labels[row], status="error", error=rows.errors[row], **common))
             continue
         o, before = found[row]
-        items.append(
-            Recourse(
-                row=labels[row],
-                status=o.status,
-                steps=o.steps,
-                cost=o.cost,
-                x_before=before,
-                x_after=o.x_after,
-                p_before=o.p_before,
-                p_after=o.p_after,
-                error=o.error,
-                indirect_raw=o.indirect_raw,
-                alternatives=tuple(_alternative(labels[row], a, before) for a in o.alternatives),
-                certificate=o.certificate,
-                **common,
-            )
-        )
+        items.append(_record(labels[row], o, before, **common))
     return RecourseBatch(tuple(items))
 
 
-def _alternative(row: Any, o: Outcome, before: Mapping[str, Any]) -> Recourse:
-    """Another plan for the same row (no timing or provenance of its own: the record's apply)."""
+def _record(row: Any, o: Outcome, before: Mapping[str, Any], **common: Any) -> Recourse:
+    """One valid row's record from its outcome; its alternatives are records too (without timing or
+    provenance of their own: the record's apply)."""
     return Recourse(
         row=row,
         status=o.status,
@@ -124,6 +109,11 @@ def _alternative(row: Any, o: Outcome, before: Mapping[str, Any]) -> Recourse:
         x_after=o.x_after,
         p_before=o.p_before,
         p_after=o.p_after,
+        error=o.error,
+        indirect_raw=o.indirect_raw,
+        alternatives=tuple(_record(row, a, before) for a in o.alternatives),
+        certificate=o.certificate,
+        **common,
     )
 
 

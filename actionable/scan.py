@@ -238,6 +238,7 @@ class Scanner:
                 xs.repeat_interleave(k, 0),
             )
             got = self.verifier.exact(rep_ids, x0[block].repeat_interleave(k, 0), trial, static)
+            got = got._replace(state=got.state[:, :0])  # the states are not needed: never concatenated
             parts.append(Exact(*(t.reshape(n, k, *t.shape[1:]) for t in got)))
         return Exact(*(torch.cat(p) for p in zip(*parts, strict=True)))
 

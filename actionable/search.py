@@ -241,10 +241,11 @@ class Trials:
         x0 = self.x0[rows]
         params = self.parameters(ids, x0, rows)
         checked = self.verifier.check(ids, x0, params, rows)
-        self.closest.offer(self.verifier.exact(ids, x0, self.program.round(ids, params)), ids, rows)
+        rounded = self.verifier.exact(ids, x0, self.program.round(ids, params))  # one replay for both
+        self.closest.offer(rounded, ids, rows)
         outcome = None
         if outcomes or self.observer is not None:
-            outcome = self.verifier.outcome(ids, x0, params)
+            outcome = Outcome(rounded.objective, rounded.state)
         if self.observer is not None and outcome is not None:
             for j in range(len(ids)):
                 seq = self.program.sequence(ids[j])

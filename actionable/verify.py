@@ -42,7 +42,7 @@ class Exact(NamedTuple):
     """Per pair, the exact check of parameters as given (already rounded): whether the plan passes (valid,
     favourable, margin reached, proper costs), its cost (inf where a step's cost is improper), the search
     objective (see ``Outcome``), whether its conditions, bounds and directions hold (``ok``), the goal
-    margin it reaches and the favourable probability (or predicted value) at its end."""
+    margin it reaches, the favourable probability (or predicted value) at its end, and that end state."""
 
     passes: torch.Tensor
     cost: torch.Tensor
@@ -50,6 +50,7 @@ class Exact(NamedTuple):
     ok: torch.Tensor
     margin: torch.Tensor
     probability: torch.Tensor
+    state: torch.Tensor
 
 
 class Outcome(NamedTuple):
@@ -168,7 +169,7 @@ class Verifier:
             probability = self.goal.probability(out).to(DTYPE)
         objective = total + 10 * torch.relu(self.margin - margin) + torch.where(path.ok, 0.0, 10.0)
         cost = torch.where(priced, total, math.inf)
-        return Exact(passes, cost, objective, path.ok, margin, probability)
+        return Exact(passes, cost, objective, path.ok, margin, probability, path.x)
 
     def _note_refused(
         self, ids: torch.Tensor, rows: torch.Tensor, step_costs: torch.Tensor, refused: torch.Tensor
@@ -193,11 +194,8 @@ class Verifier:
 
     def outcome(self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor) -> Outcome:
         """Each pair's rounded plan scored for the search (see ``Outcome``)."""
-        with torch.no_grad():
-            path = self.program.rollout(ids, x0, self.program.round(ids, params), exact=True)
-            missing = torch.relu(self.margin - self.goal.margin(self.model(path.x)))
-        objective = path.step_costs.sum(1) + 10 * missing + torch.where(path.ok, 0.0, 10.0)
-        return Outcome(objective, path.x)
+        rounded = self.exact(ids, x0, self.program.round(ids, params))
+        return Outcome(rounded.objective, rounded.state)
 
     # ------------------------------------------------------------------------------- finishing
     def polish(self, best: Mapping[K, Plan], points: int = 48) -> dict[K, Plan]:
