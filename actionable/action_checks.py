@@ -29,6 +29,7 @@ from actionable.schema import DTYPE, Feature, Schema
 __all__ = [
     "MAX_CORNERS",
     "MAX_FORMAT",
+    "box_of",
     "check_box",
     "check_protected",
     "check_samples",
@@ -278,10 +279,16 @@ def check_box(action: CheckedAction, schema: Schema, here: str) -> None:
 
 
 def _box(action: CheckedAction, schema: Schema) -> dict[str, I.Span | tuple[str, ...]]:
+    return box_of(action.params, schema)
+
+
+def box_of(params: Sequence[Param], schema: Schema) -> dict[str, I.Span | tuple[str, ...]]:
+    """The box interval arithmetic works on: every feature within its bounds (a category: any level),
+    every parameter within its own."""
     box: dict[str, I.Span | tuple[str, ...]] = {}
     for f in schema.features:
         box[f.name] = f.levels if f.is_category else I.Span(*f.bounds)
-    for p in action.params:
+    for p in params:
         lo, hi = p.bounds
         box[p.name] = I.Span(math.ceil(lo), math.floor(hi)) if p.kind == "integer" else I.Span(lo, hi)
     return box

@@ -21,6 +21,8 @@ from typing import Any, Literal, NamedTuple
 import torch
 
 from actionable import expr as E
+from actionable import intervals as I
+from actionable.action_checks import box_of
 from actionable.actions import Action, ActionSet, Condition, relax
 from actionable.errors import ConfigError
 from actionable.results import Recourse, Step
@@ -38,7 +40,6 @@ __all__ = [
     "Program",
     "Rounding",
     "Static",
-    "constant_cost",
 ]
 
 NOOP = -1  # the padding action of sequences shorter than the longest: changes nothing, costs nothing
@@ -98,15 +99,16 @@ class _Read:
     pos: int | None
 
 
-def constant_cost(action: Action) -> float:
-    """A lower bound on the action's cost in any verified plan: its value if constant, else 0 (a verified
-    plan never has a negative step cost, see ``verify.proper_costs``)."""
-    cost = action.expressions.cost
-    if cost.names:
+def cost_floor(action: Action, schema: Schema) -> float:
+    """A lower bound on the action's cost wherever its preconditions can hold (interval arithmetic over
+    the features' and parameters' bounds): what a search adds up to skip sequences that cannot beat a plan
+    in hand. 0 where the interval says nothing (a verified step never costs less than 0)."""
+    box = box_of(action.params, schema)
+    narrowed = I.narrow([c.expr.node for c in action.conditions("pre")], box)
+    if narrowed is None:
         return 0.0
-    value = float(cost.evaluate({}))
-    # negative, infinite or NaN: never verified; 0 keeps the bound safe and lets verify name the action
-    return value if 0 <= value < math.inf else 0.0
+    low = I.span(action.expressions.cost.node, narrowed).lo
+    return low if 0.0 < low < math.inf else 0.0
 
 
 class Kernel:
@@ -268,7 +270,7 @@ class Program:
         columns = sorted(written)
         self.touched = torch.as_tensor(columns, dtype=torch.int64)
         self.kernels = tuple(Kernel(a, self.schema, {c: i for i, c in enumerate(columns)}) for a in self.acts)
-        self.lower_bounds = tuple(constant_cost(a) for a in self.acts)
+        self.lower_bounds = tuple(cost_floor(a, self.schema) for a in self.acts)
         self._box = self._box_tables()
         lo, hi = self.schema.bounds_tensor()
         self.column_scale = torch.where(torch.isfinite(hi - lo) & (hi > lo), hi - lo, torch.ones_like(hi))
@@ -280,6 +282,11 @@ class Program:
             ]
             for action in self.acts
         ]
+
+    def bound(self, ids: torch.Tensor) -> torch.Tensor:
+        """Per padded sequence, a lower bound on its cost: the sum of its actions' ``lower_bounds``."""
+        floors = torch.as_tensor([*self.lower_bounds, 0.0], dtype=DTYPE)
+        return floors[torch.where(ids == NOOP, len(self.acts), ids)].sum(1)
 
     def _box_tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per action and parameter slot: lower bound, upper bound and initial value (the last row: no-op)."""

@@ -26,6 +26,7 @@ from actionable.verify import Exact, Verifier
 
 __all__ = ["ScanConfig", "Scanner", "preference"]
 
+FLAGS = ("passes", "ok", "reach")  # what a bisection keeps true: the whole check, the conditions, the margin
 PAIRS_PER_PASS = 1 << 15  # candidate rows per exact evaluation: bounds memory (pairs x candidates x width)
 
 
@@ -62,7 +63,7 @@ class Scanner:
         self.verifier, self.program = verifier, verifier.program
         self.config = config or ScanConfig()
         self.values, self.exhaustive, self.lengths = _grids(self.program, self.config)
-        self.halvings = _halvings(self.program, self.config)
+        self.halvings, self.resolution = _halvings(self.program, self.config)
         counts = [a.n_params for a in self.program.acts] + [0]  # the last row: no-op
         self.n_params = torch.as_tensor(counts, dtype=torch.int64)
 
@@ -111,8 +112,7 @@ class Scanner:
         multi = torch.nonzero(~single).flatten()
         if not len(multi):
             return params
-        failing = multi[~self.verifier.exact(ids[multi], x0[multi], params[multi]).passes]
-        failing = failing if self.config.repair else failing[:0]
+        failing = _to_repair(self.verifier, self.config, ids, x0, params, multi, people, best)
         for _ in range(self.config.repair_sweeps):  # repair: each parameter over its grid, toward passing
             for j in range(ids.shape[1]):
                 for i in range(self.program.slots):
@@ -121,7 +121,7 @@ class Scanner:
                         params[mine] = self._coordinate(
                             ids[mine], x0[mine], params[mine], j, i, self.config.repair
                         )
-        rows = self._worth(ids, x0, params, multi, people, best)
+        rows = _worth(self.verifier, self.config, ids, x0, params, multi, people, best)
         for _ in range(self.config.sweeps):
             for j in range(ids.shape[1]):
                 for i in range(self.program.slots):
@@ -130,29 +130,6 @@ class Scanner:
                         toward = init[mine, j, i]
                         params[mine] = self.bisect(ids[mine], x0[mine], params[mine], j, i, toward)
         return params
-
-    def _worth(
-        self,
-        ids: torch.Tensor,
-        x0: torch.Tensor,
-        params: torch.Tensor,
-        candidates: torch.Tensor,
-        people: torch.Tensor | None,
-        best: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """The ``candidates`` (pair indices) that pass and cost at most ``worth`` x their person's best,
-        at most ``per_person`` of them per person (the cheapest)."""
-        every = self.verifier.exact(ids, x0, params)
-        cost = torch.where(every.passes, every.cost, math.inf)
-        chosen = candidates[every.passes[candidates]]
-        if people is None or best is None:
-            return chosen
-        lowest = best.clone().scatter_reduce(0, people, cost, reduce="amin")
-        chosen = chosen[cost[chosen] <= self.config.worth * lowest[people[chosen]]]
-        order = chosen[torch.argsort(cost[chosen], stable=True)]  # cheapest first, then by person
-        order = order[torch.argsort(people[order], stable=True)]
-        first = torch.searchsorted(people[order], people[order], right=False)
-        return order[torch.arange(len(order)) - first < self.config.per_person]
 
     def _coordinate(
         self,
@@ -186,22 +163,18 @@ class Scanner:
             "ok": exact.ok[:, 1:],
             "reach": exact.margin[:, 1:] >= self.verifier.margin,
         }
-        for by, flag in flags.items():
-            change = (flag[:, :-1] ^ flag[:, 1:]) & ~whole[:, None]
-            rows, k = torch.nonzero(change, as_tuple=True)
-            if not len(rows):
-                continue
-            inside_first = flag[rows, k]
-            start = params[rows].clone()
-            start[:, j, i] = torch.where(inside_first, grid[rows, k], grid[rows, k + 1])
-            outside = torch.where(inside_first, grid[rows, k + 1], grid[rows, k])
-            found = self.bisect(ids[rows], x0[rows], start, j, i, outside, by)
-            got = self.verifier.exact(ids[rows], x0[rows], found)
-            cost_of = torch.where(got.passes, got.cost, math.inf)
-            lowest = held.scatter_reduce(0, rows, cost_of, reduce="amin")
-            better = (cost_of == lowest[rows]) & (cost_of < held[rows])
-            out[rows[better]] = found[better]
-            held = lowest
+        # a repair (``most`` values) only looks for passing: its islands are the full scans' business
+        rows, k, code = _changes([flags["passes"]] if most is not None else list(flags.values()), whole)
+        if not len(rows):
+            return out
+        inside_first = torch.stack(list(flags.values()))[code, rows, k]
+        start = params[rows].clone()
+        start[:, j, i] = torch.where(inside_first, grid[rows, k], grid[rows, k + 1])
+        outside = torch.where(inside_first, grid[rows, k + 1], grid[rows, k])
+        found, cost_of = self.search(ids[rows], x0[rows], start, j, i, outside, code)
+        lowest = held.scatter_reduce(0, rows, cost_of, reduce="amin")
+        better = (cost_of == lowest[rows]) & (cost_of < held[rows])
+        out[rows[better]] = found[better]
         return out
 
     def _try(
@@ -255,24 +228,115 @@ class Scanner:
         """Toward ``other`` from the value in ``params``: the boundary of ``by`` ("passes", "ok": the
         conditions, bounds and directions hold, "reach": the margin is reached), true at the start and
         false at ``other``; every passing point met is kept where it is cheaper."""
-        inside = params[:, j, i].clone()
-        outside = other.clone()
+        code = torch.full((len(ids),), FLAGS.index(by), dtype=torch.int64)
+        return self.search(ids, x0, params, j, i, other, code)[0]
+
+    def search(
+        self,
+        ids: torch.Tensor,
+        x0: torch.Tensor,
+        params: torch.Tensor,
+        j: int,
+        i: int,
+        other: torch.Tensor,
+        code: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``bisect`` with a flag per pair (``code``: an index into ``FLAGS``), and each pair's halvings
+        only as many as its own interval needs at the parameter's resolution; the best parameters found
+        and their verified cost (infinity where none passed)."""
+        inside, outside = params[:, j, i].clone(), other.clone()
         best = params.clone()
-        static = self.program.static_states(x0, self.program.dispatch(ids))  # the same at every halving
-        start = self.verifier.exact(ids, x0, params, static)
+        start = self.verifier.exact(ids, x0, params)
         best_cost = torch.where(start.passes, start.cost, math.inf)
-        for _ in range(int(self.halvings[ids[:, j], i].max())):
-            middle = params.clone()
-            middle[:, j, i] = (inside + outside) / 2
-            middle = self.program.round(ids, middle)
-            got = self.verifier.exact(ids, x0, middle, static)
-            side = {"passes": got.passes, "ok": got.ok, "reach": got.margin >= self.verifier.margin}[by]
-            inside = torch.where(side, middle[:, j, i], inside)
-            outside = torch.where(side, outside, middle[:, j, i])
-            better = got.passes & (got.cost < best_cost)
-            best[better] = middle[better]
-            best_cost = torch.where(better, got.cost, best_cost)
-        return best
+        actions = ids[:, j]
+        step, most = self.resolution[actions, i], self.halvings[actions, i]
+        width = ((outside - inside).abs() / step.clamp(min=1e-300)).clamp(min=1.0, max=2.0**62)
+        left = torch.where(step > 0, torch.minimum(torch.log2(width).ceil().long() + 1, most), most)
+        kept, static = torch.arange(0), None
+        while len(live := torch.nonzero(left > 0).flatten()):
+            if static is None or len(kept) > 2 * len(live):  # the fixed columns of the pairs evaluated
+                kept = live  # (a pair done is evaluated on while most are not: one more halving is harmless)
+                static = self.program.static_states(x0[kept], self.program.dispatch(ids[kept]))
+            middle = params[kept].clone()
+            middle[:, j, i] = (inside[kept] + outside[kept]) / 2
+            middle = self.program.round(ids[kept], middle)
+            got = self.verifier.exact(ids[kept], x0[kept], middle, static)
+            sides = torch.stack([got.passes, got.ok, got.margin >= self.verifier.margin])
+            side = sides[code[kept], torch.arange(len(kept))]
+            inside[kept] = torch.where(side, middle[:, j, i], inside[kept])
+            outside[kept] = torch.where(side, outside[kept], middle[:, j, i])
+            better = got.passes & (got.cost < best_cost[kept])
+            best[kept[better]] = middle[better]
+            best_cost[kept[better]] = got.cost[better]
+            left[kept] -= 1
+        return best, best_cost
+
+
+def _to_repair(
+    verifier: Verifier,
+    config: ScanConfig,
+    ids: torch.Tensor,
+    x0: torch.Tensor,
+    params: torch.Tensor,
+    multi: torch.Tensor,
+    people: torch.Tensor | None,
+    best: torch.Tensor | None,
+) -> torch.Tensor:
+    """The failing ``multi`` pairs worth a repair: all of them where a pair's person has no passing
+    plan yet (this batch's included); else those whose cost where the optimiser left them is under
+    ``worth`` x the person's best (a repair moves toward passing, which rarely makes a plan cheaper)."""
+    if not config.repair:
+        return multi[:0]
+    every = verifier.exact(ids, x0, params)
+    failing = multi[~every.passes[multi]]
+    if people is None or best is None or not len(failing):
+        return failing
+    bar = config.worth * _lowest(every, people, best)[people[failing]]
+    return failing[~(every.cost[failing] >= bar)]  # NaN costs are repaired: the bar says nothing
+
+
+def _worth(
+    verifier: Verifier,
+    config: ScanConfig,
+    ids: torch.Tensor,
+    x0: torch.Tensor,
+    params: torch.Tensor,
+    candidates: torch.Tensor,
+    people: torch.Tensor | None,
+    best: torch.Tensor | None,
+) -> torch.Tensor:
+    """The ``candidates`` (pair indices) that pass and cost at most ``worth`` x their person's best,
+    at most ``per_person`` of them per person (the cheapest)."""
+    every = verifier.exact(ids, x0, params)
+    chosen = candidates[every.passes[candidates]]
+    if people is None or best is None:
+        return chosen
+    cost = torch.where(every.passes, every.cost, math.inf)
+    chosen = chosen[cost[chosen] <= config.worth * _lowest(every, people, best)[people[chosen]]]
+    order = chosen[torch.argsort(cost[chosen], stable=True)]  # cheapest first, then by person
+    order = order[torch.argsort(people[order], stable=True)]
+    first = torch.searchsorted(people[order], people[order], right=False)
+    return order[torch.arange(len(order)) - first < config.per_person]
+
+
+def _lowest(exact: Exact, people: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+    """Per person, the cheapest of ``best`` and the passing pairs of ``exact`` (``people``: each pair's)."""
+    cost = torch.where(exact.passes, exact.cost, math.inf)
+    return best.clone().scatter_reduce(0, people, cost, reduce="amin")
+
+
+def _changes(
+    flags: list[torch.Tensor], whole: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where each flag (pairs x values) changes between neighbouring grid values, for pairs whose grid is
+    not every value (``whole``): the pairs, the left neighbours and which flag (an index into ``FLAGS``)."""
+    rows, ks, codes = [], [], []
+    for code, flag in enumerate(flags):
+        r, k = torch.nonzero((flag[:, :-1] ^ flag[:, 1:]) & ~whole[:, None], as_tuple=True)
+        rows.append(r)
+        ks.append(k)
+        codes.append(torch.full_like(r, code))
+    return torch.cat(rows), torch.cat(ks), torch.cat(codes)
 
 
 def _grid(lo: float, hi: float, init: float, points: int) -> torch.Tensor:
@@ -324,14 +388,17 @@ def _grids(program: Program, config: ScanConfig) -> tuple[torch.Tensor, torch.Te
     return values, exhaustive, lengths
 
 
-def _halvings(program: Program, config: ScanConfig) -> torch.Tensor:
-    """Per action and slot, the bisection steps that reach its grid (whole numbers, the resolution), at
-    most ``config.bisect`` (for a real parameter: a 2^-bisect share of its box)."""
+def _halvings(program: Program, config: ScanConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per action and slot, the bisection steps that reach its grid (whole numbers, the resolution) across
+    its whole box, at most ``config.bisect``, and that resolution (0 for a real parameter without one: every
+    bisection halves its interval ``config.bisect`` times)."""
     out = torch.zeros(len(program.acts) + 1, program.slots, dtype=torch.int64)
+    resolution = torch.ones(len(program.acts) + 1, program.slots, dtype=DTYPE)
     for a, action in enumerate(program.acts):
         for i, param in enumerate(action.params):
             lo, hi = param.bounds
             step = 1.0 if param.kind == "integer" else param.resolution
             needed = math.ceil(math.log2(max((hi - lo) / step, 1.0))) + 1 if step else config.bisect
             out[a, i] = min(needed, config.bisect)
-    return out
+            resolution[a, i] = step or 0.0  # 0: no resolution, every halving (a share of the interval)
+    return out, resolution

@@ -30,7 +30,7 @@ from actionable.diagnosis import Closest
 from actionable.errors import ConfigError
 from actionable.goals import Goal
 from actionable.models import TorchModel
-from actionable.program import Program
+from actionable.program import NOOP, Program
 from actionable.scan import Scanner
 from actionable.schema import DTYPE
 from actionable.verify import Best, Outcome, Verifier
@@ -213,9 +213,11 @@ Optimise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ids, x0) -> 
 class Trials:
     """What a strategy drives: batches of (sequence, person) pairs, optimised by ``optimise`` (for instance
     ``inner.Optimiser.run``) and checked by ``verifier``; each person's best verified plan is kept in
-    ``best`` (``best_cost``: infinity where none yet). ``x0``: the people's start states, ``rows``: their
-    input rows (what an ``observer`` is told); ``scanner``: exact parameter scans after (or, for one
-    parameter, instead of) the optimisation; ``keep``: plans kept per person (each using other actions)."""
+    ``best``. ``x0``: the people's start states, ``rows``: their input rows (what an ``observer`` is told);
+    ``scanner``: exact parameter scans after (or, for one parameter, instead of) the optimisation;
+    ``keep``: plans kept per person (each using other actions), of which the ``rank`` cheapest are the
+    answers: ``best_cost``, the ``rank``-th's cost (infinity until there are that many), is what a
+    sequence's bound must be under to be tried (the others kept only compete, see ``trade``)."""
 
     def __init__(
         self,
@@ -226,13 +228,14 @@ class Trials:
         observer: Observer | None = None,
         scanner: Scanner | None = None,
         keep: int = 1,
+        rank: int = 1,
     ) -> None:
         self.verifier, self.optimise, self.observer, self.scanner = verifier, optimise, observer, scanner
         self.program = verifier.program
         self.x0, self.rows = x0, list(rows)
         self.people = len(x0)
-        self.best = Best(self.people, keep)
-        self.best_cost = self.best.cost
+        self.best = Best(self.people, keep, rank)
+        self.best_cost = self.best.bar
         self.closest = Closest(self.people)
 
     def evaluate(self, ids: torch.Tensor, rows: torch.Tensor, outcomes: bool = False) -> Outcome | None:
@@ -258,15 +261,46 @@ class Trials:
         self, ids: torch.Tensor, x0: torch.Tensor, rows: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Each pair's parameters: a pair with at most one parameter is scanned exactly (no gradient
-        steps), the others optimised and then scanned one parameter at a time (see ``scan``)."""
+        steps), the others optimised and then scanned one parameter at a time (see ``scan``). The scanned
+        pairs' plans are offered first, so a pair with more parameters whose bound cannot beat its
+        person's bar is not optimised (it keeps its initial values)."""
         if self.scanner is None:
             return self.optimise(ids, x0)
         _, _, params = self.program.boxes(ids)
+        params = params.clone()
         multi = self.scanner.coordinates(ids) > 1
-        if multi.any():
-            params = params.clone()
+        length = (ids != NOOP).sum(1)
+        for steps in torch.unique(length[~multi]).tolist():  # shorter first: their plans bound the longer
+            single = ~multi & (length == steps)
+            if rows is not None:
+                single &= self.program.bound(ids) < self.best_cost[rows]
+            self._scan_alone(ids, x0, params, torch.nonzero(single).flatten(), rows)
+        if rows is not None:
+            multi &= self.program.bound(ids) < self.best_cost[rows]
+        multi = torch.nonzero(multi).flatten()
+        if len(multi):
             params[multi] = self.optimise(ids[multi], x0[multi])
-        return self.scanner.refine(ids, x0, params, rows, self.best_cost)
+            who = rows[multi] if rows is not None else None
+            params[multi] = self.scanner.refine(ids[multi], x0[multi], params[multi], who, self.best_cost)
+        return params
+
+    def _scan_alone(
+        self,
+        ids: torch.Tensor,
+        x0: torch.Tensor,
+        params: torch.Tensor,
+        pairs: torch.Tensor,
+        rows: torch.Tensor | None,
+    ) -> None:
+        """Scan the single-parameter ``pairs`` exactly (into ``params``) and offer their plans at once."""
+        if not len(pairs) or self.scanner is None:
+            return
+        who = rows[pairs] if rows is not None else None
+        params[pairs] = self.scanner.refine(ids[pairs], x0[pairs], params[pairs], who, self.best_cost)
+        if who is not None:
+            self.best.offer(
+                self.verifier.check(ids[pairs], x0[pairs], params[pairs], who), ids[pairs], who, self.x0
+            )
 
     def gradients(self, x: torch.Tensor) -> torch.Tensor:
         """Per action, the gradient score at state ``x`` (see ``gradient_scores``)."""
@@ -286,7 +320,7 @@ class Space:
     chunk: int
 
     def bound(self, seq: Sequence[int]) -> float:
-        """A real lower bound on a sequence's cost: the sum of its actions' constant costs."""
+        """A real lower bound on a sequence's cost: the sum of its actions' cost floors."""
         return sum(self.program.lower_bounds[a] for a in seq)
 
     def limit(self, rows: int) -> float:

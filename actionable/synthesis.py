@@ -149,7 +149,9 @@ class _Run:
         different sets of actions, cheapest first."""
         torch.manual_seed(self.config.seed)
         keep = max(self.config.k, CONTENDERS) if self.scanner is not None else self.config.k
-        trials = Trials(self.verifier, self.optimiser.run, x0, rows, self.observer, self.scanner, keep)
+        trials = Trials(
+            self.verifier, self.optimiser.run, x0, rows, self.observer, self.scanner, keep, self.config.k
+        )
         with one_thread(self.config.chunk):  # batches are at most a chunk of pairs
             space = self.config.space(self.program)
             self.strategy.run(space, trials)

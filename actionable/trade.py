@@ -43,9 +43,12 @@ def trade(scanner: Scanner, ids: torch.Tensor, x0: torch.Tensor, params: torch.T
         exact = scanner.try_values(ids[rows], x0[rows], params[rows], [a, b], candidates)
         choice = preference(exact).argmin(1)
         chosen = candidates[torch.arange(len(rows)), choice]
-        keep = exact.passes[torch.arange(len(rows)), choice]
+        moved = exact.passes[torch.arange(len(rows)), choice] & (choice > 0)
+        rows = rows[moved]  # a plan the grid left where it was was bisected by the scans already
+        if not len(rows):
+            continue
         sub = params[rows].clone()
-        sub[keep, a[0], a[1]], sub[keep, b[0], b[1]] = chosen[keep, 0], chosen[keep, 1]
+        sub[:, a[0], a[1]], sub[:, b[0], b[1]] = chosen[moved, 0], chosen[moved, 1]
         for j, i in (a, b):
             sub = scanner.bisect(ids[rows], x0[rows], sub, j, i, init[rows, j, i])
         params[rows] = sub

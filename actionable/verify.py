@@ -68,13 +68,15 @@ def proper_costs(step_costs: torch.Tensor) -> torch.Tensor:
 
 class Best:
     """Each person's cheapest verified plan so far, and with ``keep`` > 1 the cheapest plan per set of
-    actions used (for alternatives). ``cost``: the bound a new plan must beat to matter, the ``keep``-th
-    cheapest distinct plan's cost (infinity until there are that many)."""
+    actions used (for alternatives). ``cost``: the bound a new plan must beat to be kept, the ``keep``-th
+    cheapest distinct plan's cost (infinity until there are that many); ``bar``: the ``rank``-th's (``rank``
+    <= ``keep``), what a plan must beat to be among the answers (the plans kept past it only compete)."""
 
-    def __init__(self, people: int, keep: int = 1) -> None:
+    def __init__(self, people: int, keep: int = 1, rank: int = 1) -> None:
         self.cost = torch.full((people,), math.inf, dtype=DTYPE)
+        self.bar = self.cost if rank >= keep else torch.full((people,), math.inf, dtype=DTYPE)
         self.plans: dict[int, Plan] = {}
-        self.keep = keep
+        self.keep, self.rank = keep, min(rank, keep)
         self.by_actions: dict[int, dict[frozenset[int], Plan]] = {}
 
     def offer(self, checked: Checked, ids: torch.Tensor, rows: torch.Tensor, x0: torch.Tensor) -> None:
@@ -103,6 +105,8 @@ class Best:
             self.plans[row] = ranked[0]
             if len(ranked) >= self.keep:
                 self.cost[row] = ranked[self.keep - 1].cost
+            if len(ranked) >= self.rank:
+                self.bar[row] = ranked[self.rank - 1].cost
 
     def ranked(self, row: int) -> list[Plan]:
         """The person's plans, cheapest first: at most ``keep``, each using a different set of actions."""
@@ -203,18 +207,24 @@ class Verifier:
 
         Rounding (whole months, whole units) is a step function the continuous optimisation cannot see, so
         a smaller change often reaches the same rounded state. Candidates: all parameters shrunk together,
-        and each step's alone, by factors in (0, 1]; each is replayed exactly and must still pass (the goal
-        met by ``margin``). The cheapest valid candidate wins.
+        and (in a plan of several steps) each step's alone, by factors in (0, 1]; each is replayed exactly
+        and must still pass (the goal met by ``margin``). The cheapest valid candidate wins. Plans are
+        polished in groups of one length, so none is padded with steps that change nothing.
         """
-        if not best:
-            return dict(best)
-        rows = list(best)
-        plans = [best[r] for r in rows]
+        polished = dict(best)
+        for length in sorted({len(plan.ids) for plan in best.values()} - {0}):
+            keys = [key for key, plan in best.items() if len(plan.ids) == length]
+            polished.update(self._polish(keys, [best[key] for key in keys], points))
+        return polished
+
+    def _polish(self, keys: list[K], plans: list[Plan], points: int) -> dict[K, Plan]:
+        """``polish`` for plans of one length."""
         ids, params = self.program.stack(plans)
         width, slots = ids.shape[1], params.shape[2]
         _, _, init = self.program.boxes(ids)
         factors = torch.linspace(0, 1, points + 1, dtype=DTYPE)[1:]
-        masks = [torch.ones(width, dtype=DTYPE)] + [torch.eye(width, dtype=DTYPE)[j] for j in range(width)]
+        masks = [torch.ones(width, dtype=DTYPE)]
+        masks += [torch.eye(width, dtype=DTYPE)[j] for j in range(width)] if width > 1 else []
         candidates = []
         for mask in masks:  # shrink = init + f (p - init) on the masked steps, unchanged elsewhere
             f = 1 - mask[None, :, None] * (1 - factors[:, None, None])
@@ -227,20 +237,22 @@ class Verifier:
         with torch.no_grad():
             path = self.program.rollout(flat_ids, x0.repeat_interleave(per, 0), flat, exact=True)
             out = self.model(path.x)
-        total = path.step_costs.sum(1).reshape(len(rows), per)
+        total = path.step_costs.sum(1).reshape(len(plans), per)
         valid = (
-            path.ok.reshape(len(rows), per)
-            & self.reaches(out).reshape(len(rows), per)
-            & proper_costs(path.step_costs).reshape(len(rows), per)
+            path.ok.reshape(len(plans), per)
+            & self.reaches(out).reshape(len(plans), per)
+            & proper_costs(path.step_costs).reshape(len(plans), per)
         )
         total = torch.where(valid, total, torch.inf)
         choice = total.argmin(1)
-        polished = dict(best)
-        for i, r in enumerate(rows):
+        polished: dict[K, Plan] = {}
+        for i, key in enumerate(keys):
             k = int(choice[i])
             if bool(valid[i, k]) and float(total[i, k]) < float(plans[i].step_costs.sum()) - 1e-12:
                 n, j = len(plans[i].ids), i * per + k
-                polished[r] = plans[i].but(params=flat[j, :n], step_costs=path.step_costs[j, :n], x=path.x[j])
+                polished[key] = plans[i].but(
+                    params=flat[j, :n], step_costs=path.step_costs[j, :n], x=path.x[j]
+                )
         return polished
 
     def without_idle_steps(self, plan: Plan) -> Plan:
