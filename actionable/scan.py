@@ -38,7 +38,9 @@ class ScanConfig:
     ``repair``: values per parameter scanned for a multi-parameter pair the optimiser left failing (a
     subsample of its grid; 0: no repair; the escalation for people still without a plan scans the whole
     grid), in ``repair_sweeps`` passes (a precondition of a later step may need an earlier step's parameter
-    first); ``trade_points``: values per parameter in ``Scanner.trade``'s two-parameter grids; ``worth``: a
+    first); ``trade_points``: values per parameter in ``trade``'s two-parameter scans; ``exact_product``:
+    a sequence whose parameters are all whole numbers scanned in full, with at most this many combinations
+    together, is enumerated instead (``exhaustive``); ``worth``: a
     passing multi-parameter pair is bisected only when it costs at most this many times its person's best
     plan so far (the others cannot become the best by one step's shrinking in practice; the final plans
     are traded and polished anyway), and only the ``per_person`` cheapest of a person's."""
@@ -50,6 +52,7 @@ class ScanConfig:
     repair: int = 12
     repair_sweeps: int = 2
     trade_points: int = 24
+    exact_product: int = 1024
     worth: float = 2.0
     per_person: int = 8
 
@@ -108,7 +111,7 @@ class Scanner:
             for i in range(self.program.slots):
                 rows = torch.nonzero(active[:, j, i] & single).flatten()
                 if len(rows):
-                    params[rows] = self._coordinate(ids[rows], x0[rows], params[rows], j, i)
+                    params[rows] = self.coordinate(ids[rows], x0[rows], params[rows], j, i)
         multi = torch.nonzero(~single).flatten()
         if not len(multi):
             return params
@@ -118,8 +121,9 @@ class Scanner:
                 for i in range(self.program.slots):
                     mine = failing[active[failing, j, i]]
                     if len(mine):
-                        params[mine] = self._coordinate(
-                            ids[mine], x0[mine], params[mine], j, i, self.config.repair
+                        # a repair only looks for passing: the islands are the full scans' business
+                        params[mine] = self.coordinate(
+                            ids[mine], x0[mine], params[mine], j, i, self.config.repair, islands=False
                         )
         rows = _worth(self.verifier, self.config, ids, x0, params, multi, people, best)
         for _ in range(self.config.sweeps):
@@ -131,7 +135,7 @@ class Scanner:
                         params[mine] = self.bisect(ids[mine], x0[mine], params[mine], j, i, toward)
         return params
 
-    def _coordinate(
+    def coordinate(
         self,
         ids: torch.Tensor,
         x0: torch.Tensor,
@@ -139,9 +143,11 @@ class Scanner:
         j: int,
         i: int,
         most: int | None = None,
+        islands: bool = True,
     ) -> torch.Tensor:
         """The best value of parameter ``i`` of step ``j`` for each pair, the others held (``most``: how
-        many of its grid's values are tried; all by default)."""
+        many of its grid's values are tried; all by default; ``islands``: bisect changes of the conditions
+        and of the margin too, not only of passing)."""
         actions = ids[:, j]
         grid = self.grid(actions, i, most)  # pairs x values
         candidates = torch.cat([params[:, j, i : i + 1], grid], dim=1)
@@ -163,8 +169,7 @@ class Scanner:
             "ok": exact.ok[:, 1:],
             "reach": exact.margin[:, 1:] >= self.verifier.margin,
         }
-        # a repair (``most`` values) only looks for passing: its islands are the full scans' business
-        rows, k, code = _changes([flags["passes"]] if most is not None else list(flags.values()), whole)
+        rows, k, code = _changes(list(flags.values()) if islands else [flags["passes"]], whole)
         if not len(rows):
             return out
         inside_first = torch.stack(list(flags.values()))[code, rows, k]
@@ -244,6 +249,8 @@ class Scanner:
         """``bisect`` with a flag per pair (``code``: an index into ``FLAGS``), and each pair's halvings
         only as many as its own interval needs at the parameter's resolution; the best parameters found
         and their verified cost (infinity where none passed)."""
+        if not len(ids):
+            return params.clone(), torch.zeros(0, dtype=DTYPE)
         inside, outside = params[:, j, i].clone(), other.clone()
         best = params.clone()
         start = self.verifier.exact(ids, x0, params)

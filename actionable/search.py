@@ -28,6 +28,7 @@ import torch
 from actionable.actions import Action
 from actionable.diagnosis import Closest
 from actionable.errors import ConfigError
+from actionable.exhaustive import enumerate_small, small_boxes
 from actionable.goals import Goal
 from actionable.models import TorchModel
 from actionable.program import NOOP, Program
@@ -277,7 +278,10 @@ class Trials:
             self._scan_alone(ids, x0, params, torch.nonzero(single).flatten(), rows)
         if rows is not None:
             multi &= self.program.bound(ids) < self.best_cost[rows]
-        multi = torch.nonzero(multi).flatten()
+        small = multi & small_boxes(self.scanner, ids)  # every combination tried: exact, no optimiser
+        if small.any():
+            params[small] = enumerate_small(self.scanner, ids[small], x0[small], params[small])
+        multi = torch.nonzero(multi & ~small).flatten()
         if len(multi):
             params[multi] = self.optimise(ids[multi], x0[multi])
             who = rows[multi] if rows is not None else None

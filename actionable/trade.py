@@ -15,17 +15,18 @@ import torch
 
 from actionable.program import Plan
 from actionable.scan import Scanner, preference
-from actionable.verify import K
 
 __all__ = ["trade", "trade_plans"]
 
 
 def trade(scanner: Scanner, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-    """Passing plans made cheaper two parameters at a time: for each pair of parameters, every
-    combination of ``trade_points`` values of each (the rest held), the cheapest that passes, then a
-    bisection of each toward no change. One parameter alone cannot move along the goal's boundary
-    (less of one needs more of the other), which leaves the optimiser's local optima where they are;
-    this walks along it. For final plans (one or a few per person): its cost is quadratic in the grid."""
+    """Passing plans made cheaper two parameters at a time: for each pair of parameters, each of
+    ``trade_points`` values of the first with the best value of the second for it (a coordinate scan:
+    ``trade_points`` values, every change of passing, conditions or margin bisected), the rest held; the cheapest that passes, then a
+    bisection of each toward no change. One parameter alone cannot move along the goal's boundary (less
+    of one needs more of the other), which leaves the optimiser's local optima where they are; this walks
+    along it, into narrow passing strips a grid of both would step over. For final plans (one or a few per
+    person): its cost is the grid times a scan."""
     params = scanner.program.round(ids, params)
     active = scanner.active(ids)
     _, _, init = scanner.program.boxes(ids)
@@ -34,31 +35,45 @@ def trade(scanner: Scanner, ids: torch.Tensor, x0: torch.Tensor, params: torch.T
         rows = torch.nonzero(active[:, a[0], a[1]] & active[:, b[0], b[1]]).flatten()
         if not len(rows):
             continue
-        ga = scanner.grid(ids[rows, a[0]], a[1], scanner.config.trade_points)
-        gb = scanner.grid(ids[rows, b[0]], b[1], scanner.config.trade_points)
-        both = ga[:, :, None].expand(-1, -1, gb.shape[1]), gb[:, None, :].expand(-1, ga.shape[1], -1)
-        grid = torch.stack(both, dim=-1).flatten(1, 2)
-        current = torch.stack([params[rows, a[0], a[1]], params[rows, b[0], b[1]]], dim=-1)[:, None, :]
-        candidates = torch.cat([current, grid], dim=1)
-        exact = scanner.try_values(ids[rows], x0[rows], params[rows], [a, b], candidates)
-        choice = preference(exact).argmin(1)
-        chosen = candidates[torch.arange(len(rows)), choice]
-        moved = exact.passes[torch.arange(len(rows)), choice] & (choice > 0)
-        rows = rows[moved]  # a plan the grid left where it was was bisected by the scans already
+        outer = scanner.grid(ids[rows, a[0]], a[1], scanner.config.trade_points)  # rows x values of a
+        per = outer.shape[1]
+        spread = rows.repeat_interleave(per)
+        trial = params[spread].clone()
+        trial[:, a[0], a[1]] = outer.reshape(-1)
+        trial = scanner.program.round(ids[spread], trial)
+        trial = scanner.coordinate(ids[spread], x0[spread], trial, *b, scanner.config.trade_points)
+        candidates = torch.cat([params[rows][:, None], trial.reshape(len(rows), per, *trial.shape[1:])], 1)
+        flat = candidates.flatten(0, 1)
+        exact = scanner.verifier.exact(
+            ids[rows].repeat_interleave(per + 1, 0), x0[rows].repeat_interleave(per + 1, 0), flat
+        )
+        choice = preference(exact).reshape(len(rows), per + 1).argmin(1)
+        moved = exact.passes.reshape(len(rows), per + 1)[torch.arange(len(rows)), choice] & (choice > 0)
+        sub = candidates[torch.arange(len(rows)), choice][moved]
+        rows = rows[moved]  # a plan the scan left where it was was bisected by the refinement already
         if not len(rows):
             continue
-        sub = params[rows].clone()
-        sub[:, a[0], a[1]], sub[:, b[0], b[1]] = chosen[moved, 0], chosen[moved, 1]
         for j, i in (a, b):
             sub = scanner.bisect(ids[rows], x0[rows], sub, j, i, init[rows, j, i])
         params[rows] = sub
     return params
 
 
-def trade_plans(scanner: Scanner, plans: Mapping[K, Plan]) -> dict[K, Plan]:
-    """Verified plans after ``trade``, each replaced where the exact check finds the traded one cheaper."""
+def trade_plans(
+    scanner: Scanner, plans: Mapping[tuple[int, int], Plan], per_person: int = 2
+) -> dict[tuple[int, int], Plan]:
+    """Verified plans after ``trade``, each replaced where the exact check finds the traded one cheaper.
+
+    Only plans with two parameters or more can gain (one parameter was scanned exactly already): the
+    ``per_person`` cheapest of them per person (keys: (person, rank)) are traded."""
     out = dict(plans)
-    keys = [key for key, plan in plans.items() if len(plan.ids)]
+    taken: dict[int, int] = {}
+    keys = []
+    for key, plan in sorted(plans.items(), key=lambda item: item[1].cost):
+        several = sum(scanner.program.acts[a].n_params for a in plan.ids) >= 2
+        if several and taken.get(key[0], 0) < per_person:
+            taken[key[0]] = taken.get(key[0], 0) + 1
+            keys.append(key)
     if not keys:
         return out
     ids, params = scanner.program.stack([plans[key] for key in keys])
