@@ -45,6 +45,8 @@ def synthesize_in_chunks(
     steps: int = 150,
     seed: int = 0,
     budget: int | None = None,
+    k: int = 1,
+    certify: bool = False,
 ) -> RecourseBatch:
     """``synthesize(model, frame, actions, ...)`` with the rows that need a search in chunks of ``chunk``.
 
@@ -58,6 +60,8 @@ def synthesize_in_chunks(
         "margin": margin,
         "steps": steps,
         "seed": seed,
+        "k": k,
+        "certify": certify,
     }
     if search is not None:
         settings["search"] = search

@@ -117,25 +117,31 @@ def print_plans(batch: Any, show: int, reasons: Callable[[int], str] | None = No
         if reasons is not None:
             console.print(reasons(position), highlight=False)
         console.print(capped(r.describe()), highlight=False, markup=False)
+        for other in r.alternatives:  # synthesize --k: the next cheapest plans, with other actions
+            console.print("or:\n" + capped(other.describe()), highlight=False, markup=False)
 
 
 def print_summary(batch: Any, seconds: float) -> None:
     """A one-line table of a recourse batch: counts per status, median cost, time."""
     summary = batch.summary()
-    table = Table(
+    table = Table(title="Summary")
+    headers = (
         "rows",
         "found",
         "not found",
+        "infeasible",
         "already favourable",
         "errors",
         "median cost",
         "seconds",
-        title="Summary",
     )
+    for header in headers:  # no word cut short in an 80-column terminal ("infeasi…")
+        table.add_column(header, min_width=max(len(word) for word in header.split()))
     table.add_row(
         str(summary["rows"]),
         str(summary["found"]),
         str(summary["not_found"]),
+        str(summary["infeasible"]),
         str(summary["already_favourable"]),
         str(summary["error"]),
         f"{summary['cost_median']:.3g}" if math.isfinite(summary["cost_median"]) else "-",  # none found

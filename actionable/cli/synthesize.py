@@ -41,6 +41,12 @@ def synthesize_command(
         ),
     ] = "vanilla",
     budget: Annotated[int | None, typer.Option(help="Best-first only: sequences tried per person.")] = None,
+    k: Annotated[
+        int, typer.Option("--k", help="Plans per person, each using other actions (alternatives in --json).")
+    ] = 1,
+    certify: Annotated[
+        bool, typer.Option(help="Prove each plan optimal, or that none exists, by mixed-integer programs.")
+    ] = False,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write JSON Lines, one record per row.")
     ] = None,
@@ -79,6 +85,8 @@ def synthesize_command(
         margin=margin,
         search=search,
         budget=budget,
+        k=k,
+        certify=certify,
     )
     print_plans(batch, show)
     print_summary(batch, time.perf_counter() - started)
