@@ -1,0 +1,86 @@
+"""Hostile and careless input against the issue-12 additions (row labels, protected features, rounding,
+costs, certificates): each is refused with a typed error naming the field and the fix, or answered per
+row; never an untyped exception from pandas, torch or numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from actionable import Feature, Schema, Target, as_model
+from actionable.actions import Action, ActionSet, Param
+from actionable.batch import synthesize_in_chunks
+from actionable.inverse import invert
+from actionable.registry import run
+from actionable.synthesis import synthesize
+
+SETTINGS = {"max_length": 1, "steps": 40}
+SCHEMA = Schema(
+    (
+        Feature("income", "real", (0, 100), mutability="direct", direction="increase", cost_up=0.1),
+        Feature("debt", "real", (0, 100), mutability="direct", direction="decrease", cost_down=0.1),
+        Feature("kids", "integer", (0, 5), mutability="direct", cost_up=1.0, cost_down=1.0),
+    ),
+    Target("approved", favourable=1, classes=(0, 1)),
+)
+RAISE = Action(
+    "raise_income", {"income": "income + amount"}, "amount / 10", params=(Param("amount", (0, 50)),)
+)
+
+
+def _model() -> object:
+    """approved when income - debt > 10."""
+    net = torch.nn.Linear(3, 2).double()
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[0.0, 0.0, 0.0], [1.0, -1.0, 0.0]]))
+        net.bias.copy_(torch.tensor([0.0, -10.0]))
+    return as_model(net, SCHEMA)
+
+
+def _people(index: pd.Index) -> pd.DataFrame:
+    rows = {"income": [20.0, 40.0, 25.0], "debt": [20.0, 5.0, 30.0], "kids": [1, 2, 3]}
+    return pd.DataFrame(rows).iloc[: len(index)].set_axis(index, axis=0)
+
+
+# ------------------------------------------------------------------------------------ row labels
+@pytest.mark.parametrize(
+    "index",
+    [
+        pd.MultiIndex.from_tuples([("north", 1), ("north", 2), ("south", 1)], names=["branch", "id"]),
+        pd.Index([10, 20, 30], name="applicant"),
+    ],
+)
+def test_to_frame_keeps_the_input_index_names_so_a_join_works(index: pd.Index) -> None:
+    """A named MultiIndex lost its names, so ``X.join(plans.to_frame())`` (the README's join) raised
+    pandas' "cannot join with no overlapping index names"."""
+    model, actions, X = _model(), ActionSet([RAISE], SCHEMA), _people(index)
+    for plans in (
+        synthesize(model, X, actions, **SETTINGS),
+        synthesize_in_chunks(model, X, actions, chunk=1, **SETTINGS),
+        run("ramakrishnan2020", model, X, actions, **SETTINGS),
+    ):
+        table = plans.to_frame()
+        assert list(table.index.names) == list(X.index.names)
+        joined = X.join(table)
+        assert list(joined.index) == list(X.index)
+        assert list(joined.status) == ["found", "already_favourable", "found"]
+        np.testing.assert_array_equal(joined["income"], joined["income_before"])
+    inverted = invert(model, X, SCHEMA, budget=3).to_frame()
+    assert list(inverted.index.names) == list(X.index.names) and len(X.join(inverted)) == 3
+
+
+def test_an_unnamed_index_is_still_called_row() -> None:
+    plans = synthesize(_model(), _people(pd.Index([4, 5, 6])), ActionSet([RAISE], SCHEMA), **SETTINGS)
+    assert plans.to_frame().index.name == "row"
+
+
+def test_an_empty_frame_gives_a_table_with_the_usual_columns() -> None:
+    """An empty input (every row filtered away) gave a frame without columns: ``table["status"]`` raised
+    KeyError."""
+    X = _people(pd.Index([1, 2, 3])).iloc[:0]
+    table = synthesize(_model(), X, ActionSet([RAISE], SCHEMA), **SETTINGS).to_frame()
+    assert len(table) == 0
+    assert {"status", "cost", "p_before", "p_after", "plan", "steps", "seconds", "error"} <= set(table)
+    assert len(X.join(table)) == 0
