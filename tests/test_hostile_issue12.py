@@ -12,6 +12,7 @@ import torch
 from actionable import Feature, Schema, Target, as_model
 from actionable.actions import Action, ActionSet, Param
 from actionable.batch import synthesize_in_chunks
+from actionable.errors import SpecError
 from actionable.inverse import invert
 from actionable.registry import run
 from actionable.synthesis import synthesize
@@ -84,3 +85,38 @@ def test_an_empty_frame_gives_a_table_with_the_usual_columns() -> None:
     assert len(table) == 0
     assert {"status", "cost", "p_before", "p_after", "plan", "steps", "seconds", "error"} <= set(table)
     assert len(X.join(table)) == 0
+
+
+# ------------------------------------------------------------------------------------ protected
+PROTECTED_SCHEMA = Schema(
+    (*SCHEMA.features[:2], Feature("kids", "integer", (0, 5), mutability="direct", protected=True)),
+    SCHEMA.target,
+)
+
+
+def test_allow_protected_written_after_an_action_table_says_to_move_it_to_the_top() -> None:
+    """In TOML a key after ``[[action]]`` belongs to that action: a user who appends allow_protected at
+    the end of the file got "unknown key", with no word that it goes at the top."""
+    text = (
+        '[[action]]\nname = "more_kids"\neffects = { kids = "kids + 1" }\ncost = "1"\n'
+        "allow_protected = true\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        ActionSet.from_toml(text, PROTECTED_SCHEMA)
+    message = str(caught.value)
+    assert "action 'more_kids'" in message and "allow_protected" in message
+    assert "top of the file" in message and "before the first [[action]]" in message
+    moved = "allow_protected = true\n" + text.replace("allow_protected = true\n", "")
+    assert ActionSet.from_toml(moved, PROTECTED_SCHEMA).allow_protected
+
+
+def test_numpy_booleans_are_booleans_for_protected_and_allow_protected() -> None:
+    """``protected=np.True_`` (a value read from a frame or an array) was refused as "must be true or
+    false ... got np.True_ (a bool)"; it is now taken as the Python bool it is."""
+    feature = Feature("kids", "integer", (0, 5), mutability="direct", protected=np.True_)
+    assert feature.protected is True
+    more = Action("more_kids", {"kids": "kids + 1"}, "1")
+    allowed = ActionSet([more], PROTECTED_SCHEMA, allow_protected=np.True_)
+    assert allowed.allow_protected is True
+    with pytest.raises(SpecError, match="writes the protected feature"):
+        ActionSet([more], PROTECTED_SCHEMA, allow_protected=np.False_)
