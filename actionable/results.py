@@ -147,10 +147,10 @@ class Recourse:
 class RecourseBatch:
     """One ``Recourse`` per input row, in input order, failures included; ``index_names``: the input
     frame's index names (a MultiIndex's level names), which ``to_frame`` gives its index so that
-    ``X.join(batch.to_frame())`` matches the levels."""
+    ``X.join(batch.to_frame())`` matches the levels (not part of the records, so not compared)."""
 
     items: tuple[Recourse, ...]
-    index_names: tuple[Hashable, ...] = ()
+    index_names: tuple[Hashable, ...] = field(default=(), compare=False)  # not in JSON: equal batches
 
     def __len__(self) -> int:
         return len(self.items)
