@@ -216,6 +216,8 @@ def check_box(action: CheckedAction, schema: Schema, here: str) -> None:
       piece too small to split still is not finite (a pole or a domain error inside the box, such as
       ``abs(1 / (p - 0.5))`` on [0, 2]); otherwise the interval was an over-approximation (``x - x``), and
       the random states of ``check_samples`` follow;
+    * a cost whose interval reaches below 0 is bisected too (``_negative_witness``), each piece's centre
+      evaluated exactly: a dip below 0 on a region the corners and random states miss is refused;
     * an effect on an integer or binary feature is bounded after it is made whole as declared (``rounding``).
     """
     box = _box(action, schema)
@@ -246,6 +248,8 @@ def check_box(action: CheckedAction, schema: Schema, here: str) -> None:
         _corner_witness(action, schema, narrowed, pre, cost, here, fix)
     if not span.finite:
         _pole_witness(action, schema, narrowed, pre, cost, here, fix)
+    if span.lo < 0:
+        _negative_witness(action, schema, narrowed, pre, cost, here, fix)
     after: dict[str, I.Span | Sequence[str]] = dict(narrowed)
     for feature, parsed in action.parsed.effects.items():
         f = schema[feature]
@@ -359,6 +363,45 @@ def _corner_witness(
         generator = torch.Generator().manual_seed(0)
         picks = [torch.randint(len(c), (MAX_CORNERS,), generator=generator).tolist() for c in choices]
         rows = [[choices[j][picks[j][i]] for j in range(len(names))] for i in range(MAX_CORNERS)]
+    _refuse_bad_point(names, rows, schema, pre, cost, here, fix)
+
+
+def _negative_witness(
+    action: CheckedAction,
+    schema: Schema,
+    box: I.Box,
+    pre: Sequence[Condition],
+    cost: E.Expr,
+    here: str,
+    fix: str,
+) -> None:
+    """Refuse a cost that is negative somewhere inside the box where the corners and the random states miss
+    it (a dip below 0 on a small region): interval bisection (``intervals.negative_points``) proposes the
+    points where the cost may be negative, and each is evaluated exactly."""
+    names = sorted(set(cost.names).union(*(c.expr.names for c in pre)))
+    conditions = [c.expr.node for c in pre]
+    points = I.negative_points(cost.node, box, names, conditions, _whole_names(action, schema))
+    rows = [[point.get(name, _any_value(box[name])) for name in names] for point in points]
+    if rows:
+        _refuse_bad_point(names, rows, schema, pre, cost, here, fix)
+
+
+def _any_value(value: I.Span | Sequence[str]) -> Any:
+    """A value of a side that a bisection left whole (it never split it): its low end, or a first level."""
+    return value.lo if isinstance(value, I.Span) else value[0]
+
+
+def _refuse_bad_point(
+    names: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    schema: Schema,
+    pre: Sequence[Condition],
+    cost: E.Expr,
+    here: str,
+    fix: str,
+) -> None:
+    """Evaluate the cost exactly at each row of values (``names``: their columns; a category's as levels)
+    and refuse at the first where the preconditions hold and the cost is negative or not finite."""
     n = len(rows)
     env: dict[str, E.Value] = {}
     for j, name in enumerate(names):

@@ -36,6 +36,7 @@ from actionable.expr import CONDITION_KEYS, parse_condition
 from actionable.parameters import MAX_PARAMS, PARAM_KEYS, Param, params_from_table
 from actionable.rounding import ROUNDINGS, RoundingMode
 from actionable.schema import DTYPE, Feature, Schema, check_keys, is_number, read_toml, type_name
+from actionable.specfile import as_flag
 
 __all__ = [
     "ACTION_KEYS",
@@ -358,6 +359,7 @@ class ActionSet:
         for action in given:
             if not isinstance(action, Action):
                 raise SpecError(f"{where}: each entry must be an Action, got {type_name(action)}.")
+        allow_protected = as_flag(allow_protected)  # type: ignore[assignment]
         if not isinstance(allow_protected, bool):
             raise SpecError(
                 f"{where}: 'allow_protected' must be true or false (a TOML boolean), got "
@@ -440,6 +442,12 @@ def _action_from_dict(where: str, i: int, entry: Any) -> Action:
             'write e.g. name = "save_more".'
         )
     label = f"{where}, action {shown(entry['name'])}"
+    if "allow_protected" in entry:  # TOML puts a key written after [[action]] into that action's table
+        raise SpecError(
+            f"{label}: 'allow_protected' is a setting of the whole catalogue, but a key written after "
+            "[[action]] belongs to that action; move allow_protected = true to the top of the file, before "
+            "the first [[action]]."
+        )
     check_keys(where, f"action {shown(entry['name'])}", entry, ACTION_KEYS)
     for key in ("effects", "cost"):
         if key not in entry:

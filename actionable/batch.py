@@ -87,7 +87,7 @@ def synthesize_in_chunks(
         run(easy)
     for start in range(0, len(needing), chunk):
         run(needing[start : start + chunk])
-    return RecourseBatch(tuple(answers[i] for i in range(len(frame))))
+    return RecourseBatch(tuple(answers[i] for i in range(len(frame))), tuple(frame.index.names))
 
 
 def rows_needing_search(model: Any, valid: pd.DataFrame, actions: ActionSet, goal: Any = None) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 
 from actionable.errors import SpecError, did_you_mean, shown
 from actionable.rounding import ROUNDINGS, RoundingMode
-from actionable.specfile import check_keys, is_number, normal_name, toml_value, type_name
+from actionable.specfile import as_flag, check_keys, is_number, normal_name, toml_value, type_name
 
 __all__ = [
     "DIRECTIONS",
@@ -91,6 +91,7 @@ class Feature:
                     f"{where}: {key!r} must be a string, got {shown(value)} ({type_name(value)}); "
                     "quote it in the file."
                 )
+        object.__setattr__(self, "protected", as_flag(self.protected))
         if not isinstance(self.protected, bool):
             raise SpecError(
                 f"{where}: 'protected' must be true or false (a TOML boolean), got {shown(self.protected)} "

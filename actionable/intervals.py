@@ -22,7 +22,18 @@ import numpy as np
 
 from actionable import expr as E
 
-__all__ = ["INF", "NOTHING", "Box", "Span", "Truth", "narrow", "nonfinite_point", "span", "truth"]
+__all__ = [
+    "INF",
+    "NOTHING",
+    "Box",
+    "Span",
+    "Truth",
+    "narrow",
+    "negative_points",
+    "nonfinite_point",
+    "span",
+    "truth",
+]
 
 INF = math.inf
 
@@ -332,21 +343,10 @@ def nonfinite_point(
     proven finite; None also when ``budget`` pieces did not settle it (the caller's point checks follow).
     Infinite sides are read as 1e3 beyond the finite end (or 0), as the load-time point checks read them.
     """
-    current: dict[str, Span | Sequence[str]] = dict(box)
-    first: dict[str, float] = {}
-    for name in sorted(names):
-        value = box.get(name)
-        if not isinstance(value, Span) or value.empty:
-            continue
-        lo, hi = value.lo, value.hi
-        lo = lo if math.isfinite(lo) else (min(hi, 0.0) if math.isfinite(hi) else 0.0) - 1e3
-        hi = hi if math.isfinite(hi) else max(lo, 0.0) + 1e3
-        if name in whole:
-            lo, hi = math.ceil(lo), math.floor(hi)
-            if lo > hi:
-                return None
-        current[name] = Span(lo, hi, value.nan)
-        first[name] = max(hi - lo, 1e-300)
+    start = _sides(box, names, whole)
+    if start is None:
+        return None
+    current, first = start
     stack = [current]
     for _ in range(budget):
         if not stack:
@@ -367,3 +367,90 @@ def nonfinite_point(
             {**piece, widest: Span(side.lo, low, side.nan)},
         ]
     return None
+
+
+def _sides(
+    box: Box, names: Collection[str], whole: Collection[str]
+) -> tuple[dict[str, Span | Sequence[str]], dict[str, float]] | None:
+    """The box to bisect and the first width of each side it may split (the numeric ``names``; infinite
+    sides read as 1e3 beyond the finite end, whole-number sides at whole numbers); None when a whole-number
+    side holds no whole number."""
+    current: dict[str, Span | Sequence[str]] = dict(box)
+    first: dict[str, float] = {}
+    for name in sorted(names):
+        value = box.get(name)
+        if not isinstance(value, Span) or value.empty:
+            continue
+        lo, hi = value.lo, value.hi
+        lo = lo if math.isfinite(lo) else (min(hi, 0.0) if math.isfinite(hi) else 0.0) - 1e3
+        hi = hi if math.isfinite(hi) else max(lo, 0.0) + 1e3
+        if name in whole:
+            lo, hi = math.ceil(lo), math.floor(hi)
+            if lo > hi:
+                return None
+        current[name] = Span(lo, hi, value.nan)
+        first[name] = max(hi - lo, 1e-300)
+    return current, first
+
+
+def negative_points(
+    node: E.Node,
+    box: Box,
+    names: Collection[str],
+    conditions: Sequence[E.Node] = (),
+    whole: Collection[str] = (),
+    budget: int = 512,
+) -> list[dict[str, float | str]]:
+    """Points of ``box`` at which to evaluate ``node`` exactly for a negative value where ``conditions``
+    hold: the centres of the pieces (at most ``budget``) that interval bisection cannot prove >= 0.
+
+    As ``nonfinite_point``, the sides ``node`` and ``conditions`` read are bisected, the widest first
+    (relative to its first width; a category's levels halved, whole-number sides at whole numbers): a
+    piece whose span is >= 0 (or NaN) or where a condition cannot hold is dropped, so the pieces close in on
+    where the expression dips below 0, however small that region (``q - (kids if income > 1 else income)
+    + income`` is negative only for income just above 1). A category side contributes its first level."""
+    start = _sides(box, names, whole)
+    if start is None:
+        return []
+    current, first = start
+    levels = {n: len(v) for n in names if not isinstance(v := box.get(n), Span | None) and len(v) > 1}
+    stack, out = [current], list[dict[str, float | str]]()
+    while stack and len(out) < budget:
+        piece = stack.pop()
+        if any(not truth(c, piece).may_hold for c in conditions):
+            continue
+        value = span(node, piece)
+        if value.empty or value.lo >= 0:
+            continue
+        point: dict[str, float | str] = {}
+        sides: dict[str, float] = {}
+        for name in first:
+            side = piece[name]
+            assert isinstance(side, Span)
+            mid = (side.lo + side.hi) / 2
+            point[name] = float(math.floor(mid)) if name in whole else mid
+            sides[name] = (side.hi - side.lo) / first[name] if name not in whole or side.hi > side.lo else 0
+        for name, count in levels.items():
+            options = piece[name]
+            assert not isinstance(options, Span)
+            point[name] = options[0]
+            sides[name] = (len(options) - 1) / (count - 1)
+        out.append(point)
+        widest = max(sides, key=sides.__getitem__, default=None)
+        if widest is None or sides[widest] <= (1e-9 if widest in first and widest not in whole else 0):
+            continue
+        stack += _halves(piece, widest, whole)
+    return out
+
+
+def _halves(
+    piece: dict[str, Span | Sequence[str]], name: str, whole: Collection[str]
+) -> list[dict[str, Span | Sequence[str]]]:
+    """The piece cut in two across side ``name`` (a category's levels halved)."""
+    side = piece[name]
+    if not isinstance(side, Span):
+        cut = len(side) // 2
+        return [{**piece, name: tuple(side[cut:])}, {**piece, name: tuple(side[:cut])}]
+    mid = (side.lo + side.hi) / 2
+    low, high = (math.floor(mid), math.floor(mid) + 1) if name in whole else (mid, mid)
+    return [{**piece, name: Span(high, side.hi, side.nan)}, {**piece, name: Span(side.lo, low, side.nan)}]

@@ -201,7 +201,8 @@ def run(name: str, model: Any, X: pd.DataFrame, spec: Spec, /, **overrides: Any)
     batch = preset.verb(model, X, preset.prepare(spec, name), **{**preset.defaults, **overrides})
     verb = preset.verb.__name__
     return RecourseBatch(
-        tuple(replace(r, provenance={**r.provenance, "method": name, "verb": verb}) for r in batch)
+        tuple(replace(r, provenance={**r.provenance, "method": name, "verb": verb}) for r in batch),
+        batch.index_names,
     )
 
 

@@ -38,6 +38,8 @@ FORMAT = "actionable.recourse/1"
 PROBABILITY = "probability of the favourable outcome"  # what p_before / p_after are for a classifier
 # a record's default certificate (see ``certify.Certificate``)
 NOT_REQUESTED: Mapping[str, Any] = {"kind": "none", "reason": "not requested"}
+# the columns of ``RecourseBatch.to_frame`` before the changed features' ``_before`` / ``_after`` pairs
+_RECORD_COLUMNS = ("status", "cost", "p_before", "p_after", "plan", "steps", "seconds", "error")
 
 
 @dataclass(frozen=True)
@@ -143,9 +145,12 @@ class Recourse:
 
 @dataclass(frozen=True)
 class RecourseBatch:
-    """One ``Recourse`` per input row, in input order, failures included."""
+    """One ``Recourse`` per input row, in input order, failures included; ``index_names``: the input
+    frame's index names (a MultiIndex's level names), which ``to_frame`` gives its index so that
+    ``X.join(batch.to_frame())`` matches the levels (not part of the records, so not compared)."""
 
     items: tuple[Recourse, ...]
+    index_names: tuple[Hashable, ...] = field(default=(), compare=False)  # not in JSON: equal batches
 
     def __len__(self) -> int:
         return len(self.items)
@@ -171,7 +176,8 @@ class RecourseBatch:
     def to_frame(self) -> pd.DataFrame:
         """One row per input row, indexed by its label: status, cost, p_before, p_after, the plan's text
         (steps, seconds, error), and ``<feature>_before`` / ``<feature>_after`` for every feature some plan
-        changes (NaN after where a row has no end state: no plan, or an error)."""
+        changes (NaN after where a row has no end state: no plan, or an error). The index carries the input
+        frame's index names (an unnamed one is called ``row``); an empty batch still has the columns."""
         changed = [
             name
             for name in dict.fromkeys(k for r in self.items for k in r.x_before)
@@ -193,10 +199,16 @@ class RecourseBatch:
                 record[f"{name}_before"] = r.x_before.get(name, math.nan)
                 record[f"{name}_after"] = r.x_after.get(name, math.nan)
             records.append(record)
+        names = list(self.index_names)
         index = pd.Index([r.row for r in self.items])  # tuples (a MultiIndex's labels) stay a MultiIndex
-        if not isinstance(index, pd.MultiIndex):
-            index.name = "row"
-        return pd.DataFrame(records, index=index)
+        if not self.items and len(names) > 1:
+            index = pd.MultiIndex.from_tuples([], names=names)
+        elif isinstance(index, pd.MultiIndex):
+            index.names = names if len(names) == index.nlevels else [None] * index.nlevels
+        else:
+            index.name = names[0] if len(names) == 1 and names[0] is not None else "row"
+        columns = [*_RECORD_COLUMNS, *(f"{name}_{when}" for name in changed for when in ("before", "after"))]
+        return pd.DataFrame(records, index=index, columns=columns)
 
     def to_jsonl(self, path: str | Path) -> Path:
         """One JSON line per record, written whole or not at all (temp file, fsync, rename; see ``files``)."""

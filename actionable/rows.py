@@ -35,6 +35,7 @@ class Rows:
     x: torch.Tensor  # canonical rows of ``good``, in that order
     before: tuple[dict[str, Any], ...]  # the valid rows as raw values (a record's ``x_before``)
     labels: tuple[Hashable, ...] = ()  # the input frame's index label of every input row (``Recourse.row``)
+    names: tuple[Hashable, ...] = ()  # the input frame's index names (``RecourseBatch.index_names``)
 
 
 def read_rows(schema: Schema, X: object, verb: str) -> Rows:
@@ -45,11 +46,12 @@ def read_rows(schema: Schema, X: object, verb: str) -> Rows:
     errors = schema.row_errors(X)
     good = tuple(i for i in range(len(X)) if i not in errors)
     labels = tuple(row_label(v) for v in X.index)
+    names = tuple(X.index.names)
     if not good:
-        return Rows(len(X), errors, good, torch.zeros(0, schema.width, dtype=DTYPE), (), labels)
+        return Rows(len(X), errors, good, torch.zeros(0, schema.width, dtype=DTYPE), (), labels, names)
     clean = clean_frame(schema.features, X.iloc[list(good)])  # checked just above: not validated again
     x = schema.assemble(encode_frame(schema.features, clean, DTYPE))
-    return Rows(len(X), errors, good, x, tuple(_plain(clean)), labels)
+    return Rows(len(X), errors, good, x, tuple(_plain(clean)), labels, names)
 
 
 def row_label(value: Hashable) -> Hashable:
@@ -94,7 +96,7 @@ def assemble(
             continue
         o, before = found[row]
         items.append(_record(labels[row], o, before, **common))
-    return RecourseBatch(tuple(items))
+    return RecourseBatch(tuple(items), rows.names)
 
 
 def _record(row: Any, o: Outcome, before: Mapping[str, Any], **common: Any) -> Recourse:

@@ -25,6 +25,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_KEY_DEPTH",
     "MAX_NESTING",
+    "as_flag",
     "check_keys",
     "is_number",
     "normal_name",
@@ -52,6 +53,12 @@ def check_keys(where: str, table: str, entry: Mapping[str, Any], allowed: set[st
 def normal_name(name: str) -> bool:
     """A name Python's parser reads as itself: expressions are parsed by ``ast``, which applies NFKC."""
     return unicodedata.normalize("NFKC", name) == name
+
+
+def as_flag(value: object) -> object:
+    """A numpy bool (read from a frame or an array) as the Python bool it is; anything else unchanged, for
+    the caller's ``isinstance(value, bool)`` check to refuse."""
+    return bool(value) if isinstance(value, np.bool_) else value
 
 
 def is_number(value: object) -> bool:
