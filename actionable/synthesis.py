@@ -172,8 +172,8 @@ class _Run:
             if self.scanner is not None:
                 polished = trade_plans(self.scanner, polished)
             out: dict[int, list[Plan]] = {}
-            for (row, _), plan in sorted(polished.items(), key=lambda item: item[1].cost):
-                plan = self.verifier.without_idle_steps(plan)
+            lean = {key: self.verifier.without_idle_steps(plan) for key, plan in polished.items()}
+            for (row, _), plan in sorted(lean.items(), key=lambda item: item[1].cost):
                 mine = out.setdefault(row, [])
                 if len(mine) < self.config.k and all(set(plan.ids) != set(q.ids) for q in mine):
                     mine.append(plan)  # (two plans may use the same actions once idle steps are dropped)

@@ -256,14 +256,16 @@ class Verifier:
         return polished
 
     def without_idle_steps(self, plan: Plan) -> Plan:
-        """Drop steps that change nothing and cost nothing (e.g. 'study 0 more years'): same plan, shorter."""
+        """Drop steps that change nothing (e.g. 'study 0 more years', even where the action's effort
+        costs something): the later steps see the same states, so the plan still passes, shorter and no
+        dearer; an alternative padded with such a step is then the plan it pads."""
         ids = torch.as_tensor(plan.ids, dtype=torch.int64)[None, :]
         keep = []
         x = plan.x0[None, :]
         with torch.no_grad():
             for j in range(len(plan.ids)):
                 step = self.program.rollout(ids[:, j : j + 1], x, plan.params[None, j : j + 1], exact=True)
-                if not (torch.equal(step.x, x) and float(plan.step_costs[j]) == 0.0):
+                if not torch.equal(step.x, x):
                     keep.append(j)
                 x = step.x
         index = torch.as_tensor(keep, dtype=torch.int64)
