@@ -116,7 +116,9 @@ class Scanner:
         if not len(multi):
             return params
         failing = _to_repair(self.verifier, self.config, ids, x0, params, multi, people, best)
-        for _ in range(self.config.repair_sweeps):  # repair: each parameter over its grid, toward passing
+        for sweep in range(self.config.repair_sweeps):  # repair: each parameter over its grid, toward passing
+            if sweep and len(failing):  # a pair the last sweep mended needs no other
+                failing = failing[~self.verifier.exact(ids[failing], x0[failing], params[failing]).passes]
             for j in range(ids.shape[1]):
                 for i in range(self.program.slots):
                     mine = failing[active[failing, j, i]]

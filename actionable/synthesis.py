@@ -172,7 +172,7 @@ class _Run:
             if self.scanner is not None:
                 polished = trade_plans(self.scanner, polished)
             out: dict[int, list[Plan]] = {}
-            lean = {key: self.verifier.without_idle_steps(plan) for key, plan in polished.items()}
+            lean = self.verifier.lean(polished)
             for (row, _), plan in sorted(lean.items(), key=lambda item: item[1].cost):
                 mine = out.setdefault(row, [])
                 if len(mine) < self.config.k and all(set(plan.ids) != set(q.ids) for q in mine):

@@ -259,18 +259,30 @@ class Verifier:
         """Drop steps that change nothing (e.g. 'study 0 more years', even where the action's effort
         costs something): the later steps see the same states, so the plan still passes, shorter and no
         dearer; an alternative padded with such a step is then the plan it pads."""
-        ids = torch.as_tensor(plan.ids, dtype=torch.int64)[None, :]
-        keep = []
-        x = plan.x0[None, :]
+        return self.lean({0: plan})[0]
+
+    def lean(self, plans: Mapping[K, Plan]) -> dict[K, Plan]:
+        """``without_idle_steps`` for many plans at once: one batched replay per step."""
+        keys = [key for key, plan in plans.items() if len(plan.ids)]
+        out = dict(plans)
+        if not keys:
+            return out
+        ids, params = self.program.stack([plans[key] for key in keys])
+        x = torch.stack([plans[key].x0 for key in keys])
+        moves = torch.zeros(ids.shape, dtype=torch.bool)
         with torch.no_grad():
-            for j in range(len(plan.ids)):
-                step = self.program.rollout(ids[:, j : j + 1], x, plan.params[None, j : j + 1], exact=True)
-                if not torch.equal(step.x, x):
-                    keep.append(j)
-                x = step.x
-        index = torch.as_tensor(keep, dtype=torch.int64)
-        return plan.but(
-            ids=tuple(plan.ids[j] for j in keep),
-            params=plan.params[index],
-            step_costs=plan.step_costs[index],
-        )
+            for j in range(ids.shape[1]):
+                after = self.program.rollout(ids[:, j : j + 1], x, params[:, j : j + 1], exact=True).x
+                moves[:, j] = ~(after == x).all(1)
+                x = after
+        for row, key in enumerate(keys):
+            plan = plans[key]
+            keep = [j for j in range(len(plan.ids)) if bool(moves[row, j])]
+            if len(keep) < len(plan.ids):
+                index = torch.as_tensor(keep, dtype=torch.int64)
+                out[key] = plan.but(
+                    ids=tuple(plan.ids[j] for j in keep),
+                    params=plan.params[index],
+                    step_costs=plan.step_costs[index],
+                )
+        return out
