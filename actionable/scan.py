@@ -123,9 +123,9 @@ class Scanner:
                 for i in range(self.program.slots):
                     mine = failing[active[failing, j, i]]
                     if len(mine):
-                        # a repair only looks for passing: the islands are the full scans' business
+                        # every change is bisected: a later step's precondition may hold only past some value
                         params[mine] = self.coordinate(
-                            ids[mine], x0[mine], params[mine], j, i, self.config.repair, islands=False
+                            ids[mine], x0[mine], params[mine], j, i, self.config.repair
                         )
         rows = _worth(self.verifier, self.config, ids, x0, params, multi, people, best)
         for _ in range(self.config.sweeps):

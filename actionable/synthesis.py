@@ -42,9 +42,8 @@ from actionable.verify import Verifier
 
 __all__ = ["CONTENDERS", "synthesize"]
 
-CONTENDERS = 8  # plans per person (other actions each) carried to the final polish if within WORTH x the
-# person's cheapest; the cheapest two of them with two parameters or more are traded (see trade_plans)
-WORTH = ScanConfig().worth
+CONTENDERS = 8  # plans per person (other actions each) carried to the final polish; the cheapest two of
+# them with two parameters or more are traded (see trade_plans): one far dearer may trade below the best
 
 
 @known_keywords("synthesize")
@@ -162,12 +161,7 @@ class _Run:
             missing = [k for k in range(len(x0)) if k not in ranked]
             if missing and self.scanner is not None:
                 ranked |= {k: [plan] for k, plan in self._escalate(x0, rows, missing, space).items()}
-            flat = {
-                (row, i): plan
-                for row, plans in ranked.items()
-                for i, plan in enumerate(plans)
-                if i < self.config.k or plan.cost <= WORTH * plans[0].cost  # the others cannot win
-            }
+            flat = {(row, i): plan for row, plans in ranked.items() for i, plan in enumerate(plans)}
             polished = self.verifier.polish(flat)
             if self.scanner is not None:
                 polished = trade_plans(self.scanner, polished)
