@@ -431,8 +431,8 @@ def with_certificates(
         if cert.kind == "no_plan_exists" and out[k].status == "not_found":
             changes |= {
                 "status": "infeasible",
-                "error": f"proved: no plan of at most {max_length} actions reaches the goal "
-                "(every sequence's mixed-integer program is infeasible)",
+                "error": f"proved: no plan of at most {max_length} action{'s' * (max_length != 1)} reaches "
+                "the goal (every sequence's mixed-integer program is infeasible)",
             }
         out[k] = replace(out[k], **changes)
     return out

@@ -70,6 +70,7 @@ def synthesize(
     max_work: int | None = MAX_WORK,
     observer: Observer | None = None,
     certify: bool = False,
+    certify_seconds: float = 10.0,
 ) -> RecourseBatch:
     """The cheapest verified action sequence per row of ``X`` (one ``Recourse`` per row, in order).
 
@@ -90,7 +91,7 @@ def synthesize(
     the record's plan, the others its ``alternatives``. ``observer``: called with a ``Tried`` for every
     pair optimised. ``certify=True``: after the search, each searched row gets a ``certificate`` from mixed-integer programs (``certify.certify``:
     optimal within a gap, or no plan exists, which makes the row ``infeasible``), and the program's own
-    plan where it is cheaper and passes the exact check.
+    plan where it is cheaper and passes the exact check; at most ``certify_seconds`` of solving per row.
 
     Two denied applicants of bundled German credit:
 
@@ -120,6 +121,7 @@ def synthesize(
         k=k,
         max_work=max_work,
         certify=certify,
+        certify_seconds=certify_seconds,
     )
     program = Program(actions)
     torch_model = as_model(model, program.schema)
@@ -204,7 +206,11 @@ class _Run:
         if self.config.certify and searched:
             firsts = {j: ranked[0] for j, ranked in best.items()}
             certificates, chosen = certify_plans(
-                self.verifier, rows.x[need], firsts, max_length=self.config.max_length
+                self.verifier,
+                rows.x[need],
+                firsts,
+                max_length=self.config.max_length,
+                time_limit=self.config.certify_seconds,
             )
             best = {j: _leading(plan, best.get(j, []), self.config.k) for j, plan in chosen.items()}
         person = {k: j for j, k in enumerate(searched)}

@@ -46,6 +46,7 @@ RULES: dict[str, Rule] = {
     "k": whole(1, 100),
     "max_work": whole(1, optional=True),
     "certify": FLAG,
+    "certify_seconds": real(0, open_low=True),
 }
 
 
@@ -72,6 +73,7 @@ class SynthesisConfig:
     k: int = 1  # plans per person (each using other actions): the best and k - 1 alternatives
     max_work: int | None = MAX_WORK  # most pair-steps of optimisation (see Space.levels); None: no limit
     certify: bool = False  # prove each searched row's result with mixed-integer programs (certify.py)
+    certify_seconds: float = 10.0  # the most seconds of solver time per certified row
 
     def __post_init__(self) -> None:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

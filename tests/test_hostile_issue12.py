@@ -13,11 +13,11 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from actionable import Feature, Schema, Target, as_model
+from actionable import Feature, Schema, Target, as_model, datasets
 from actionable import expr as E
 from actionable.actions import Action, ActionSet, Param
 from actionable.batch import synthesize_in_chunks
-from actionable.errors import SpecError
+from actionable.errors import ConfigError, SpecError
 from actionable.inverse import invert
 from actionable.program import cost_floor
 from actionable.registry import run
@@ -228,3 +228,18 @@ def test_cost_floor_is_a_lower_bound_and_loaded_costs_are_not_negative(
     assert bool((value >= 0).all()), (cost, pre, float(value.min()))
     assume(len(value) > 0)
     assert cost_floor(action, COST_SCHEMA) <= float(value.min()) * (1 + 1e-12)
+
+
+def test_certify_seconds_bounds_the_solver_and_is_checked() -> None:
+    """``synthesize(certify_seconds=...)`` is the solver's time per row: a tiny one proves nothing and says
+    so; a bad value is a ConfigError naming it."""
+    german = datasets.load("german")
+    actions = ActionSet.from_toml(german.path / "actions.toml", german.schema)
+    row = german.X_test[german.model.predict(german.X_test) == "bad"].head(1)
+    quick = synthesize(german.model, row, actions, max_length=1, certify=True, certify_seconds=1e-9)[0]
+    assert quick.certificate is not None and quick.certificate["kind"] == "none"
+    assert "time limit" in quick.certificate["reason"]
+    full = synthesize(german.model, row, actions, max_length=1, certify=True)[0]
+    assert full.certificate is not None and full.certificate["kind"] == "optimal"
+    with pytest.raises(ConfigError, match="certify_seconds"):
+        synthesize(german.model, row, actions, max_length=1, certify=True, certify_seconds=-1)
