@@ -28,6 +28,7 @@ from actionable.certify import certify_plans, with_certificates
 from actionable.diagnosis import ESCALATION, Closest, why_not_found
 from actionable.goals import Goal, resolve_goal
 from actionable.inner import Optimiser, one_thread
+from actionable.minimal import without_unneeded
 from actionable.models import TorchModel, as_model
 from actionable.program import Plan, Program
 from actionable.results import RecourseBatch
@@ -168,7 +169,7 @@ class _Run:
             if self.scanner is not None:
                 polished = trade_plans(self.scanner, polished)
             out: dict[int, list[Plan]] = {}
-            lean = self.verifier.lean(polished)
+            lean = without_unneeded(self.verifier, self.verifier.lean(polished))
             for (row, _), plan in sorted(lean.items(), key=lambda item: item[1].cost):
                 mine = out.setdefault(row, [])
                 if len(mine) < self.config.k and all(set(plan.ids) != set(q.ids) for q in mine):
