@@ -167,7 +167,7 @@ class _Run:
             flat = {(row, i): plan for row, plans in ranked.items() for i, plan in enumerate(plans)}
             polished = self.verifier.polish(flat)
             if self.scanner is not None:
-                polished = trade_plans(self.scanner, polished)
+                polished = trade_plans(self.scanner, polished, per_person=max(2, self.config.k))
             out: dict[int, list[Plan]] = {}
             lean = without_unneeded(self.verifier, self.verifier.lean(polished))
             for (row, _), plan in sorted(lean.items(), key=lambda item: item[1].cost):
