@@ -243,10 +243,13 @@ class Kernel:
         env_after = self.env(z_after, xs_after, p, self.read_after) if self.post else {}
         conditions = [(c, env) for c in self.pre] + [(c, env_after) for c in self.post]
         for (condition, environment), scale in zip(conditions, self.scales, strict=True):
+            if exact:  # the truth alone: no barrier to build
+                truth = torch.as_tensor(condition.expr.evaluate(environment), dtype=torch.bool)
+                ok = ok & torch.broadcast_to(truth, (n,))
+                continue
             c_pen, truth = relax(condition, environment, scale)
             ok = ok & torch.broadcast_to(truth, (n,))
-            if not exact:
-                pen = pen + torch.broadcast_to(c_pen, (n,))
+            pen = pen + torch.broadcast_to(c_pen, (n,))
         return Moved(z_after, xs_after, cost, pen, ok)
 
 
