@@ -8,6 +8,7 @@ the boundary, growing linearly past it).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Union
@@ -107,12 +108,26 @@ def _label(node: Node) -> str | None:
     return node.id if isinstance(node, Name) else None
 
 
+def _constant(truth: bool, value: float) -> torch.Tensor:
+    """A number or (``truth``) a truth value as a 0-d tensor, made once per value (the flag keeps True apart
+    from 1): a catalogue's expressions are evaluated at every step of a search, and results are never
+    written in place. Inside ``torch.compile`` a fresh one (the compiler traces constants itself)."""
+    if torch.compiler.is_compiling():
+        return torch.tensor(value, dtype=torch.bool if truth else torch.float64)
+    return _cached_constant(truth, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_constant(truth: bool, value: float) -> torch.Tensor:
+    return torch.tensor(value, dtype=torch.bool if truth else torch.float64)
+
+
 def evaluate_node(node: Node, env: Mapping[str, Value], where: str) -> _Result:
     """Value of one node: a tensor, a ``Categorical`` (a bare category name) or a ``str`` (a quoted level)."""
     if isinstance(node, Const):
         if isinstance(node.value, str):
             return node.value
-        return torch.tensor(node.value, dtype=torch.bool if isinstance(node.value, bool) else torch.float64)
+        return _constant(isinstance(node.value, bool), node.value)
     if isinstance(node, Name):
         if node.id not in env:
             raise SpecError(
