@@ -1,10 +1,10 @@
 """Two parameters at a time: plans moved along the goal's boundary, where one parameter alone cannot go.
 
 Less of one parameter needs more of another to stay past the margin, so a coordinate scan (``scan``) stops
-at the optimiser's local optimum; ``trade`` tries, for each pair of a plan's parameters, every
-combination of ``ScanConfig.trade_points`` values of each (the rest held), keeps the cheapest that passes
-the exact check and bisects each toward no change. Its cost is quadratic in the grid, so it runs on the
-final contenders only (``trade_plans``).
+at the optimiser's local optimum; ``trade`` walks, for each pair of a plan's parameters,
+``ScanConfig.trade_points`` values of the first and scans the second exactly at each (the rest held), keeps
+the cheapest that passes the exact check and bisects each toward no change. Its cost is the grid times a
+scan, so it runs on the final contenders with several parameters only (``trade_plans``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ __all__ = ["trade", "trade_plans"]
 def trade(scanner: Scanner, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     """Passing plans made cheaper two parameters at a time: for each pair of parameters, each of
     ``trade_points`` values of the first with the best value of the second for it (a coordinate scan:
-    ``trade_points`` values, every change of passing, conditions or margin bisected), the rest held; the cheapest that passes, then a
-    bisection of each toward no change. One parameter alone cannot move along the goal's boundary (less
+    ``trade_points`` values, every change of passing, conditions or margin bisected), the rest held; the
+    cheapest that passes, then a bisection of each toward no change. One parameter alone cannot move along the goal's boundary (less
     of one needs more of the other), which leaves the optimiser's local optima where they are; this walks
     along it, into narrow passing strips a grid of both would step over. For final plans (one or a few per
     person): its cost is the grid times a scan."""
