@@ -359,13 +359,7 @@ def nonfinite_point(
         widest = max(sides, key=sides.__getitem__, default=None)
         if widest is None or sides[widest] <= (0 if widest in whole else 1e-9):
             return {n: (s.lo + s.hi) / 2 for n, s in spans.items()}
-        side = spans[widest]
-        mid = (side.lo + side.hi) / 2
-        low, high = (math.floor(mid), math.floor(mid) + 1) if widest in whole else (mid, mid)
-        stack += [
-            {**piece, widest: Span(high, side.hi, side.nan)},
-            {**piece, widest: Span(side.lo, low, side.nan)},
-        ]
+        stack += _halves(piece, widest, whole)
     return None
 
 
@@ -424,17 +418,15 @@ def negative_points(
             continue
         point: dict[str, float | str] = {}
         sides: dict[str, float] = {}
-        for name in first:
-            side = piece[name]
-            assert isinstance(side, Span)
+        spans = {n: s for n in first if isinstance(s := piece[n], Span)}  # every numeric side
+        for name, side in spans.items():
             mid = (side.lo + side.hi) / 2
             point[name] = float(math.floor(mid)) if name in whole else mid
             sides[name] = (side.hi - side.lo) / first[name] if name not in whole or side.hi > side.lo else 0
-        for name, count in levels.items():
-            options = piece[name]
-            assert not isinstance(options, Span)
-            point[name] = options[0]
-            sides[name] = (len(options) - 1) / (count - 1)
+        options = {n: o for n in levels if not isinstance(o := piece[n], Span)}  # every category side
+        for name, kept in options.items():
+            point[name] = kept[0]
+            sides[name] = (len(kept) - 1) / (levels[name] - 1)
         out.append(point)
         widest = max(sides, key=sides.__getitem__, default=None)
         if widest is None or sides[widest] <= (1e-9 if widest in first and widest not in whole else 0):
