@@ -21,7 +21,7 @@ def small_boxes(scanner: Scanner, ids: torch.Tensor) -> torch.Tensor:
     """Per pair: whether every parameter of its sequence is a whole number scanned in full and all of them
     together have at most ``exact_product`` combinations."""
     active = scanner.active(ids)
-    index = torch.where(ids < 0, len(scanner.program.acts), ids)
+    index = scanner.program.rows(ids)
     whole = scanner.exhaustive[index]  # pairs x steps x slots
     counts = torch.where(active, scanner.lengths[index], 1).to(torch.float64)
     return (whole | ~active).all((1, 2)) & (counts.flatten(1).prod(1) <= scanner.config.exact_product)

@@ -27,7 +27,7 @@ def without_unneeded(verifier: Verifier, plans: Mapping[K, Plan]) -> dict[K, Pla
     pending = [key for key, plan in plans.items() if len(plan.ids) >= 2]
     while pending:
         trials = [(key, j) for key in pending for j in range(len(out[key].ids))]
-        shorter = [_without(out[key], j) for key, j in trials]
+        shorter = [out[key].only([i for i in range(len(out[key].ids)) if i != j]) for key, j in trials]
         ids, params = verifier.program.stack(shorter)
         x0 = torch.stack([plan.x0 for plan in shorter])
         checked = verifier.check(ids, x0, params)
@@ -42,13 +42,3 @@ def without_unneeded(verifier: Verifier, plans: Mapping[K, Plan]) -> dict[K, Pla
             )
         pending = [key for key in best if len(out[key].ids) >= 2]
     return out
-
-
-def _without(plan: Plan, j: int) -> Plan:
-    """``plan`` without its step ``j`` (costs and end state to be replayed)."""
-    keep = torch.as_tensor([i for i in range(len(plan.ids)) if i != j], dtype=torch.int64)
-    return plan.but(
-        ids=tuple(plan.ids[i] for i in keep.tolist()),
-        params=plan.params[keep],
-        step_costs=plan.step_costs[keep],
-    )

@@ -88,6 +88,13 @@ class Plan:
         """This plan with some fields replaced."""
         return replace(self, **changes)
 
+    def only(self, steps: Sequence[int]) -> Plan:
+        """This plan with only ``steps`` (in order), their parameters and costs; the end state is kept (the
+        caller replays the plan where the dropped steps changed something)."""
+        keep = torch.as_tensor(list(steps), dtype=torch.int64)
+        ids = tuple(self.ids[j] for j in steps)
+        return self.but(ids=ids, params=self.params[keep], step_costs=self.step_costs[keep])
+
 
 @dataclass(frozen=True)
 class _Read:
@@ -274,6 +281,7 @@ class Program:
         self.touched = torch.as_tensor(columns, dtype=torch.int64)
         self.kernels = tuple(Kernel(a, self.schema, {c: i for i, c in enumerate(columns)}) for a in self.acts)
         self.lower_bounds = tuple(cost_floor(a, self.schema) for a in self.acts)
+        self._floors = torch.as_tensor([*self.lower_bounds, 0.0], dtype=DTYPE)  # the last row: no-op
         self._box = self._box_tables()
         lo, hi = self.schema.bounds_tensor()
         self.column_scale = torch.where(torch.isfinite(hi - lo) & (hi > lo), hi - lo, torch.ones_like(hi))
@@ -288,8 +296,15 @@ class Program:
 
     def bound(self, ids: torch.Tensor) -> torch.Tensor:
         """Per padded sequence, a lower bound on its cost: the sum of its actions' ``lower_bounds``."""
-        floors = torch.as_tensor([*self.lower_bounds, 0.0], dtype=DTYPE)
-        return floors[torch.where(ids == NOOP, len(self.acts), ids)].sum(1)
+        return self._floors[self.rows(ids)].sum(1)
+
+    def rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """``ids`` as rows of the per-action tables, whose last row is the no-op's."""
+        return torch.where(ids == NOOP, len(self.acts), ids)
+
+    def parameter_count(self, ids: Sequence[int]) -> int:
+        """How many parameters a sequence's actions have together."""
+        return sum(self.acts[a].n_params for a in ids if a != NOOP)
 
     def _box_tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per action and parameter slot: lower bound, upper bound and initial value (the last row: no-op)."""
@@ -356,7 +371,7 @@ class Program:
     def boxes(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per pair, step and parameter slot: lower bound, span and initial value (raw units)."""
         table_lo, table_hi, table_init = self._box
-        index = torch.where(ids == NOOP, len(self.acts), ids)
+        index = self.rows(ids)
         lo, hi, init = table_lo[index], table_hi[index], table_init[index]
         span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
         return lo, span, init

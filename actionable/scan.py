@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from actionable.program import NOOP, Program
+from actionable.program import Program
 from actionable.schema import DTYPE
 from actionable.verify import Exact, Verifier
 
@@ -81,7 +81,7 @@ class Scanner:
 
     def active(self, ids: torch.Tensor) -> torch.Tensor:
         """Per pair, step and slot: whether that parameter exists (pairs x steps x slots)."""
-        index = torch.where(ids == NOOP, len(self.program.acts), ids)
+        index = self.program.rows(ids)
         slots = torch.arange(self.program.slots)
         return slots[None, None, :] < self.n_params[index][:, :, None]
 

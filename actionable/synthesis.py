@@ -165,7 +165,8 @@ class _Run:
             if missing and self.scanner is not None:
                 ranked |= {k: [plan] for k, plan in self._escalate(x0, rows, missing, space).items()}
             flat = {(row, i): plan for row, plans in ranked.items() for i, plan in enumerate(plans)}
-            several = {key: plan for key, plan in flat.items() if self._parameters(plan) > 1}
+            several = {k: p for k, p in flat.items() if self.program.parameter_count(p.ids) > 1}
+            # a plan with one parameter or none was solved by the exact scans already
             polished = flat | self.verifier.polish(several if self.scanner is not None else flat)
             if self.scanner is not None:
                 polished = trade_plans(self.scanner, polished, per_person=max(2, self.config.k))
@@ -176,10 +177,6 @@ class _Run:
                 if len(mine) < self.config.k and all(set(plan.ids) != set(q.ids) for q in mine):
                     mine.append(plan)  # (two plans may use the same actions once idle steps are dropped)
             return out
-
-    def _parameters(self, plan: Plan) -> int:
-        """How many parameters a plan's actions have (one or none: the exact scans solved it already)."""
-        return sum(self.program.acts[a].n_params for a in plan.ids)
 
     def _escalate(
         self, x0: torch.Tensor, rows: list[int], missing: list[int], space: Space

@@ -70,7 +70,7 @@ def trade_plans(
     taken: dict[int, int] = {}
     keys = []
     for key, plan in sorted(plans.items(), key=lambda item: item[1].cost):
-        several = sum(scanner.program.acts[a].n_params for a in plan.ids) >= 2
+        several = scanner.program.parameter_count(plan.ids) >= 2
         if several and taken.get(key[0], 0) < per_person:
             taken[key[0]] = taken.get(key[0], 0) + 1
             keys.append(key)

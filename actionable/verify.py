@@ -279,10 +279,5 @@ class Verifier:
             plan = plans[key]
             keep = [j for j in range(len(plan.ids)) if bool(moves[row, j])]
             if len(keep) < len(plan.ids):
-                index = torch.as_tensor(keep, dtype=torch.int64)
-                out[key] = plan.but(
-                    ids=tuple(plan.ids[j] for j in keep),
-                    params=plan.params[index],
-                    step_costs=plan.step_costs[index],
-                )
+                out[key] = plan.only(keep)  # the same states: the end state stands
         return out
