@@ -115,7 +115,8 @@ class Scanner:
         multi = torch.nonzero(~single).flatten()
         if not len(multi):
             return params
-        failing = _to_repair(self.verifier, self.config, ids, x0, params, multi, people, best)
+        every = self.verifier.exact(ids, x0, params)  # what the repairs change is checked again below
+        failing = repaired = _to_repair(self.config, every, multi, people, best)
         for sweep in range(self.config.repair_sweeps):  # repair: each parameter over its grid, toward passing
             if sweep and len(failing):  # a pair the last sweep mended needs no other
                 failing = failing[~self.verifier.exact(ids[failing], x0[failing], params[failing]).passes]
@@ -127,7 +128,10 @@ class Scanner:
                         params[mine] = self.coordinate(
                             ids[mine], x0[mine], params[mine], j, i, self.config.repair
                         )
-        rows = _worth(self.verifier, self.config, ids, x0, params, multi, people, best)
+        if len(repaired):
+            again = self.verifier.exact(ids[repaired], x0[repaired], params[repaired])
+            every = Exact(*(t.index_put((repaired,), u) for t, u in zip(every, again, strict=True)))
+        rows = _worth(self.config, every, multi, people, best)
         for _ in range(self.config.sweeps):
             for j in range(ids.shape[1]):
                 for i in range(self.program.slots):
@@ -282,21 +286,18 @@ class Scanner:
 
 
 def _to_repair(
-    verifier: Verifier,
     config: ScanConfig,
-    ids: torch.Tensor,
-    x0: torch.Tensor,
-    params: torch.Tensor,
+    every: Exact,
     multi: torch.Tensor,
     people: torch.Tensor | None,
     best: torch.Tensor | None,
 ) -> torch.Tensor:
-    """The failing ``multi`` pairs worth a repair: all of them where a pair's person has no passing
-    plan yet (this batch's included); else those whose cost where the optimiser left them is under
-    ``worth`` x the person's best (a repair moves toward passing, which rarely makes a plan cheaper)."""
+    """The failing ``multi`` pairs worth a repair (``every``: the exact check of every pair): all of them
+    where a pair's person has no passing plan yet (this batch's included); else those whose cost where the
+    optimiser left them is under ``worth`` x the person's best (a repair moves toward passing, which
+    rarely makes a plan cheaper)."""
     if not config.repair:
         return multi[:0]
-    every = verifier.exact(ids, x0, params)
     failing = multi[~every.passes[multi]]
     if people is None or best is None or not len(failing):
         return failing
@@ -305,18 +306,14 @@ def _to_repair(
 
 
 def _worth(
-    verifier: Verifier,
     config: ScanConfig,
-    ids: torch.Tensor,
-    x0: torch.Tensor,
-    params: torch.Tensor,
+    every: Exact,
     candidates: torch.Tensor,
     people: torch.Tensor | None,
     best: torch.Tensor | None,
 ) -> torch.Tensor:
-    """The ``candidates`` (pair indices) that pass and cost at most ``worth`` x their person's best,
-    at most ``per_person`` of them per person (the cheapest)."""
-    every = verifier.exact(ids, x0, params)
+    """The ``candidates`` (pair indices) that pass (``every``: the exact check of every pair) and cost at
+    most ``worth`` x their person's best, at most ``per_person`` of them per person (the cheapest)."""
     chosen = candidates[every.passes[candidates]]
     if people is None or best is None:
         return chosen
