@@ -34,7 +34,7 @@ from torch import nn
 from actionable.goals import Goal
 from actionable.models import TorchModel
 from actionable.models import layers as L
-from actionable.program import Dispatch, Program
+from actionable.program import Dispatch, Fixed, Program
 from actionable.schema import DTYPE
 
 __all__ = [
@@ -196,7 +196,8 @@ class Terms(NamedTuple):
 
 
 class Constants(NamedTuple):
-    """What stays fixed through one optimisation: boxes, start, static columns, dispatch, folded network."""
+    """What stays fixed through one optimisation: boxes, start, static columns, dispatch, the fixed steps' parts,
+    folded network."""
 
     lo: torch.Tensor
     span: torch.Tensor
@@ -204,6 +205,7 @@ class Constants(NamedTuple):
     xs_final: torch.Tensor
     plan: Dispatch
     per_step: list[list[torch.Tensor]]
+    fixed: Fixed
     base: torch.Tensor | None
     weight: torch.Tensor | None
 
@@ -238,7 +240,8 @@ class Optimiser:
         )
         state = self.start(((init - lo) / span).clamp(0, 1))
         schedule = self.schedule()
-        constants = Constants(lo, span, x0[:, program.touched], xs_final, plan, per_step, base, weight)
+        fixed = program.fixed_steps(len(ids), plan, per_step, exact=False)  # the same at every iteration
+        constants = Constants(lo, span, x0[:, program.touched], xs_final, plan, per_step, fixed, base, weight)
         done = 0
         with one_thread(len(ids)):
             if cfg.compile and cfg.steps >= UNROLL:
@@ -297,12 +300,13 @@ class Optimiser:
         xs_final: torch.Tensor,
         plan: Dispatch,
         per_step: list[list[torch.Tensor]],
+        fixed: Fixed,
         base: torch.Tensor | None,
         weight: torch.Tensor | None,
     ) -> tuple[torch.Tensor, Terms]:
         """The summed relaxed objective at ``u`` and, per pair, its ``Terms``."""
         program = self.program
-        z, step_costs, penalty, ok = program.roll(z0, lo + u * span, plan, per_step, exact=False)
+        z, step_costs, penalty, ok = program.roll(z0, lo + u * span, plan, per_step, False, fixed)
         if base is not None and weight is not None:  # the folded network (see fold)
             out = self._split[1](torch.addmm(base, z.to(base.dtype), weight.T))  # type: ignore[index]
         else:

@@ -20,18 +20,18 @@ from typing import Any, Literal, NamedTuple
 
 import torch
 
-from actionable import expr as E
 from actionable import intervals as I
 from actionable.action_checks import box_of
-from actionable.actions import Action, ActionSet, Condition, relax
+from actionable.actions import Action, ActionSet
 from actionable.errors import ConfigError
+from actionable.kernel import Kernel, Moved
 from actionable.results import Recourse, Step
-from actionable.rounding import make_whole_columns
 from actionable.schema import DTYPE, Schema
 
 __all__ = [
     "NOOP",
     "Dispatch",
+    "Fixed",
     "Groups",
     "Kernel",
     "Moved",
@@ -47,6 +47,8 @@ Rounding = Literal["round", "floor", "ceil"]
 Groups = list[tuple[int, torch.Tensor]]  # per step: (action id, the pairs taking it)
 Dispatch = list[tuple[Groups, torch.Tensor]]  # per step: groups and the permutation restoring pair order
 Static = tuple[list[list[torch.Tensor]], torch.Tensor]  # static columns per step and group; final ones
+Fixed = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # per step: the fixed cost, penalty, validity
+_NO_PARAMS = torch.zeros(0, 0, dtype=DTYPE)
 
 
 class Path(NamedTuple):
@@ -54,16 +56,6 @@ class Path(NamedTuple):
 
     x: torch.Tensor
     step_costs: torch.Tensor
-    penalty: torch.Tensor
-    ok: torch.Tensor
-
-
-class Moved(NamedTuple):
-    """One action applied to a batch: numeric state, static state, cost, relaxed penalty, exact validity."""
-
-    z: torch.Tensor
-    xs: torch.Tensor
-    cost: torch.Tensor
     penalty: torch.Tensor
     ok: torch.Tensor
 
@@ -96,16 +88,6 @@ class Plan:
         return self.but(ids=ids, params=self.params[keep], step_costs=self.step_costs[keep])
 
 
-@dataclass(frozen=True)
-class _Read:
-    """Where an expression's name lives: a category block, or a numeric column (in ``z`` when written)."""
-
-    name: str
-    cols: slice
-    levels: tuple[str, ...] | None
-    pos: int | None
-
-
 def cost_floor(action: Action, schema: Schema) -> float:
     """A lower bound on the action's cost wherever its preconditions can hold (interval arithmetic over
     the features' and parameters' bounds): what a search adds up to skip sequences that cannot beat a plan
@@ -116,148 +98,6 @@ def cost_floor(action: Action, schema: Schema) -> float:
         return 0.0
     low = I.span(action.expressions.cost.node, narrowed).lo
     return low if 0.0 < low < math.inf else 0.0
-
-
-class Kernel:
-    """One action prepared for batched evaluation: only the columns it reads and writes are touched."""
-
-    def __init__(self, action: Action, schema: Schema, touched: dict[int, int]) -> None:
-        self.action = action
-        self.n_params = action.n_params
-        bound = action.expressions
-        self.effects = [(schema[f], schema.slice(f), e) for f, e in bound.effects.items()]
-        self.levels: list[tuple[slice, int]] = []  # constant category effects: block, level index
-        self.blocks: dict[str, torch.Tensor] = {}  # the same as one-hot rows, for the rollout
-        for f, cols, e in self.effects:
-            if e.is_level:
-                level = f.level_index(e.evaluate({}))
-                self.levels.append((cols, level))
-                self.blocks[f.name] = torch.zeros(len(f.levels), dtype=DTYPE).index_fill(
-                    0, torch.tensor(level), 1.0
-                )
-        self.cost = bound.cost
-        self.pre: tuple[Condition, ...] = action.conditions("pre")
-        self.post: tuple[Condition, ...] = action.conditions("post")
-        params = {p.name for p in action.params}
-        before = set(self.cost.names) | {n for _, _, e in self.effects for n in e.names}
-        before |= {n for c in self.pre for n in c.expr.names}
-        self.read_before = self._reads(schema, sorted(before - params), touched)
-        self.read_after = self._reads(
-            schema, sorted({n for c in self.post for n in c.expr.names} - params), touched
-        )
-        ranges = {f.name: f.bounds[1] - f.bounds[0] for f in schema.features if f.kind != "category"}
-        ranges |= {p.name: p.bounds[1] - p.bounds[0] for p in action.params}
-        self.scales = [self._scale(c, ranges) for c in (*self.pre, *self.post)]
-        numeric = [(f, cols) for f, cols, _ in self.effects if f.kind != "category"]
-        self.cols = torch.as_tensor([cols.start for _, cols in numeric], dtype=torch.int64)
-        self.zcols = torch.as_tensor([touched[int(c)] for c in self.cols], dtype=torch.int64)
-        self.integer = torch.as_tensor([f.is_whole for f, _ in numeric], dtype=torch.bool)
-        self.modes = [action.whole_mode(f) for f, _ in numeric]  # the action's rounding, else the feature's
-        self.lo = torch.as_tensor([f.bounds[0] for f, _ in numeric], dtype=DTYPE)
-        self.hi = torch.as_tensor([f.bounds[1] for f, _ in numeric], dtype=DTYPE)
-        up = torch.as_tensor([f.direction == "increase" for f, _ in numeric], dtype=torch.bool)
-        down = torch.as_tensor([f.direction == "decrease" for f, _ in numeric], dtype=torch.bool)
-        span = self.hi - self.lo
-        scale = torch.where(torch.isfinite(span) & (span > 0), span / 100, torch.ones_like(span))
-        # the slacks that can bind: finite lower and upper bounds, and the allowed direction of change
-        # as index tensors (not masks), so the shapes never depend on data (torch.compile traces them)
-        self.slack_lo, self.slack_hi, self.i_up, self.i_down = (
-            torch.nonzero(mask).flatten()
-            for mask in (torch.isfinite(self.lo), torch.isfinite(self.hi), up, down)
-        )
-        self.slack_scale = torch.cat(
-            [scale[self.slack_lo], scale[self.slack_hi], scale[self.i_up], scale[self.i_down]]
-        )
-
-    @staticmethod
-    def _reads(schema: Schema, names: list[str], touched: dict[int, int]) -> list[_Read]:
-        out = []
-        for name in names:
-            f, cols = schema[name], schema.slice(name)
-            category = f.kind == "category"
-            out.append(_Read(name, cols, f.levels if category else None, touched.get(cols.start)))
-        return out
-
-    @staticmethod
-    def _scale(condition: Condition, ranges: dict[str, float]) -> float:
-        """Default barrier scale: 1% of the smallest finite range among the names the condition reads."""
-        spans = [ranges[n] for n in condition.expr.names if n in ranges and 0 < ranges[n] < math.inf]
-        return float(condition.scale or (min(spans) / 100 if spans else 1.0))
-
-    def env(self, z: torch.Tensor, xs: torch.Tensor, p: torch.Tensor, reads: list[_Read]) -> dict[str, Any]:
-        env: dict[str, Any] = {}
-        for r in reads:
-            if r.levels is not None:
-                env[r.name] = E.Categorical(xs[:, r.cols], r.levels)
-            else:
-                env[r.name] = z[:, r.pos] if r.pos is not None else xs[:, r.cols.start]
-        for i, param in enumerate(self.action.params):
-            env[param.name] = p[:, i]
-        return env
-
-    def set_levels(self, xs: torch.Tensor) -> torch.Tensor:
-        """The static columns after this action: its category effects applied (they are constants)."""
-        out = xs
-        for cols, level in self.levels:
-            out = out.clone() if out is xs else out
-            out[:, cols] = 0.0
-            out[:, cols.start + level] = 1.0
-        return out
-
-    def step(self, z: torch.Tensor, xs: torch.Tensor, p: torch.Tensor, exact: bool) -> Moved:
-        """The action on a batch: new numeric state ``z``, new static state ``xs`` (categories), its cost,
-        the relaxed penalty (0 when exact) and the exact validity of conditions, bounds and directions."""
-        n = len(z)
-        env = self.env(z, xs, p, self.read_before)
-        cost = torch.broadcast_to(torch.as_tensor(self.cost.evaluate(env), dtype=DTYPE), (n,))
-        numeric = []
-        xs_after = xs
-        for f, cols, effect in self.effects:
-            value = effect.evaluate(env)
-            if isinstance(value, str):
-                if xs_after is xs:
-                    xs_after = xs.clone()
-                block = self.blocks.get(f.name)
-                if block is None:  # a level chosen by the state: found in the schema's levels now
-                    block = torch.zeros(len(f.levels), dtype=xs.dtype)
-                    block[f.level_index(value)] = 1.0
-                xs_after[:, cols] = block
-            else:
-                numeric.append(torch.broadcast_to(torch.as_tensor(value, dtype=z.dtype), (n,)))
-        z_after = z
-        ok = torch.ones(n, dtype=torch.bool)
-        pen = torch.zeros(n, dtype=DTYPE)
-        if numeric:
-            new = torch.stack(numeric, 1)
-            if exact:  # an integer feature stays a whole number after every action, rounded as declared
-                new = torch.where(self.integer, make_whole_columns(new, self.modes), new)
-            old = z[:, self.zcols]
-            z_after = z.index_copy(1, self.zcols, new)
-            slack = torch.cat(
-                [
-                    (new - self.lo)[:, self.slack_lo],
-                    (self.hi - new)[:, self.slack_hi],
-                    (new - old)[:, self.i_up],
-                    (old - new)[:, self.i_down],
-                ],
-                1,
-            )
-            # exact: the bounds and directions as the schema checks them (a plan's state must be a valid row)
-            ok = (slack >= (0.0 if exact else -1e-9)).all(1)
-            if not exact and slack.shape[1]:
-                d = slack / self.slack_scale
-                pen = (0.1 * torch.where(d >= 0, torch.exp(-d.clamp_min(0)), 1 - d)).sum(1)
-        env_after = self.env(z_after, xs_after, p, self.read_after) if self.post else {}
-        conditions = [(c, env) for c in self.pre] + [(c, env_after) for c in self.post]
-        for (condition, environment), scale in zip(conditions, self.scales, strict=True):
-            if exact:  # the truth alone: no barrier to build
-                truth = torch.as_tensor(condition.expr.evaluate(environment), dtype=torch.bool)
-                ok = ok & torch.broadcast_to(truth, (n,))
-                continue
-            c_pen, truth = relax(condition, environment, scale)
-            ok = ok & torch.broadcast_to(truth, (n,))
-            pen = pen + torch.broadcast_to(c_pen, (n,))
-        return Moved(z_after, xs_after, cost, pen, ok)
 
 
 class Program:
@@ -456,45 +296,56 @@ class Program:
         plan: Dispatch,
         per_step: list[list[torch.Tensor]],
         exact: bool,
+        fixed: Fixed | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The numeric state ``z`` through every step: final ``z``, costs per step, penalty, exact validity.
 
-        A step where every pair takes the same action skips the gather and the reordering.
+        Only the groups whose kernel moves something run per call; the no-ops' and constant kernels'
+        parts come from ``fixed`` (``fixed_steps``, made here when not given). The moving groups' results
+        are written into them by pair index, so no step reorders the whole batch.
         """
-        batch = len(z)
+        fixed = fixed if fixed is not None else self.fixed_steps(len(z), plan, per_step, exact)
         step_costs: list[torch.Tensor] = []
-        penalty = torch.zeros(batch, dtype=DTYPE)
-        ok = torch.ones(batch, dtype=torch.bool)
-        for (groups, order), xs_groups in zip(plan, per_step, strict=True):
-            j = len(step_costs)
-            if len(groups) == 1:  # one action for all pairs, in order
-                a = groups[0][0]
-                if a == NOOP:
-                    step_costs.append(torch.zeros(batch, dtype=DTYPE))
-                    continue
-                kernel = self.kernels[a]
-                z, _, cost, pen, good = kernel.step(z, xs_groups[0], params[:, j, : kernel.n_params], exact)
-                step_costs.append(cost)
-                penalty = penalty + pen
-                ok = ok & good
-                continue
-            zs, costs, pens, oks = [], [], [], []
-            for (a, rows), xa in zip(groups, xs_groups, strict=True):
-                za = z[rows]
-                if a == NOOP:
-                    zs.append(za)
-                    costs.append(torch.zeros(len(rows), dtype=DTYPE))
-                    pens.append(torch.zeros(len(rows), dtype=DTYPE))
-                    oks.append(torch.ones(len(rows), dtype=torch.bool))
-                    continue
-                kernel = self.kernels[a]
-                za, _, cost, pen, good = kernel.step(za, xa, params[rows, j, : kernel.n_params], exact)
-                zs.append(za)
-                costs.append(cost)
-                pens.append(pen)
-                oks.append(good)
-            z = torch.cat(zs)[order]
-            step_costs.append(torch.cat(costs)[order])
-            penalty = penalty + torch.cat(pens)[order]
-            ok = ok & torch.cat(oks)[order]
+        penalty = torch.zeros(len(z), dtype=DTYPE)
+        ok = torch.ones(len(z), dtype=torch.bool)
+        for j, ((groups, _), xs_groups, (cost, pen, good)) in enumerate(
+            zip(plan, per_step, fixed, strict=True)
+        ):
+            moving = [
+                (self.kernels[a], rows, xa)
+                for (a, rows), xa in zip(groups, xs_groups, strict=True)
+                if a != NOOP and not self.kernels[a].constant
+            ]
+            if len(groups) == 1 and moving:  # one action for all pairs, in order: no gather
+                kernel, _, xa = moving[0]
+                z, _, cost, pen, good = kernel.step(z, xa, params[:, j, : kernel.n_params], exact)
+            elif moving:
+                index = torch.cat([rows for _, rows, _ in moving])
+                out = [k.step(z[rows], xa, params[rows, j, : k.n_params], exact) for k, rows, xa in moving]
+                z = z.index_copy(0, index, torch.cat([o.z for o in out]))
+                cost = cost.index_copy(0, index, torch.cat([o.cost for o in out]))
+                pen = pen.index_copy(0, index, torch.cat([o.penalty for o in out]))
+                good = good.index_copy(0, index, torch.cat([o.ok for o in out]))
+            step_costs.append(cost)
+            penalty = penalty + pen
+            ok = ok & good
         return z, torch.stack(step_costs, dim=1), penalty, ok
+
+    def fixed_steps(
+        self, batch: int, plan: Dispatch, per_step: list[list[torch.Tensor]], exact: bool
+    ) -> Fixed:
+        """Per step, each pair's cost, penalty and validity where its action is a no-op or a ``constant``
+        kernel (the same at every optimisation step); 0, 0 and True where its kernel moves something."""
+        out = []
+        for (groups, _), xs_groups in zip(plan, per_step, strict=True):
+            cost = torch.zeros(batch, dtype=DTYPE)
+            pen = torch.zeros(batch, dtype=DTYPE)
+            good = torch.ones(batch, dtype=torch.bool)
+            for (a, rows), xa in zip(groups, xs_groups, strict=True):
+                if a == NOOP or not self.kernels[a].constant:
+                    continue
+                moved = self.kernels[a].step(torch.zeros(len(rows), 0, dtype=DTYPE), xa, _NO_PARAMS, exact)
+                cost, pen = cost.index_copy(0, rows, moved.cost), pen.index_copy(0, rows, moved.penalty)
+                good = good.index_copy(0, rows, moved.ok)
+            out.append((cost, pen, good))
+        return out
