@@ -29,6 +29,7 @@ from actionable.diagnosis import ESCALATION, Closest, why_not_found
 from actionable.goals import Goal, resolve_goal
 from actionable.inner import Optimiser, one_thread
 from actionable.minimal import without_unneeded
+from actionable.mixes import busy_catalogue, search_mixes
 from actionable.models import TorchModel, as_model
 from actionable.program import Plan, Program
 from actionable.results import RecourseBatch
@@ -165,6 +166,13 @@ class _Run:
             if missing and self.scanner is not None:
                 ranked |= {k: [plan] for k, plan in self._escalate(x0, rows, missing, space).items()}
             flat = {(row, i): plan for row, plans in ranked.items() for i, plan in enumerate(plans)}
+            raw: dict[tuple[int, Any], Plan] = {}  # the plans as found, for the alternatives
+            if self.config.k > 1:
+                raw = without_unneeded(self.verifier, self.verifier.lean(flat))
+            if self.config.k > 1 and self.scanner is not None:
+                mixes = self._mixes(x0, rows, raw, space)
+                flat |= mixes
+                raw |= without_unneeded(self.verifier, self.verifier.lean(mixes))
             several = {k: p for k, p in flat.items() if self.program.parameter_count(p.ids) > 1}
             # a plan with one parameter or none was solved by the exact scans already
             polished = flat | self.verifier.polish(several if self.scanner is not None else flat)
@@ -172,11 +180,50 @@ class _Run:
                 polished = trade_plans(self.scanner, polished, per_person=max(2, self.config.k))
             out: dict[int, list[Plan]] = {}
             lean = without_unneeded(self.verifier, self.verifier.lean(polished))
-            for (row, _), plan in sorted(lean.items(), key=lambda item: item[1].cost):
+            # a plan as found competes too: polishing a mix may leave a step idle, and its set then drops out
+            pool = [*lean.items(), *(((row, ("raw", i)), p) for (row, i), p in raw.items())]
+            for (row, _), plan in sorted(pool, key=lambda item: item[1].cost):
                 mine = out.setdefault(row, [])
                 if len(mine) < self.config.k and all(set(plan.ids) != set(q.ids) for q in mine):
                     mine.append(plan)  # (two plans may use the same actions once idle steps are dropped)
             return out
+
+    def _mixes(
+        self, x0: torch.Tensor, rows: list[int], plans: dict[tuple[int, Any], Plan], space: Space
+    ) -> dict[tuple[int, Any], Plan]:
+        """Plans that mix actions (``mixes``), for the alternatives; ``plans``: the search's, with no idle
+        or unneeded step, whose k-th distinct set of actions per person is what a mix must beat."""
+        busy = busy_catalogue(self.program.actions)
+        if busy is None:
+            return {}
+        bar = torch.full((len(x0),), math.inf, dtype=torch.float64)
+        sets: dict[int, dict[frozenset[int], float]] = {}
+        for (row, _), plan in plans.items():
+            mine = sets.setdefault(row, {})
+            mine[frozenset(plan.ids)] = min(plan.cost, mine.get(frozenset(plan.ids), math.inf))
+        have = {row: set(mine) for row, mine in sets.items()}
+        for row, mine in sets.items():
+            costs = sorted(mine.values())
+            if len(costs) >= self.config.k:
+                bar[row] = costs[self.config.k - 1]
+        inner = self.config.inner()
+        if self.scanner is None:
+            return {}
+        found = search_mixes(
+            busy,
+            self.scanner,
+            lambda program: Optimiser(program, self.model, self.goal, inner).run,
+            x0,
+            rows,
+            bar,
+            have,
+            max_length=self.config.max_length,
+            keep=max(self.config.k, CONTENDERS),
+            rank=self.config.k,
+            chunk=self.config.chunk,
+            limit=space.limit(len(x0)),
+        )
+        return {(row, ("mix", i)): plan for row, mine in found.items() for i, plan in enumerate(mine)}
 
     def _escalate(
         self, x0: torch.Tensor, rows: list[int], missing: list[int], space: Space

@@ -105,8 +105,13 @@ class Best:
             self.plans[row] = ranked[0]
             if len(ranked) >= self.keep:
                 self.cost[row] = ranked[self.keep - 1].cost
-            if len(ranked) >= self.rank:
-                self.bar[row] = ranked[self.rank - 1].cost
+            if len(ranked) >= self.rank:  # never raised: a bar from ``limit`` may be lower
+                self.bar[row] = min(float(self.bar[row]), ranked[self.rank - 1].cost)
+
+    def limit(self, bar: torch.Tensor) -> None:
+        """Lower each person's ``bar`` to ``bar`` where it is lower: plans found elsewhere (kept there) that
+        this search's plans must beat to be among the answers."""
+        self.bar.copy_(torch.minimum(self.bar, bar))
 
     def ranked(self, row: int) -> list[Plan]:
         """The person's plans, cheapest first: at most ``keep``, each using a different set of actions."""
