@@ -19,8 +19,9 @@ loses it and competes under the smaller set.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 import torch
 
@@ -34,43 +35,58 @@ from actionable.search import Optimise, Sequences, Trials, canonical_levels
 from actionable.verify import Verifier
 
 __all__ = [
+    "MIN_CHANGE",
     "MIX_LENGTH",
+    "ZOOMS",
     "Busy",
     "busy_catalogue",
     "make_needed",
     "mix_sequences",
     "needed",
     "search_mixes",
+    "shrink",
     "sides",
+    "walk_plans",
 ]
 
 MIX_LENGTH = 2  # the longest mixes searched here (longer ones come from the search itself): measured on
 # German and Adult (k = 3), mixes of three and four steps took 2-3x the time and added no alternative
+K = TypeVar("K", bound=Hashable)
+MIN_CHANGE = 0.001  # a real parameter without a resolution: the busy parts start this share of its box away
+ZOOMS = 2  # make_needed: rounds of values between the best one's neighbours, after the first grid
 MAX_VARIANTS = 200  # variants in all: past it the mixes are not searched (a catalogue of many parameters)
 
 
 class Busy:
     """A catalogue's busy variants compiled: the ``program`` and, per variant, the original action index."""
 
-    def __init__(self, program: Program, origin: Sequence[int], repeatable: Sequence[bool]) -> None:
+    def __init__(
+        self, program: Program, origin: Sequence[int], repeatable: Sequence[bool], slots: int
+    ) -> None:
         self.program, self.origin, self.repeatable = program, tuple(origin), tuple(repeatable)
+        self.slots = slots  # the original program's parameter slots (the variants' may be fewer)
 
     def to_original(self, plan: Plan) -> Plan:
-        """A plan of the variants as the same plan of the original actions (parameters are the same)."""
-        return plan.but(ids=tuple(self.origin[a] for a in plan.ids))
+        """A plan of the variants as the same plan of the original actions (the same parameters, in the
+        original program's slots)."""
+        params = torch.zeros(len(plan.ids), self.slots, dtype=plan.params.dtype)
+        params[:, : plan.params.shape[1]] = plan.params[:, : self.slots]
+        return plan.but(ids=tuple(self.origin[a] for a in plan.ids), params=params)
 
 
 def sides(param: Param) -> list[Param]:
     """``param`` without its no-change value ``init``: the part of its box below and the part above (each
-    starting next to ``init``: the next whole number, the next resolution step, or 1e-6 of the box for a
-    real parameter); an empty part is left out."""
+    starting at the grid point next to ``init``: whole numbers, the resolution grid, or ``MIN_CHANGE`` of
+    the box for a real parameter, so that no mix advises a token change); an empty part, or a box of one value, is left out."""
     lo, hi = param.bounds
     init = float(param.init)  # type: ignore[arg-type]
-    if param.kind == "integer":
-        below, above = math.ceil(init) - 1.0, math.floor(init) + 1.0
-    else:
-        step = param.resolution or (hi - lo) * 1e-6
-        below, above = init - step, init + step
+    if hi <= lo:
+        return []
+    step = 1.0 if param.kind == "integer" else param.resolution
+    if step:  # the grid points either side of init (init itself need not be on the grid)
+        below, above = (math.ceil(init / step) - 1) * step, (math.floor(init / step) + 1) * step
+    else:  # the least change worth advising in a mix: MIN_CHANGE of the box (or declare a resolution)
+        below, above = init - (hi - lo) * MIN_CHANGE, init + (hi - lo) * MIN_CHANGE
     out = []
     if below >= lo:
         out.append(replace(param, bounds=(lo, below), init=below))
@@ -86,17 +102,13 @@ def busy_catalogue(actions: ActionSet) -> Busy | None:
     origin: list[int] = []
     for a, action in enumerate(actions.actions):
         if not action.params:
-            variants.append(Action(**{f: getattr(action, f) for f in _FIELDS}))
+            variants.append(_variant(action, len(variants), action.params))
             origin.append(a)
             continue
         for i, param in enumerate(action.params):
-            for s, side in enumerate(sides(param)):
-                fields = {f: getattr(action, f) for f in _FIELDS}  # a plain Action: bound again below
-                fields |= {
-                    "name": f"{action.name}__busy_{i}_{s}",
-                    "params": (*action.params[:i], side, *action.params[i + 1 :]),
-                }
-                variants.append(Action(**fields))
+            for side in sides(param):
+                params = (*action.params[:i], side, *action.params[i + 1 :])
+                variants.append(_variant(action, len(variants), params))
                 origin.append(a)
     if len(variants) > MAX_VARIANTS:
         return None
@@ -108,7 +120,14 @@ def busy_catalogue(actions: ActionSet) -> Busy | None:
     if all(not actions.actions[a].params for a in origin):
         return None
     busy = ActionSet(variants, actions.schema, where=actions.where, allow_protected=actions.allow_protected)
-    return Busy(Program(busy), origin, [actions.actions[a].repeatable for a in origin])
+    slots = max(1, max(a.n_params for a in actions.actions))
+    return Busy(Program(busy), origin, [actions.actions[a].repeatable for a in origin], slots)
+
+
+def _variant(action: Action, j: int, params: Sequence[Param]) -> Action:
+    """A plain copy of ``action`` with other parameters, named ``busy_<j>`` (unique among the variants,
+    whatever the catalogue's names), to be bound again."""
+    return Action(**{f: getattr(action, f) for f in _FIELDS} | {"name": f"busy_{j}", "params": tuple(params)})
 
 
 def _loads(variant: Action, actions: ActionSet) -> bool:
@@ -173,9 +192,13 @@ def search_mixes(
     plans = [plan for _, plan in found]
     stacked, params = verifier.program.stack(plans)
     start = torch.stack([p.x0 for p in plans])
-    lacking = _lacking([row for row, _ in found], plans, ~needed(verifier, stacked, start, params), rank)
+    everyone = torch.ones(len(plans), dtype=torch.bool)  # a needed mix may still be off its cheapest point
+    lacking = _lacking([row for row, _ in found], plans, everyone, rank)
     if len(lacking):
         params[lacking] = make_needed(scanner, stacked[lacking], start[lacking], params[lacking])
+    params = shrink(
+        scanner, stacked, start, params
+    )  # a walk's grid, or the busy part's end, is not the least
     checked = verifier.check(stacked, start, params)
     out: dict[int, list[Plan]] = {}
     for j, (row, plan) in enumerate(found):
@@ -240,37 +263,108 @@ def needed(verifier: Verifier, ids: torch.Tensor, x0: torch.Tensor, params: torc
 
 
 def make_needed(scanner: Scanner, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-    """Passing plans one of whose steps is not needed, moved where every step is: for each ordered pair of
-    parameters, ``trade_points`` values of the first, each with the cheapest passing value of the second
-    (an exact scan, the rest held); the cheapest candidate that passes with every step needed. A plan with
-    none such is returned as it was.
+    """Passing plans moved to the cheapest point found where every step is needed: for each ordered pair
+    of parameters, ``trade_points`` values of the first, each with the cheapest passing value of the
+    second (an exact scan, the rest held), then ``ZOOMS`` times as many values between the best one's
+    neighbours; the cheapest candidate that passes with every step needed (the plan as it is, if it
+    does). A plan with none such is returned as it was.
 
     The search's plans pull every parameter toward no change, so a mix of two actions where one alone
     would do ends with the other's smallest change: cheaper than any mix in which both are needed, which
-    holds the first below what it needs alone and makes up the rest with the second."""
+    holds the first below what it needs alone and makes up the rest with the second; and a mix in which
+    both are needed lies on the goal's boundary, where one parameter alone cannot move."""
     verifier, program = scanner.verifier, scanner.program
     params = program.round(ids, params)
     active = scanner.active(ids)
-    best, best_cost = params.clone(), torch.full((len(ids),), math.inf, dtype=DTYPE)
+    start = verifier.exact(ids, x0, params)
+    best = params.clone()
+    best_cost = torch.where(start.passes & needed(verifier, ids, x0, params), start.cost, math.inf)
     coords = [(j, i) for j in range(ids.shape[1]) for i in range(program.slots)]
     for a, b in ((a, b) for a in coords for b in coords if a != b):
         rows = torch.nonzero(active[:, a[0], a[1]] & active[:, b[0], b[1]]).flatten()
         if not len(rows):
             continue
         outer = scanner.grid(ids[rows, a[0]], a[1], scanner.config.trade_points)
-        per = outer.shape[1]
-        spread = rows.repeat_interleave(per)
-        trial = params[spread].clone()
-        trial[:, a[0], a[1]] = outer.reshape(-1)
-        trial = program.round(ids[spread], trial)
-        trial = scanner.coordinate(ids[spread], x0[spread], trial, *b, scanner.config.trade_points)
-        exact = verifier.exact(ids[spread], x0[spread], trial)
-        good = exact.passes & needed(verifier, ids[spread], x0[spread], trial)
-        key = torch.where(good, preference(exact), math.inf).reshape(len(rows), per)
-        choice = key.argmin(1)
-        cost = key[torch.arange(len(rows)), choice]
-        better = cost < best_cost[rows]
-        chosen = trial.reshape(len(rows), per, *trial.shape[1:])[torch.arange(len(rows)), choice]
-        best[rows[better]] = chosen[better]
-        best_cost[rows[better]] = cost[better]
+        for _ in range(ZOOMS + 1):
+            chosen, cost, choice = _walk(scanner, ids[rows], x0[rows], params[rows], a, b, outer)
+            better = cost < best_cost[rows]
+            best[rows[better]] = chosen[better]
+            best_cost[rows[better]] = cost[better]
+            pick = torch.arange(len(rows))
+            left = outer[pick, (choice - 1).clamp(min=0)]
+            right = outer[pick, (choice + 1).clamp(max=outer.shape[1] - 1)]
+            steps = torch.linspace(0, 1, scanner.config.trade_points, dtype=DTYPE)[None, :]
+            outer = left[:, None] + steps * (right - left)[:, None]
     return torch.where(torch.isfinite(best_cost)[:, None, None], best, params)
+
+
+def _walk(
+    scanner: Scanner,
+    ids: torch.Tensor,
+    x0: torch.Tensor,
+    params: torch.Tensor,
+    a: tuple[int, int],
+    b: tuple[int, int],
+    outer: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per plan: each ``outer`` value of parameter ``a`` with the cheapest passing value of ``b``; the
+    cheapest candidate with every step needed, its cost (infinity where none) and its index in ``outer``."""
+    verifier, program = scanner.verifier, scanner.program
+    per = outer.shape[1]
+    spread = torch.arange(len(ids)).repeat_interleave(per)
+    trial = params[spread].clone()
+    trial[:, a[0], a[1]] = outer.reshape(-1)
+    trial = program.round(ids[spread], trial)
+    trial = scanner.coordinate(ids[spread], x0[spread], trial, *b, scanner.config.trade_points)
+    exact = verifier.exact(ids[spread], x0[spread], trial)
+    good = exact.passes & needed(verifier, ids[spread], x0[spread], trial)
+    key = torch.where(good, preference(exact), math.inf).reshape(len(ids), per)
+    choice = key.argmin(1)
+    pick = torch.arange(len(ids))
+    chosen = trial.reshape(len(ids), per, *trial.shape[1:])[pick, choice]
+    return chosen, key[pick, choice], choice
+
+
+def shrink(scanner: Scanner, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """Each parameter of passing plans bisected toward the least change next to its no-change value (the
+    cheapest passing point met), one after another; a plan that loses a needed step on the way keeps the parameters it had."""
+    verifier, program = scanner.verifier, scanner.program
+    active = scanner.active(ids)
+    _, span, init = program.boxes(ids)
+    out = params.clone()
+    for j in range(ids.shape[1]):
+        for i in range(program.slots):
+            rows = torch.nonzero(active[:, j, i]).flatten()
+            if not len(rows):
+                continue
+            # toward the busy part's end next to no change, not past it (see ``sides``)
+            least = scanner.resolution[program.rows(ids[rows, j]), i]
+            least = torch.where(least > 0, least, span[rows, j, i] * MIN_CHANGE)
+            side = torch.where(out[rows, j, i] >= init[rows, j, i], 1.0, -1.0)
+            toward = init[rows, j, i] + side * least
+            out[rows] = scanner.bisect(ids[rows], x0[rows], out[rows], j, i, toward)
+    keep = verifier.exact(ids, x0, out).passes & needed(verifier, ids, x0, out)
+    return torch.where(keep[:, None, None], out, params)
+
+
+def walk_plans(scanner: Scanner, plans: Mapping[K, Plan]) -> dict[K, Plan]:
+    """Plans of several steps and parameters moved to the cheapest point found where every step is
+    still needed (``make_needed``, then ``shrink``), each kept where the exact check finds it cheaper."""
+    program, verifier = scanner.program, scanner.verifier
+    keys = [k for k, p in plans.items() if len(p.ids) >= 2 and program.parameter_count(p.ids) >= 2]
+    out = dict(plans)
+    if not keys:
+        return out
+    ids, params = program.stack([plans[k] for k in keys])
+    x0 = torch.stack([plans[k].x0 for k in keys])
+    params = shrink(scanner, ids, x0, make_needed(scanner, ids, x0, params))
+    checked = verifier.check(ids, x0, params)
+    keep = checked.found & needed(verifier, ids, x0, checked.params)
+    for j, key in enumerate(keys):
+        plan = plans[key]
+        if bool(keep[j]) and float(checked.cost[j]) < plan.cost - 1e-12:
+            n = len(plan.ids)
+            out[key] = plan.but(
+                params=checked.params[j, :n], step_costs=checked.step_costs[j, :n], x=checked.x[j]
+            )
+    return out

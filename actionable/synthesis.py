@@ -29,7 +29,7 @@ from actionable.diagnosis import ESCALATION, Closest, why_not_found
 from actionable.goals import Goal, resolve_goal
 from actionable.inner import Optimiser, one_thread
 from actionable.minimal import without_unneeded
-from actionable.mixes import busy_catalogue, search_mixes
+from actionable.mixes import busy_catalogue, search_mixes, walk_plans
 from actionable.models import TorchModel, as_model
 from actionable.program import Plan, Program
 from actionable.results import RecourseBatch
@@ -91,7 +91,7 @@ def synthesize(
     ``margin``: a plan is ``found`` only when the exact check finds the goal met by at least ``margin``.
     ``k``: up to k plans per person, cheapest first, each using a different set of actions: the first is
     the record's plan, the others its ``alternatives``. ``observer``: called with a ``Tried`` for every
-    pair optimised. ``certify=True``: after the search, each searched row gets a ``certificate`` from mixed-integer programs (``certify.certify``:
+    pair the search optimises (not the pairs of the mixes' search for ``k`` > 1, ``mixes``). ``certify=True``: after the search, each searched row gets a ``certificate`` from mixed-integer programs (``certify.certify``:
     optimal within a gap, or no plan exists, which makes the row ``infeasible``), and the program's own
     plan where it is cheaper and passes the exact check; at most ``certify_seconds`` of solving per row.
 
@@ -186,6 +186,14 @@ class _Run:
                 mine = out.setdefault(row, [])
                 if len(mine) < self.config.k and all(set(plan.ids) != set(q.ids) for q in mine):
                     mine.append(plan)  # (two plans may use the same actions once idle steps are dropped)
+            if self.config.k > 1 and self.scanner is not None:  # the mixes among them at their cheapest
+                walked = walk_plans(
+                    self.scanner, {(r, i): p for r, ps in out.items() for i, p in enumerate(ps)}
+                )
+                out = {
+                    r: sorted((walked[r, i] for i in range(len(ps))), key=lambda p: p.cost)
+                    for r, ps in out.items()
+                }
             return out
 
     def _mixes(
@@ -221,7 +229,7 @@ class _Run:
             keep=max(self.config.k, CONTENDERS),
             rank=self.config.k,
             chunk=self.config.chunk,
-            limit=space.limit(len(x0)),
+            limit=space.limit(1),  # per person, so a row's mixes never depend on the batch it is in
         )
         return {(row, ("mix", i)): plan for row, mine in found.items() for i, plan in enumerate(mine)}
 

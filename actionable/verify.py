@@ -103,8 +103,8 @@ class Best:
                 table[key] = plan
             ranked = self.ranked(row)
             self.plans[row] = ranked[0]
-            if len(ranked) >= self.keep:
-                self.cost[row] = ranked[self.keep - 1].cost
+            if len(ranked) >= self.keep:  # never raised either (``cost`` is ``bar`` when keep <= rank)
+                self.cost[row] = min(float(self.cost[row]), ranked[self.keep - 1].cost)
             if len(ranked) >= self.rank:  # never raised: a bar from ``limit`` may be lower
                 self.bar[row] = min(float(self.bar[row]), ranked[self.rank - 1].cost)
 

@@ -25,9 +25,12 @@ def test_sides_leave_out_the_no_change_value_and_cover_the_rest() -> None:
     assert [(s.bounds, s.init) for s in whole] == [((-5.0, -1.0), -1.0), ((1.0, 5.0), 1.0)]
     assert [s.bounds for s in sides(Param("p", (0, 14), "integer", init=0))] == [(1.0, 14.0)]
     real = sides(Param("p", (0.0, 2.0), init=0.0))
-    assert len(real) == 1 and 0.0 < real[0].bounds[0] < 1e-5 and real[0].bounds[1] == 2.0
+    assert len(real) == 1 and real[0].bounds == pytest.approx((0.002, 2.0))  # MIN_CHANGE of the box
     grid = sides(Param("p", (0.0, 2.0), resolution=0.5, init=1.0))
     assert [s.bounds for s in grid] == [(0.0, 0.5), (1.5, 2.0)]
+    off = sides(Param("p", (0.0, 2.0), resolution=0.5, init=0.3))  # init off the grid: 0 and 0.5 stay
+    assert [s.bounds for s in off] == [(0.0, 0.0), (0.5, 2.0)]
+    assert sides(Param("p", (1.0, 1.0), init=1.0)) == []  # a real box of one value
     assert sides(Param("p", (2, 2), "integer", init=2)) == []
 
 
@@ -37,9 +40,15 @@ def test_busy_catalogue_maps_each_variant_to_its_action() -> None:
     busy = busy_catalogue(actions)
     assert busy is not None
     names = actions.names
-    for variant, origin in zip(busy.program.acts, busy.origin, strict=True):
-        assert variant.name.split("__busy_")[0] == names[origin]
-        assert variant.effects == actions.actions[origin].effects
+    # wait_years (0 to 40 years) has only a part above 0; the three changes of the loan a part below and
+    # one above; the two actions without parameters are copied
+    assert len(busy.program.acts) == 9
+    for j, (variant, origin) in enumerate(zip(busy.program.acts, busy.origin, strict=True)):
+        assert variant.name == f"busy_{j}" and names[origin] in names
+        assert (
+            variant.effects == actions.actions[origin].effects
+            and variant.cost == actions.actions[origin].cost
+        )
         for p in variant.params:
             assert p.init != 0  # every parameter of German's actions changes nothing at 0
     # two steps, one with a parameter, no action twice (none of German's is repeatable)
