@@ -53,7 +53,7 @@ MIX_LENGTH = 2  # the longest mixes searched here (longer ones come from the sea
 # German and Adult (k = 3), mixes of three and four steps took 2-3x the time and added no alternative
 K = TypeVar("K", bound=Hashable)
 MIN_CHANGE = 0.001  # a real parameter without a resolution: the busy parts start this share of its box away
-ZOOMS = 2  # make_needed: rounds of values between the best one's neighbours, after the first grid
+ZOOMS = 1  # make_needed: rounds of values between the best one's neighbours, after the first grid
 MAX_VARIANTS = 200  # variants in all: past it the mixes are not searched (a catalogue of many parameters)
 
 
@@ -192,8 +192,7 @@ def search_mixes(
     plans = [plan for _, plan in found]
     stacked, params = verifier.program.stack(plans)
     start = torch.stack([p.x0 for p in plans])
-    everyone = torch.ones(len(plans), dtype=torch.bool)  # a needed mix may still be off its cheapest point
-    lacking = _lacking([row for row, _ in found], plans, everyone, rank)
+    lacking = _lacking([row for row, _ in found], plans, ~needed(verifier, stacked, start, params), rank)
     if len(lacking):
         params[lacking] = make_needed(scanner, stacked[lacking], start[lacking], params[lacking])
     params = shrink(

@@ -33,7 +33,13 @@ def synthesize_command(
         int | None, typer.Option(help="Longest sequence of actions (default: the dataset's, else 4).")
     ] = None,
     steps: Annotated[int, typer.Option(help="Optimisation steps per candidate.")] = 150,
-    margin: Annotated[float, typer.Option(help="How far past the decision boundary plans go.")] = 0.1,
+    margin: Annotated[
+        float,
+        typer.Option(
+            help="How far past the decision boundary plans go: for a class, its logit minus the "
+            "strongest other class's (the log-odds of a binary model)."
+        ),
+    ] = 0.1,
     search: Annotated[
         str,
         typer.Option(
@@ -55,7 +61,8 @@ def synthesize_command(
         Path | None, typer.Option(help="Drawings only (quickdraw): PNG of found plans, added strokes in red.")
     ] = None,
 ) -> None:
-    """Cheapest verified action sequences that flip the model's decision, one per row."""
+    """Cheapest verified action sequences that flip the model's decision: one per row, or with --k up to k
+    per row, each using a different set of actions with every step needed."""
     writable(reads=(data, schema, actions, model), json=json_path, figure=figure)
     source = load_source(
         "synthesize",
