@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -115,3 +117,46 @@ def test_a_variant_whose_part_of_the_box_always_leaves_the_bounds_is_left_out() 
         schema,
     )
     assert busy_catalogue(actions) is None
+
+
+def test_walk_moves_a_needed_mix_to_its_cheapest_point_on_the_boundary() -> None:
+    """logit = x + y - 5 (favourable past x + y >= 5.1 at the default margin); a: x += p at 0.2 + p,
+    b: y += q at 0.1 + q / 15. A plan with both steps needed has p, q < 5.1 and p + q >= 5.1: its cost
+    0.3 + p + q / 15 is least where p is least, 0.3 + 5.1 / 15 + (14 / 15) p -> 0.64 (p the least
+    change of a mix, 0.1% of its box). The walk starts from p = 2, q = 3.2 (cost 2.5133)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from actionable.mixes import MIN_CHANGE, walk_plans
+    from actionable.program import Plan
+    from actionable.scan import Scanner
+
+    schema = Schema(
+        (
+            Feature("x", "real", (0, 10), mutability="direct"),
+            Feature("y", "real", (0, 10), mutability="direct"),
+        ),
+        Target("t", favourable=1, classes=(0, 1)),
+    )
+    actions = ActionSet(
+        [
+            Action("a", {"x": "x + p"}, "0.2 + p", params=(Param("p", (0, 10)),)),
+            Action("b", {"y": "y + q"}, "0.1 + q / 15", params=(Param("q", (0, 10)),)),
+        ],
+        schema,
+    )
+    frame = pd.DataFrame({"x": [0.0, 10.0], "y": [0.0, 10.0]})
+    model = LogisticRegression().fit(frame, [0, 1])
+    model.coef_, model.intercept_ = np.array([[1.0, 1.0]]), np.array([-5.0])
+    torch_model = as_model(model, schema)
+    program = Program(actions)
+    verifier = Verifier(program, torch_model, resolve_goal(torch_model), 0.1)
+    x0 = schema.encode(pd.DataFrame({"x": [0.0], "y": [0.0]}))
+    ids = torch.tensor([[0, 1]])
+    params = torch.tensor([[[2.0], [3.2]]], dtype=torch.float64)
+    checked = verifier.check(ids, x0, params)
+    assert bool(checked.found[0])
+    start = Plan((0, 1), checked.params[0], checked.step_costs[0], checked.x[0], x0[0])
+    walked = walk_plans(Scanner(verifier), {"plan": start})["plan"]
+    assert walked.ids == (0, 1)
+    assert 0.3 + 5.1 / 15 <= walked.cost <= 0.3 + 5.1 / 15 + 10 * MIN_CHANGE + 1e-3
+    assert bool(needed(verifier, ids, x0, walked.params[None]).all())
