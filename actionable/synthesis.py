@@ -202,7 +202,7 @@ class _Run:
         """Plans that mix actions (``mixes``), for the alternatives; ``plans``: the search's, with no idle
         or unneeded step, whose k-th distinct set of actions per person is what a mix must beat."""
         busy = busy_catalogue(self.program.actions)
-        if busy is None:
+        if busy is None or self.scanner is None:
             return {}
         bar = torch.full((len(x0),), math.inf, dtype=torch.float64)
         sets: dict[int, dict[frozenset[int], float]] = {}
@@ -215,8 +215,6 @@ class _Run:
             if len(costs) >= self.config.k:
                 bar[row] = costs[self.config.k - 1]
         inner = self.config.inner()
-        if self.scanner is None:
-            return {}
         found = search_mixes(
             busy,
             self.scanner,
