@@ -75,9 +75,10 @@ class Busy:
 
 
 def sides(param: Param) -> list[Param]:
-    """``param`` without its no-change value ``init``: the part of its box below and the part above (each
-    starting at the grid point next to ``init``: whole numbers, the resolution grid, or ``MIN_CHANGE`` of
-    the box for a real parameter, so that no mix advises a token change); an empty part, or a box of one value, is left out."""
+    """``param`` without its no-change value ``init``: the part of its box below and the part above, each
+    starting at the grid point next to ``init`` (whole numbers, the resolution grid, or ``MIN_CHANGE`` of
+    the box for a real parameter, so that no mix advises a token change); an empty part, or a box of one
+    value, is left out."""
     lo, hi = param.bounds
     init = float(param.init)  # type: ignore[arg-type]
     if hi <= lo:
@@ -112,11 +113,8 @@ def busy_catalogue(actions: ActionSet) -> Busy | None:
                 origin.append(a)
     if len(variants) > MAX_VARIANTS:
         return None
-    kept = [j for j, v in enumerate(variants) if _loads(v, actions)]  # a part of a box may be refused:
-    variants, origin = (
-        [variants[j] for j in kept],
-        [origin[j] for j in kept],
-    )  # its effect always out of bounds
+    kept = [j for j, v in enumerate(variants) if _loads(v, actions)]  # a part of a box may be refused
+    variants, origin = [variants[j] for j in kept], [origin[j] for j in kept]  # (an effect out of bounds)
     if all(not actions.actions[a].params for a in origin):
         return None
     busy = ActionSet(variants, actions.schema, where=actions.where, allow_protected=actions.allow_protected)
@@ -195,9 +193,8 @@ def search_mixes(
     lacking = _lacking([row for row, _ in found], plans, ~needed(verifier, stacked, start, params), rank)
     if len(lacking):
         params[lacking] = make_needed(scanner, stacked[lacking], start[lacking], params[lacking])
-    params = shrink(
-        scanner, stacked, start, params
-    )  # a walk's grid, or the busy part's end, is not the least
+    # neither a walk's grid nor a busy part's end need be the least passing change
+    params = shrink(scanner, stacked, start, params)
     checked = verifier.check(stacked, start, params)
     out: dict[int, list[Plan]] = {}
     for j, (row, plan) in enumerate(found):
