@@ -60,17 +60,14 @@ MAX_VARIANTS = 200  # variants in all: past it the mixes are not searched (a cat
 class Busy:
     """A catalogue's busy variants compiled: the ``program`` and, per variant, the original action index."""
 
-    def __init__(
-        self, program: Program, origin: Sequence[int], repeatable: Sequence[bool], slots: int
-    ) -> None:
-        self.program, self.origin, self.repeatable = program, tuple(origin), tuple(repeatable)
-        self.slots = slots  # the original program's parameter slots (the variants' may be fewer)
+    def __init__(self, program: Program, origin: Sequence[int]) -> None:
+        self.program, self.origin = program, tuple(origin)
 
-    def to_original(self, plan: Plan) -> Plan:
-        """A plan of the variants as the same plan of the original actions (the same parameters, in the
-        original program's slots)."""
-        params = torch.zeros(len(plan.ids), self.slots, dtype=plan.params.dtype)
-        params[:, : plan.params.shape[1]] = plan.params[:, : self.slots]
+    def to_original(self, plan: Plan, slots: int) -> Plan:
+        """A plan of the variants as the same plan of the original actions: the same parameters, in the
+        original program's ``slots`` (the variants' may be fewer: an action may have no variant)."""
+        params = torch.zeros(len(plan.ids), slots, dtype=plan.params.dtype)
+        params[:, : plan.params.shape[1]] = plan.params
         return plan.but(ids=tuple(self.origin[a] for a in plan.ids), params=params)
 
 
@@ -118,8 +115,7 @@ def busy_catalogue(actions: ActionSet) -> Busy | None:
     if all(not actions.actions[a].params for a in origin):
         return None
     busy = ActionSet(variants, actions.schema, where=actions.where, allow_protected=actions.allow_protected)
-    slots = max(1, max(a.n_params for a in actions.actions))
-    return Busy(Program(busy), origin, [actions.actions[a].repeatable for a in origin], slots)
+    return Busy(Program(busy), origin)
 
 
 def _variant(action: Action, j: int, params: Sequence[Param]) -> Action:
@@ -148,8 +144,8 @@ def mix_sequences(busy: Busy, max_length: int, limit: float) -> Sequences:
     for level in canonical_levels(acts, max_length)[1:]:
         for seq in level:
             origins = [busy.origin[a] for a in seq]
-            twice = len(set(origins)) < len(origins)
-            if any(acts[a].params for a in seq) and not (twice and not all(busy.repeatable[a] for a in seq)):
+            once = len(set(origins)) == len(origins)  # (a variant copies its action's ``repeatable``)
+            if any(acts[a].params for a in seq) and (once or all(acts[a].repeatable for a in seq)):
                 out.append(seq)
                 if len(out) >= limit:
                     return out
@@ -184,7 +180,9 @@ def search_mixes(
     trials = Trials(mine, make_optimiser(busy.program), x0, rows, None, Scanner(mine), keep, rank)
     trials.best.limit(bar)
     _run(busy, trials, sequences, have, chunk)
-    found = [(row, busy.to_original(p)) for row in trials.best.by_actions for p in trials.best.ranked(row)]
+    slots = verifier.program.slots
+    best = trials.best
+    found = [(row, busy.to_original(p, slots)) for row in best.by_actions for p in best.ranked(row)]
     if not found:
         return {}
     plans = [plan for _, plan in found]
@@ -203,7 +201,7 @@ def search_mixes(
             steps = slice(0, n_steps)
             again = plan.but(
                 params=checked.params[j, steps],
-                step_costs=checked.step_costs[j, steps].to(DTYPE),
+                step_costs=checked.step_costs[j, steps],
                 x=checked.x[j],
             )
             out.setdefault(row, []).append(again)
@@ -249,8 +247,9 @@ def needed(verifier: Verifier, ids: torch.Tensor, x0: torch.Tensor, params: torc
     """Per plan: whether it fails without any one of its steps (the step replaced by a no-op), checked
     exactly; a plan of one step or none counts as needed."""
     out = torch.ones(len(ids), dtype=torch.bool)
+    several = (ids != NOOP).sum(1) > 1
     for j in range(ids.shape[1]):
-        live = torch.nonzero((ids[:, j] != NOOP) & ((ids != NOOP).sum(1) > 1)).flatten()
+        live = torch.nonzero((ids[:, j] != NOOP) & several).flatten()
         if len(live):
             without = ids[live].clone()
             without[:, j] = NOOP
