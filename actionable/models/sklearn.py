@@ -18,6 +18,8 @@ from torch import nn
 
 from actionable.errors import ModelError
 from actionable.models import layers as L
+from actionable.models.tree_boosters import convert_booster
+from actionable.models.tree_sklearn import convert_tree
 from actionable.schema import DTYPE, Label, Schema
 
 __all__ = ["SUPPORTED", "convert"]
@@ -256,6 +258,10 @@ def _estimator(est: Any, width: int) -> tuple[list[nn.Module], dict[str, Any]]:
     from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
     from sklearn.neural_network import MLPClassifier, MLPRegressor
 
+    for tree_model in (convert_tree, convert_booster):
+        converted = tree_model(est, width)
+        if converted is not None:
+            return converted
     n_in = getattr(est, "n_features_in_", width)
     if n_in != width:
         raise ModelError(

@@ -17,9 +17,12 @@ import torch
 from torch import nn
 
 from actionable.errors import ModelError, did_you_mean
-from actionable.models.layers import LAYERS, Identity, Layer, Linear, ReLU, Shape, Sigmoid, Tanh
+from actionable.models import layers as _layers
+from actionable.models.layers import Identity, Layer, Linear, ReLU, Shape, Sigmoid, Tanh
+from actionable.models.trees import Log, TreeEnsemble
 
 __all__ = [
+    "LAYERS",
     "MAX_ACTIVATION",
     "MAX_ELEMENTS",
     "PLAIN",
@@ -32,6 +35,7 @@ __all__ = [
     "specs",
 ]
 
+LAYERS: dict[str, type[Layer]] = {**_layers.LAYERS, Log.kind: Log, TreeEnsemble.kind: TreeEnsemble}
 MAX_ELEMENTS = 2**27  # all tensors of one model together: 1 GiB in float64
 MAX_ACTIVATION = 2**24  # the values one row holds between two layers: 128 MiB in float64
 
