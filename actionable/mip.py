@@ -70,7 +70,7 @@ class Mip:
         self.ub: list[float] = []
         self.integer: list[bool] = []
         self.rows: list[tuple[Form, float, float]] = []
-        self.blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.blocks: list[tuple[np.ndarray | sparse.csr_array, np.ndarray, np.ndarray]] = []
         self.squares: list[tuple[int, Form]] = []  # epigraph variable, the affine form squared
         self.infeasible: str | None = None  # why, when a constant constraint already fails
 
@@ -90,6 +90,14 @@ class Mip:
         self.ub.append(float(hi))
         self.integer.append(integer)
         return Form(0.0, {self.n - 1: 1.0})
+
+    def vars(self, count: int, lo: float, hi: float, integer: bool = False) -> int:
+        """``count`` new variables in ``[lo, hi]`` (finite, small); the index of the first."""
+        first = self.n
+        self.lb += [float(lo)] * count
+        self.ub += [float(hi)] * count
+        self.integer += [integer] * count
+        return first
 
     def span(self, form: Form) -> tuple[float, float]:
         """The range of a form over the variables' boxes (interval arithmetic; exact for one form)."""
@@ -140,14 +148,14 @@ class Mip:
             return
         self.rows.append((form, lo, hi))
 
-    def require_block(self, matrix: np.ndarray, offset: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
-        """``lo <= matrix @ x + offset <= hi`` for the first ``matrix.shape[1]`` variables (widened in
-        "relax" mode; never narrowed: these rows define a network's values)."""
+    def require_block(
+        self, matrix: np.ndarray | sparse.csr_array, offset: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> None:
+        """``lo <= matrix @ x + offset <= hi`` for the first ``matrix.shape[1]`` variables (dense or sparse;
+        widened in "relax" mode; never narrowed: these rows define a network's values)."""
         if self.mode == "relax":
-            scale = (
-                np.abs(offset)
-                + np.abs(matrix) @ np.maximum(np.abs(self.lb), np.abs(self.ub))[: matrix.shape[1]]
-            )
+            size = np.maximum(np.abs(self.lb), np.abs(self.ub))[: matrix.shape[1]]
+            scale = np.abs(offset) + abs(matrix) @ size
             tol = self.tolerance * (1.0 + scale)
             lo, hi = lo - tol, hi + tol
         self.blocks.append((matrix, lo - offset, hi - offset))
@@ -204,9 +212,13 @@ class Mip:
             hi.append(b - form.const)
         parts = [sparse.csr_array((data, (rows, cols)), shape=(len(self.rows), n))]
         for matrix, low, high in self.blocks:
-            block = np.zeros((matrix.shape[0], n))
-            block[:, : matrix.shape[1]] = matrix
-            parts.append(sparse.csr_array(block))
+            if sparse.issparse(matrix):
+                coo = sparse.coo_array(matrix)
+                parts.append(sparse.csr_array((coo.data, (coo.row, coo.col)), shape=(matrix.shape[0], n)))
+            else:
+                block = np.zeros((matrix.shape[0], n))
+                block[:, : matrix.shape[1]] = matrix
+                parts.append(sparse.csr_array(block))
             lo += low.tolist()
             hi += high.tolist()
         return (

@@ -25,10 +25,12 @@ from actionable.goals import Goal
 from actionable.mip import MAX_VALUE, Mip
 from actionable.models import TorchModel
 from actionable.models import layers as L
+from actionable.models.trees import Log, TreeEnsemble
+from actionable.tree_mip import encode_trees
 
 __all__ = ["SUPPORTED", "Vector", "encode", "layers", "require_goal"]
 
-SUPPORTED = "Linear, ReLU, Standardize, ColumnMap, BinaryLogits and identity layers"
+SUPPORTED = "Linear, ReLU, Standardize, ColumnMap, BinaryLogits, TreeEnsemble, Log and identity layers"
 _NAMES = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Softmax: "softmax", nn.LeakyReLU: "leaky ReLU"}
 
 
@@ -38,6 +40,7 @@ class Vector:
 
     matrix: np.ndarray
     offset: np.ndarray
+    probabilities: bool = False  # the values are probabilities whose logs are the logits (a forest)
 
     def pad(self, n: int) -> np.ndarray:
         out = np.zeros((self.matrix.shape[0], n))
@@ -68,7 +71,9 @@ def layers(model: TorchModel) -> list[nn.Module] | str:
             module, nn.Identity | nn.Flatten
         ):
             continue
-        if isinstance(module, nn.Linear | nn.ReLU | L.Standardize | L.ColumnMap | L.BinaryLogits):
+        if isinstance(
+            module, nn.Linear | nn.ReLU | L.Standardize | L.ColumnMap | L.BinaryLogits | TreeEnsemble | Log
+        ):
             out.append(module)
             continue
         for kind, name in _NAMES.items():
@@ -102,6 +107,10 @@ def encode(mip: Mip, network: Sequence[nn.Module], columns: Sequence[Form]) -> V
             index = layer.index.cpu().numpy()
             scale, shift = _numpy(layer.scale), _numpy(layer.shift)
             vec = Vector(vec.matrix[index] * scale[:, None], vec.offset[index] * scale + shift)
+        elif isinstance(layer, TreeEnsemble):
+            vec = Vector(*encode_trees(mip, layer, vec.matrix, vec.offset))
+        elif isinstance(layer, Log):
+            vec = Vector(vec.matrix, vec.offset, probabilities=True)
         elif isinstance(layer, L.BinaryLogits):
             vec = Vector(
                 np.vstack([np.zeros_like(vec.matrix), vec.matrix]), np.hstack([0 * vec.offset, vec.offset])
@@ -148,7 +157,9 @@ def require_goal(mip: Mip, goal: Goal, out: Vector, margin: float, precise: bool
     model is allowed a wider tolerance for its own rounding)."""
     width = out.matrix.shape[0]
     pairs: list[tuple[Form, float]] = []
-    if goal.kind == "class":
+    if out.probabilities:  # log p_a - log p_b >= need  <=>  p_a - exp(need) p_b >= 0
+        pairs = _probability_pairs(goal, out, margin, width)
+    elif goal.kind == "class":
         target = out.row(goal.index)
         pairs = [(target.plus(out.row(j), -1.0), margin) for j in range(width) if j != goal.index]
     elif goal.kind == "probability":
@@ -164,9 +175,24 @@ def require_goal(mip: Mip, goal: Goal, out: Vector, margin: float, precise: bool
         value = out.row(goal.index)
         sign = 1.0 if goal.kind == "above" else -1.0
         pairs = [(value.times(sign).plus(Form(-sign * float(goal.threshold))), margin)]  # type: ignore[arg-type]
+    if mip.infeasible is not None:
+        return
     for form, need in pairs:
         # rows scaled to unit coefficients: logits scaled by 1e40 (same decisions) stay within HiGHS's range
         scale = max((abs(c) for c in form.terms.values()), default=1.0)
         row, low = form.times(1.0 / scale), need / scale
         slack = (1e-9 if precise else 1e-5) * (1.0 + mip.size(row))
         mip.require(row, low - slack if mip.mode == "relax" else low + slack, tighten=True)
+
+
+def _probability_pairs(goal: Goal, out: Vector, margin: float, width: int) -> list[tuple[Form, float]]:
+    """The goal's rows where the outputs are probabilities (their logs the logits): each a form >= 0."""
+    target = out.row(goal.index)
+    if goal.kind == "class":
+        return [(target.plus(out.row(j), -math.exp(margin)), 0.0) for j in range(width) if j != goal.index]
+    if goal.kind == "probability" and width == 2:
+        p = float(goal.threshold) * math.exp(margin)  # type: ignore[arg-type]
+        if p >= 1:
+            return [(Form(-1.0), 0.0)]
+        return [(target.plus(out.row(1 - goal.index), -p / (1 - p)), 0.0)]
+    raise NotAffine(f"a {goal.kind} goal on a forest's {width} averaged probabilities is not linear")

@@ -27,7 +27,7 @@ from actionable.actions import ActionSet
 from actionable.certify import certify_plans, with_certificates
 from actionable.diagnosis import ESCALATION, Closest, why_not_found
 from actionable.goals import Goal, resolve_goal
-from actionable.inner import Optimiser, one_thread
+from actionable.inner import InnerConfig, Optimiser, one_thread
 from actionable.minimal import without_unneeded
 from actionable.mixes import busy_catalogue, search_mixes, walk_plans
 from actionable.models import TorchModel, as_model
@@ -36,9 +36,10 @@ from actionable.results import RecourseBatch
 from actionable.rows import Outcome, Rows, assemble, raw_records, read_rows
 from actionable.scan import ScanConfig, Scanner
 from actionable.schema import as_rows
-from actionable.search import Observer, Space, Strategy, Trials
+from actionable.search import Observer, Optimise, Space, Strategy, Trials
 from actionable.synthesis_config import MAX_WORK, SynthesisConfig
 from actionable.trade import trade_plans
+from actionable.tree_search import Cells, TreeSearch, is_tree_model
 from actionable.validation import known_keywords
 from actionable.verify import Verifier
 
@@ -143,9 +144,11 @@ class _Run:
     ) -> None:
         self.program, self.model, self.goal = program, model, goal
         self.config, self.observer = config, observer
-        self.optimiser = Optimiser(program, model, goal, config.inner())
         self.verifier = Verifier(program, model, goal, config.margin)
-        self.scanner = Scanner(self.verifier) if config.scan else None
+        self.trees = is_tree_model(model)  # piecewise constant: searched without gradients, always scanned
+        self.scanner = Scanner(self.verifier) if config.scan or self.trees else None
+        self.walk = TreeSearch(self.scanner, Cells(model, program)) if self.trees and self.scanner else None
+        self.optimise = self._optimiser(program, config.inner())
         self.strategy = config.strategy()
         self.closest = Closest(0)  # the last search's diagnosis, for not_found texts
 
@@ -154,16 +157,15 @@ class _Run:
         different sets of actions, cheapest first."""
         torch.manual_seed(self.config.seed)
         keep = max(self.config.k, CONTENDERS) if self.scanner is not None else self.config.k
-        trials = Trials(
-            self.verifier, self.optimiser.run, x0, rows, self.observer, self.scanner, keep, self.config.k
-        )
+        scanner = None if self.trees else self.scanner  # a tree search scans every pair itself
+        trials = Trials(self.verifier, self.optimise, x0, rows, self.observer, scanner, keep, self.config.k)
         with one_thread(self.config.chunk):  # batches are at most a chunk of pairs
             space = self.config.space(self.program)
             self.strategy.run(space, trials)
             ranked = {row: trials.best.ranked(row) for row in trials.best.plans}
             self.closest = trials.closest
             missing = [k for k in range(len(x0)) if k not in ranked]
-            if missing and self.scanner is not None:
+            if missing and self.scanner is not None and not self.trees:  # (trees: nothing to escalate)
                 ranked |= {k: [plan] for k, plan in self._escalate(x0, rows, missing, space).items()}
             flat = {(row, i): plan for row, plans in ranked.items() for i, plan in enumerate(plans)}
             raw: dict[tuple[int, Any], Plan] = {}  # the plans as found, for the alternatives
@@ -177,7 +179,7 @@ class _Run:
             # a plan with one parameter or none was solved by the exact scans already
             polished = flat | self.verifier.polish(several if self.scanner is not None else flat)
             if self.scanner is not None:
-                polished = trade_plans(self.scanner, polished, per_person=max(2, self.config.k))
+                polished = trade_plans(self.scanner, polished, max(2, self.config.k), self.walk)
             out: dict[int, list[Plan]] = {}
             lean = without_unneeded(self.verifier, self.verifier.lean(polished))
             # a plan as found competes too: polishing a mix may leave a step idle, and its set then drops out
@@ -218,7 +220,7 @@ class _Run:
         found = search_mixes(
             busy,
             self.scanner,
-            lambda program: Optimiser(program, self.model, self.goal, inner).run,
+            lambda program: self._optimiser(program, inner),
             x0,
             rows,
             bar,
@@ -230,6 +232,14 @@ class _Run:
             limit=space.limit(1),  # per person, so a row's mixes never depend on the batch it is in
         )
         return {(row, ("mix", i)): plan for row, mine in found.items() for i, plan in enumerate(mine)}
+
+    def _optimiser(self, program: Program, inner: InnerConfig) -> Optimise:
+        """How a batch of pairs gets its parameters: the gradient optimiser, or for a tree model the
+        search over the values where its outcome can change (``tree_search``)."""
+        if not self.trees:
+            return Optimiser(program, self.model, self.goal, inner).run
+        verifier = Verifier(program, self.model, self.goal, self.config.margin)
+        return TreeSearch(Scanner(verifier), Cells(self.model, program)).run
 
     def _escalate(
         self, x0: torch.Tensor, rows: list[int], missing: list[int], space: Space

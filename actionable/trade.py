@@ -10,23 +10,40 @@ scan, so it runs on the final contenders with several parameters only (``trade_p
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 import torch
 
 from actionable.program import Plan
 from actionable.scan import Scanner, preference
 
-__all__ = ["trade", "trade_plans"]
+__all__ = ["Walk", "trade", "trade_plans"]
 
 
-def trade(scanner: Scanner, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+class Walk(Protocol):
+    """Another way to walk the boundary (``tree_search.TreeSearch`` for a tree model): the values of one
+    parameter worth trying, and the best value of one parameter with the others held."""
+
+    def crossings(
+        self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor, j: int, i: int
+    ) -> torch.Tensor: ...
+
+    def coordinate(
+        self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor, j: int, i: int
+    ) -> torch.Tensor: ...
+
+
+def trade(
+    scanner: Scanner, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor, walk: Walk | None = None
+) -> torch.Tensor:
     """Passing plans made cheaper two parameters at a time: for each pair of parameters, each of
     ``trade_points`` values of the first with the best value of the second for it (a coordinate scan:
     ``trade_points`` values, every change of passing, conditions or margin bisected), the rest held; the
     cheapest that passes, then a bisection of each toward no change. One parameter alone cannot move along the goal's boundary (less
     of one needs more of the other), which leaves the optimiser's local optima where they are; this walks
     along it, into narrow passing strips a grid of both would step over. For final plans (one or a few per
-    person): its cost is the grid times a scan."""
+    person): its cost is the grid times a scan. ``walk``: the first parameter's values and the second's
+    scan come from it instead (every change of a tree model's cell along each)."""
     params = scanner.program.round(ids, params)
     active = scanner.active(ids)
     _, _, init = scanner.program.boxes(ids)
@@ -35,13 +52,19 @@ def trade(scanner: Scanner, ids: torch.Tensor, x0: torch.Tensor, params: torch.T
         rows = torch.nonzero(active[:, a[0], a[1]] & active[:, b[0], b[1]]).flatten()
         if not len(rows):
             continue
-        outer = scanner.grid(ids[rows, a[0]], a[1], scanner.config.trade_points)  # rows x values of a
+        if walk is None:
+            outer = scanner.grid(ids[rows, a[0]], a[1], scanner.config.trade_points)  # rows x values of a
+        else:
+            outer = walk.crossings(ids[rows], x0[rows], params[rows], *a)
         per = outer.shape[1]
         spread = rows.repeat_interleave(per)
         trial = params[spread].clone()
         trial[:, a[0], a[1]] = outer.reshape(-1)
         trial = scanner.program.round(ids[spread], trial)
-        trial = scanner.coordinate(ids[spread], x0[spread], trial, *b, scanner.config.trade_points)
+        if walk is None:
+            trial = scanner.coordinate(ids[spread], x0[spread], trial, *b, scanner.config.trade_points)
+        else:
+            trial = walk.coordinate(ids[spread], x0[spread], trial, *b)
         candidates = torch.cat([params[rows][:, None], trial.reshape(len(rows), per, *trial.shape[1:])], 1)
         flat = candidates.flatten(0, 1)
         exact = scanner.verifier.exact(
@@ -60,7 +83,10 @@ def trade(scanner: Scanner, ids: torch.Tensor, x0: torch.Tensor, params: torch.T
 
 
 def trade_plans(
-    scanner: Scanner, plans: Mapping[tuple[int, int], Plan], per_person: int = 2
+    scanner: Scanner,
+    plans: Mapping[tuple[int, int], Plan],
+    per_person: int = 2,
+    walk: Walk | None = None,
 ) -> dict[tuple[int, int], Plan]:
     """Verified plans after ``trade``, each replaced where the exact check finds the traded one cheaper.
 
@@ -78,7 +104,7 @@ def trade_plans(
         return out
     ids, params = scanner.program.stack([plans[key] for key in keys])
     x0 = torch.stack([plans[key].x0 for key in keys])
-    checked = scanner.verifier.check(ids, x0, trade(scanner, ids, x0, params))
+    checked = scanner.verifier.check(ids, x0, trade(scanner, ids, x0, params, walk))
     for j, key in enumerate(keys):
         plan = plans[key]
         if bool(checked.found[j]) and float(checked.cost[j]) < plan.cost - 1e-12:

@@ -179,7 +179,7 @@ class TreeEnsemble(Layer):
         lead, width = x.shape[:-1], x.shape[-1]
         node = self.leaves(x.reshape(-1, width))
         out = self.base + self.value[node].sum(dim=1)
-        return out.reshape(*lead, -1).to(x.dtype)
+        return out.reshape(*lead, self.base.shape[0]).to(x.dtype)
 
     def splits(self) -> dict[int, np.ndarray]:
         """Input column -> the sorted distinct thresholds its splits use (what an outcome can change at)."""
