@@ -19,6 +19,7 @@ from torch import nn
 from actionable.errors import ConfigError, DataError, ModelError
 from actionable.models import layers as L
 from actionable.models.sklearn import SUPPORTED, convert
+from actionable.models.tree_boosters import convert_raw_booster
 from actionable.schema import DTYPE, Label, Schema
 
 __all__ = ["Task", "TorchModel", "as_model"]
@@ -192,8 +193,9 @@ def as_model(
         )
     if isinstance(obj, nn.Module):
         return _wrap_module(obj, schema, task, classes, outputs)
-    if hasattr(obj, "fit") and hasattr(obj, "get_params"):
-        network, info = convert(obj, schema)
+    booster = convert_raw_booster(obj, schema, task=task, classes=classes)  # None unless a raw Booster
+    if booster is not None or (hasattr(obj, "fit") and hasattr(obj, "get_params")):
+        network, info = booster if booster is not None else convert(obj, schema)
         return TorchModel(
             network,
             schema,
