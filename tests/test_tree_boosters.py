@@ -206,6 +206,17 @@ def test_variants_match(library: str, task: str, params: dict[str, Any]) -> None
     assert_matches(as_model(est, schema(task)), est, probes(est, 5), task, library)
 
 
+def test_xgboost_multi_target_regression() -> None:
+    """One tree per target (``tree_info``), a base score per target."""
+    xgb = pytest.importorskip("xgboost")
+    X, y = data("regression", 6)
+    est = xgb.XGBRegressor(n_estimators=8, max_depth=3).fit(X, np.c_[y, np.sin(3 * y)])
+    model = as_model(est, schema("regression"))
+    assert model.outputs == ("y[0]", "y[1]")
+    X = probes(est, 6)
+    np.testing.assert_allclose(network_output(model, X), est.predict(X), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
 def test_cover_is_the_training_weight(library: str) -> None:
     """Squared error has hessian 1, so XGBoost's cover at each root is the row count, as LightGBM's count."""
@@ -249,6 +260,7 @@ def _xgb_refusals() -> list[tuple[str, dict[str, Any], str]]:
         ("regression", {"multi_strategy": "multi_output_tree"}, "multi_output_tree"),
         ("binary", {"missing": 0.0}, "missing=numpy.nan"),
         ("binary", {"objective": "binary:logitraw"}, "binary:logitraw"),
+        ("binary", {"objective": "reg:logistic"}, "reg:logistic"),
     ]
 
 

@@ -3,7 +3,9 @@
 The scikit-learn wrappers (``XGBClassifier`` / ``XGBRegressor``, ``LGBMClassifier`` / ``LGBMRegressor``)
 arrive here from ``sklearn.py`` (alone or at the end of a Pipeline); a raw ``xgboost.Booster`` /
 ``lightgbm.Booster`` from ``as_model`` directly, with its classes from ``classes=`` or the schema's target.
-Each predicts what the library's own ``predict`` uses: the wrapper's best iteration after early stopping.
+Each predicts with the trees the library's own ``predict`` uses: after early stopping, the best iteration
+for the wrappers and a LightGBM Booster, every tree for a raw XGBoost Booster (``Booster.predict``'s
+default; slice it with ``booster[: booster.best_iteration + 1]`` first to keep the best).
 The libraries are imported only when the object is theirs, so neither is needed otherwise.
 """
 
