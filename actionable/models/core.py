@@ -3,7 +3,8 @@
 ``TorchModel`` wraps a network on a schema's canonical tensor and answers ``predict`` / ``predict_proba``
 like a fitted estimator, after checking that its numbers are finite and its output has one column per class
 (or output). ``as_model`` wraps a torch module, re-targets a ``TorchModel`` to an edited schema of the same
-encoding, or hands a fitted scikit-learn estimator to its exact conversion (``sklearn.py``).
+encoding, or hands a fitted scikit-learn estimator (``sklearn.py``) or a raw XGBoost / LightGBM Booster
+(``tree_boosters.py``) to its exact conversion.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import nn
 from actionable.errors import ConfigError, DataError, ModelError
 from actionable.models import layers as L
 from actionable.models.sklearn import SUPPORTED, convert
+from actionable.models.tree_boosters import convert_raw_booster
 from actionable.schema import DTYPE, Label, Schema
 
 __all__ = ["Task", "TorchModel", "as_model"]
@@ -168,7 +170,9 @@ def as_model(
     """Wrap a torch module or convert a fitted scikit-learn model into a ``TorchModel`` on ``schema``.
 
     A torch module's classes default to the schema target's ``classes``; a module with one output column
-    and two classes is read as the logit of the second class.
+    and two classes is read as the logit of the second class. A raw ``xgboost.Booster`` /
+    ``lightgbm.Booster`` is converted from its JSON dump (``tree_boosters.py``): its task comes from its
+    objective, its classes from ``classes=`` or the schema target's ``classes``.
     """
     if not isinstance(schema, Schema):
         raise ConfigError(f"as_model: schema must be an actionable Schema; got {type(schema).__name__}.")
@@ -192,8 +196,9 @@ def as_model(
         )
     if isinstance(obj, nn.Module):
         return _wrap_module(obj, schema, task, classes, outputs)
-    if hasattr(obj, "fit") and hasattr(obj, "get_params"):
-        network, info = convert(obj, schema)
+    booster = convert_raw_booster(obj, schema, task=task, classes=classes)  # None unless a raw Booster
+    if booster is not None or (hasattr(obj, "fit") and hasattr(obj, "get_params")):
+        network, info = booster if booster is not None else convert(obj, schema)
         return TorchModel(
             network,
             schema,
