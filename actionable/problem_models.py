@@ -1,7 +1,7 @@
 """The models of generated problems: fitted on synthetic data labelled by a random rule with noise.
 
 ``fit_model`` returns what a user would pass: a fitted scikit-learn ``LogisticRegression`` or
-``MLPClassifier`` (each activation), alone on the schema's canonical columns or as a ``Pipeline`` of a
+``MLPClassifier`` (each activation) or, asked for by name, a tree model (``TREE_FAMILIES``), alone on the schema's canonical columns or as a ``Pipeline`` of a
 ``ColumnTransformer`` (``StandardScaler`` for numbers, ``OneHotEncoder`` for categories) and the model,
 or a torch ReLU network (``nn.Sequential``) whose input scaling is folded into its first layer.
 The labels are a random linear rule of the min-max scaled features with noise, with a random
@@ -21,9 +21,11 @@ from torch import nn
 from actionable.inner import one_thread
 from actionable.schema import DTYPE, Schema
 
-__all__ = ["FAMILIES", "fit_model", "training_frame"]
+__all__ = ["FAMILIES", "TREE_FAMILIES", "fit_model", "training_frame"]
 
 FAMILIES: tuple[str, ...] = ("logistic", "mlp-relu", "mlp-tanh", "mlp-logistic", "mlp-identity", "torch-relu")
+# tree ensembles, drawn only when asked for by name (the seeds of FAMILIES keep their problems)
+TREE_FAMILIES: tuple[str, ...] = ("tree", "forest", "boosting", "histgb")
 TRAINING_ROWS = 400
 
 
@@ -71,6 +73,8 @@ def _sklearn(rng: np.random.Generator, family: str, seed: int) -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
+    if family in TREE_FAMILIES:
+        return _trees(rng, family, seed)
     if family == "logistic":
         return LogisticRegression(C=float(rng.choice([0.3, 1.0, 10.0])), max_iter=2000)
     width = int(rng.integers(4, 13))
@@ -78,6 +82,29 @@ def _sklearn(rng: np.random.Generator, family: str, seed: int) -> Any:
     activation = family.removeprefix("mlp-")
     return MLPClassifier(
         layers, activation=activation, solver="lbfgs", alpha=1e-3, max_iter=400, random_state=seed
+    )
+
+
+def _trees(rng: np.random.Generator, family: str, seed: int) -> Any:
+    """A small tree model: a decision tree, a random forest, gradient boosting or histogram boosting."""
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+    from sklearn.tree import DecisionTreeClassifier
+
+    depth = int(rng.integers(3, 6))
+    if family == "tree":
+        return DecisionTreeClassifier(max_depth=depth, random_state=seed)
+    if family == "forest":
+        return RandomForestClassifier(int(rng.integers(8, 25)), max_depth=depth, random_state=seed)
+    if family == "boosting":
+        return GradientBoostingClassifier(
+            n_estimators=int(rng.integers(15, 40)), max_depth=3, random_state=seed
+        )
+    return HistGradientBoostingClassifier(
+        max_iter=int(rng.integers(15, 40)), max_leaf_nodes=8, random_state=seed
     )
 
 

@@ -22,7 +22,7 @@ from actionable.errors import ConfigError
 from actionable.models import as_model
 from actionable.oracle import count_candidates
 from actionable.problem_actions import catalogue
-from actionable.problem_models import FAMILIES, fit_model, training_frame
+from actionable.problem_models import FAMILIES, TREE_FAMILIES, fit_model, training_frame
 from actionable.schema import Schema
 
 __all__ = ["BUDGET", "FAMILIES", "Problem", "generate", "random_schema"]
@@ -126,7 +126,8 @@ def _within_budget(rng: np.random.Generator, schema: Schema, seed: int) -> tuple
 
 
 def generate(seed: int, *, people: int = 20, family: str | None = None) -> Problem:
-    """The problem of ``seed`` (deterministic): family ``FAMILIES[seed % 6]`` unless ``family`` is given.
+    """The problem of ``seed`` (deterministic): family ``FAMILIES[seed % 6]`` unless ``family`` is given
+    (any of ``FAMILIES`` or ``TREE_FAMILIES``).
 
     Named ``{family}-{seed}`` (``-pipe`` when the scikit-learn model is a Pipeline).
     """
@@ -135,9 +136,10 @@ def generate(seed: int, *, people: int = 20, family: str | None = None) -> Probl
     if not isinstance(people, int) or isinstance(people, bool) or not 1 <= people <= 10_000:
         raise ConfigError(f"generate: people = {people!r}; give a whole number in [1, 10000].")
     family = FAMILIES[seed % len(FAMILIES)] if family is None else family
-    if family not in FAMILIES:
-        raise ConfigError(f"generate: family = {family!r} is not one of {list(FAMILIES)}.")
-    rng = np.random.default_rng([seed, FAMILIES.index(family)])
+    known = FAMILIES + TREE_FAMILIES
+    if family not in known:
+        raise ConfigError(f"generate: family = {family!r} is not one of {list(known)}.")
+    rng = np.random.default_rng([seed, known.index(family)])
     favourable = int(rng.integers(0, 2))
     schema = random_schema(rng, favourable)
     actions, max_length = _within_budget(rng, schema, seed)

@@ -26,6 +26,7 @@ from actionable._version import __version__
 from actionable.actions import ActionSet
 from actionable.certify import certify_plans, with_certificates
 from actionable.diagnosis import ESCALATION, Closest, why_not_found
+from actionable.errors import ConfigError
 from actionable.goals import Goal, resolve_goal
 from actionable.inner import InnerConfig, Optimiser, one_thread
 from actionable.minimal import without_unneeded
@@ -150,6 +151,12 @@ class _Run:
         self.walk = TreeSearch(self.scanner, Cells(model, program)) if self.trees and self.scanner else None
         self.optimise = self._optimiser(program, config.inner())
         self.strategy = config.strategy()
+        score = getattr(self.strategy, "score", None)
+        if self.trees and score is not None and score.gradient:
+            raise ConfigError(
+                "synthesize: search='gradient' scores actions by the model's gradient, and a tree ensemble "
+                "is piecewise constant (its gradient is zero); use search='vanilla' or 'objective'."
+            )
         self.closest = Closest(0)  # the last search's diagnosis, for not_found texts
 
     def search(self, x0: torch.Tensor, rows: list[int]) -> dict[int, list[Plan]]:
