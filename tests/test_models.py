@@ -17,6 +17,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import (
@@ -207,13 +208,13 @@ def test_unsupported_models_raise_model_error(obj: Any, message: str) -> None:
 
 
 def test_unsupported_estimator_names_what_is_supported() -> None:
-    forest = RandomForestClassifier(n_estimators=2, random_state=0).fit(
-        canonical(raw(30, 0)), labels(raw(30, 0), 2)
-    )
+    neighbours = KNeighborsClassifier(3).fit(canonical(raw(30, 0)), labels(raw(30, 0), 2))
     with pytest.raises(
-        ModelError, match=r"RandomForestClassifier is not supported\. Supported: .*LogisticRegression"
+        ModelError,
+        match=r"KNeighborsClassifier is not supported\. Supported: .*LogisticRegression.*"
+        r"RandomForestClassifier.*HistGradientBoostingRegressor",
     ):
-        as_model(forest, SCHEMA)
+        as_model(neighbours, SCHEMA)
 
 
 def test_unsupported_transformer_and_wrong_encodings() -> None:

@@ -19,44 +19,59 @@ from torch import nn
 from actionable.errors import ModelError
 from actionable.models import layers as L
 from actionable.models.tree_boosters import convert_booster
-from actionable.models.tree_sklearn import convert_tree
+from actionable.models.tree_fold import Ops, fold
+from actionable.models.tree_sklearn import TREES, convert_tree
+from actionable.models.trees import TreeEnsemble
 from actionable.schema import DTYPE, Label, Schema
 
 __all__ = ["SUPPORTED", "convert"]
 
 SUPPORTED = (
     "a torch nn.Module mapping the schema's canonical tensor to logits (n x k); or a fitted scikit-learn "
-    "LinearRegression, Ridge, Lasso, ElasticNet, LogisticRegression, MLPClassifier or MLPRegressor, alone or "
-    "at the end of a Pipeline whose other steps are a ColumnTransformer of StandardScaler, MinMaxScaler, "
+    "LinearRegression, Ridge, Lasso, ElasticNet, LogisticRegression, MLPClassifier, MLPRegressor, "
+    f"{TREES}, alone or at the end of a Pipeline whose other steps are a ColumnTransformer of StandardScaler, MinMaxScaler, "
     "MaxAbsScaler, RobustScaler, OneHotEncoder, SimpleImputer, 'passthrough' or 'drop' (or those scalers alone)"
 )
 
 
 @dataclass
 class _Columns:
-    """An affine map from canonical columns: out[:, j] = x[:, index[j]] * scale[j] + shift[j]."""
+    """An affine map from canonical columns: out[:, j] = x[:, index[j]] * scale[j] + shift[j]; ``ops[j]``
+    is how scikit-learn computes column j, operation by operation (what trees need to the last ulp)."""
 
     index: np.ndarray
     scale: np.ndarray
     shift: np.ndarray
     names: list[str]
+    ops: list[Ops]
+
+    @classmethod
+    def pick(cls, index: np.ndarray, names: list[str]) -> _Columns:
+        """Canonical columns as they are."""
+        n = len(index)
+        return cls(np.asarray(index, np.int64), np.ones(n), np.zeros(n), list(names), [()] * n)
 
     @classmethod
     def concat(cls, parts: Sequence[_Columns]) -> _Columns:
         if not parts:
-            return cls(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), [])
+            return cls.pick(np.zeros(0, np.int64), [])
         return cls(
             np.concatenate([p.index for p in parts]),
             np.concatenate([p.scale for p in parts]),
             np.concatenate([p.shift for p in parts]),
             [n for p in parts for n in p.names],
+            [o for p in parts for o in p.ops],
         )
 
-    def affine(self, a: np.ndarray, b: np.ndarray) -> _Columns:
-        """Follow this map with y = x * a + b per column."""
+    def affine(self, a: np.ndarray, b: np.ndarray, steps: Sequence[tuple[str, np.ndarray]]) -> _Columns:
+        """Follow this map with y = x * a + b per column, which scikit-learn computes as ``steps``
+        (operation, per-column values) in order."""
+        n = len(self.names)
         a = np.broadcast_to(np.asarray(a, np.float64), self.scale.shape)
         b = np.broadcast_to(np.asarray(b, np.float64), self.shift.shape)
-        return _Columns(self.index, self.scale * a, self.shift * a + b, self.names)
+        values = [(op, np.broadcast_to(np.asarray(v, np.float64), (n,))) for op, v in steps]
+        ops = [self.ops[j] + tuple((op, float(v[j])) for op, v in values) for j in range(n)]
+        return _Columns(self.index, self.scale * a, self.shift * a + b, self.names, ops)
 
     def layer(self) -> L.ColumnMap:
         return L.ColumnMap(
@@ -82,8 +97,28 @@ def convert(obj: Any, schema: Schema) -> tuple[nn.Sequential, dict[str, Any]]:
         if isinstance(step, ColumnTransformer):
             raise ModelError("as_model: a ColumnTransformer must be the first step of the Pipeline.")
         columns = _transform(step, columns, schema, where=f"Pipeline step {i}")
+    _check_inputs(estimator, columns)
     head, info = _estimator(estimator, len(columns.names))
+    if head and isinstance(head[0], TreeEnsemble) and any(columns.ops):
+        head[0] = fold(head[0], columns.ops)  # splits read the canonical columns, rounding as sklearn does
+        columns = _Columns.pick(columns.index, columns.names)
     return nn.Sequential(columns.layer(), *head).to(DTYPE), info
+
+
+def _check_inputs(est: Any, columns: _Columns) -> None:
+    """The estimator reads as many columns as its preprocessing gives; else say which columns differ."""
+    n, width = getattr(est, "n_features_in_", None), len(columns.names)
+    if n is None or n == width:
+        return
+    differ = (
+        f"the preprocessing's columns {columns.names[n:][:8]} (in its output order) have no estimator input"
+        if n < width
+        else f"the estimator's inputs {width}..{n - 1} (0-based) have no preprocessing column"
+    )
+    raise ModelError(
+        f"as_model: the {type(est).__name__} expects {n} inputs but its preprocessing gives {width}: "
+        f"{differ}. Fit the Pipeline as a whole (Pipeline([..., ('model', estimator)]).fit(X, y))."
+    )
 
 
 def _flatten(obj: Any) -> list[Any]:
@@ -116,10 +151,16 @@ def _input_columns(step: Any, schema: Schema) -> _Columns:
     if names is None:
         n = getattr(step, "n_features_in_", None)
         if n is not None and n != schema.width:
+            differ = (
+                f"the schema's columns {canonical[n:][:8]} have no model column"
+                if n < schema.width
+                else f"the model's columns {schema.width}..{n - 1} (0-based) have no schema column"
+            )
             raise ModelError(
                 f"as_model: the model was fitted on {n} unnamed columns, the schema's canonical encoding has "
-                f"{schema.width} ({', '.join(canonical[:5])}, ...). Fit it on a DataFrame with those column "
-                "names, or wrap it in a Pipeline with a ColumnTransformer over the raw features."
+                f"{schema.width} ({', '.join(canonical[:5])}, ...): {differ}, read in canonical order. Fit "
+                "it on a DataFrame with those column names, or wrap it in a Pipeline with a "
+                "ColumnTransformer over the raw features."
             )
         names = canonical
     position = {c: i for i, c in enumerate(canonical)}
@@ -131,7 +172,7 @@ def _input_columns(step: Any, schema: Schema) -> _Columns:
             "columns 'feature=level'."
         )
     index = np.array([position[str(n)] for n in names], dtype=np.int64)
-    return _Columns(index, np.ones(len(index)), np.zeros(len(index)), [str(n) for n in names])
+    return _Columns.pick(index, [str(n) for n in names])
 
 
 def _column_transformer(ct: Any, schema: Schema) -> _Columns:
@@ -178,7 +219,7 @@ def _transformer_columns(transformer: Any, features: list[str], schema: Schema, 
                     "encode it with a OneHotEncoder first."
                 )
         index = np.array([schema.slice(f).start for f in features], dtype=np.int64)
-        columns = _Columns(index, np.ones(len(index)), np.zeros(len(index)), list(features))
+        columns = _Columns.pick(index, list(features))
     for step in steps:
         columns = _transform(step, columns, schema, where)
     return columns
@@ -214,7 +255,8 @@ def _one_hot(encoder: Any, features: list[str], schema: Schema, where: str) -> _
                     f"as_model: {where} one-hot encodes {feature.kind} feature {feature_name!r}; declare it "
                     "as kind = 'category' with its levels in the schema, or scale it instead."
                 )
-        parts.append(_Columns(np.array(index, np.int64), np.array(scale), np.array(shift), names))
+        ops: list[Ops] = [(("mul", a), ("add", b)) for a, b in zip(scale, shift, strict=True)]
+        parts.append(_Columns(np.array(index, np.int64), np.array(scale), np.array(shift), names, ops))
     return _Columns.concat(parts)
 
 
@@ -235,17 +277,18 @@ def _transform(step: Any, columns: _Columns, schema: Schema, where: str) -> _Col
     if isinstance(step, StandardScaler):
         mean = step.mean_ if step.mean_ is not None else np.zeros(n)
         scale = step.scale_ if step.scale_ is not None else np.ones(n)
-        return columns.affine(1.0 / scale, -mean / scale)
+        return columns.affine(1.0 / scale, -mean / scale, [("sub", mean), ("div", scale)])
+    if isinstance(step, MinMaxScaler | MaxAbsScaler) and getattr(step, "clip", False):
+        name = type(step).__name__
+        raise ModelError(f"as_model: {where}: {name}(clip=True) is not supported; use clip=False.")
     if isinstance(step, MinMaxScaler):
-        if step.clip:
-            raise ModelError(f"as_model: {where}: MinMaxScaler(clip=True) is not supported; use clip=False.")
-        return columns.affine(step.scale_, step.min_)
+        return columns.affine(step.scale_, step.min_, [("mul", step.scale_), ("add", step.min_)])
     if isinstance(step, MaxAbsScaler):
-        return columns.affine(1.0 / step.scale_, np.zeros(n))
+        return columns.affine(1.0 / step.scale_, np.zeros(n), [("div", step.scale_)])
     if isinstance(step, RobustScaler):
         center = step.center_ if step.center_ is not None else np.zeros(n)
         scale = step.scale_ if step.scale_ is not None else np.ones(n)
-        return columns.affine(1.0 / scale, -center / scale)
+        return columns.affine(1.0 / scale, -center / scale, [("sub", center), ("div", scale)])
     if isinstance(step, SimpleImputer):
         if len(step.statistics_) != n or getattr(step, "add_indicator", False):
             raise ModelError(f"as_model: {where}: SimpleImputer must keep every column and add no indicator.")
@@ -261,7 +304,8 @@ def _estimator(est: Any, width: int) -> tuple[list[nn.Module], dict[str, Any]]:
     for tree_model in (convert_tree, convert_booster):
         converted = tree_model(est, width)
         if converted is not None:
-            return converted
+            layers, info = converted
+            return layers, info | ({"classes": _labels(info["classes"])} if "classes" in info else {})
     n_in = getattr(est, "n_features_in_", width)
     if n_in != width:
         raise ModelError(
