@@ -89,7 +89,7 @@ class TorchModel(nn.Module):
             raise DataError(f"model input: an array of {X.dtype} values (text?). {fix}")
         if not isinstance(X, np.ndarray | torch.Tensor):
             raise DataError(f"model input: got a {type(X).__name__}. {fix}")
-        x = torch.as_tensor(np.asarray(X, dtype=np.float64) if isinstance(X, np.ndarray) else X)
+        x = torch.as_tensor(np.array(X, dtype=np.float64) if isinstance(X, np.ndarray) else X)
         x = x[None, :] if x.ndim == 1 else x
         if x.ndim != 2 or x.shape[-1] != self.schema.width:
             raise DataError(f"model input: an array of shape {tuple(x.shape)}. {fix}")
