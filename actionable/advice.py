@@ -49,7 +49,7 @@ def advise_gradient(
     that sit at their bound, or that are protected (``protected = true``: no one is advised to change their
     sex or nationality) are left out.
     """
-    net = as_differentiable(model, schema)
+    net = as_differentiable(model, schema, "advise_gradient")
     s = net.schema
     if isinstance(step, bool) or not isinstance(step, int | float) or not 0 < step <= 10:
         raise ConfigError(
@@ -244,7 +244,7 @@ def gradient_table(
     columns: dict[str, np.ndarray] = {}
     names: tuple[str, ...] = ()
     for name, model in models.items():
-        net = as_differentiable(model, schema)
+        net = as_differentiable(model, schema, "gradient_table")
         s = net.schema
         names = s.names
         sd = standard_deviations(s, reference)

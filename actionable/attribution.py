@@ -1,4 +1,5 @@
-"""Why the model decided: input gradients, gradient x input, Integrated Gradients, DeepLift, coefficients.
+"""Why the model decided: input gradients, gradient x input, Integrated Gradients, DeepLift, coefficients;
+TreeSHAP for tree ensembles (``tree_shap.py``), which the gradient methods refuse.
 
 Every method runs all rows (and all integration steps) through one batched forward/backward pass and
 reports values per raw feature, one-hot blocks summed back to their category feature. Methods that
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -20,13 +21,14 @@ from torch import nn
 from actionable.action_checks import sample_states
 from actionable.baselines import resolve_baseline, resolve_scale, standard_deviations, training_mean
 from actionable.deeplift import AFFINE, deeplift, flat_layers
-from actionable.errors import ConfigError, DataError, ModelError, did_you_mean
-from actionable.goals import resolve_goal
-from actionable.models import TorchModel, as_model
+from actionable.errors import ConfigError, ModelError, did_you_mean
+from actionable.explained import explained_output, explained_rows, in_place, per_raw_feature, wrap_model
+from actionable.models import TorchModel
 from actionable.models import layers as L
+from actionable.models.trees import tree_layer
 from actionable.results import Attribution
-from actionable.rows import read_rows
 from actionable.schema import DTYPE, Schema
+from actionable.tree_shap import explain_trees
 from actionable.validation import whole
 
 __all__ = [
@@ -45,13 +47,14 @@ __all__ = [
 ]
 
 
-Method = Literal["gradient", "gradient_x_input", "integrated_gradients", "deeplift", "coefficients"]
+Method = Literal["gradient", "gradient_x_input", "integrated_gradients", "deeplift", "coefficients", "shap"]
 METHODS: tuple[str, ...] = (
     "gradient",
     "gradient_x_input",
     "integrated_gradients",
     "deeplift",
     "coefficients",
+    "shap",
 )
 RULES: tuple[str, ...] = (
     "gausslegendre",
@@ -83,7 +86,8 @@ def attribute(
 
     ``method``: ``gradient`` (signed input gradient), ``gradient_x_input``, ``integrated_gradients``,
     ``deeplift`` (rescale rule; exact completeness on ReLU networks) or ``coefficients`` (the exact
-    decomposition coef x (x - baseline) of an affine model).
+    decomposition coef x (x - baseline) of an affine model); ``shap`` for a tree ensemble (TreeSHAP,
+    ``actionable.tree_shap.explain_trees``), which the gradient methods refuse.
     ``target``: the output explained: a class label (default: the schema's favourable class), an output
     name (regression) or an output index. ``output``: a class's ``logit`` or its ``probability``.
     ``baseline`` (integrated_gradients, deeplift, coefficients): None or "zeros" (zeros in the canonical
@@ -112,19 +116,20 @@ def attribute(
     ([[3.0, -2.0]], '1 (logit)')
     """
     steps = _check_options(method, steps, rule, output, scale, baseline)
+    if method == "shap":
+        return explain_trees(model, X, schema=schema, target=target, output=output, baseline=baseline)
     net = as_differentiable(model, schema)
     s = net.schema
     if output == "probability" and net.task != "classification":
         raise ConfigError("attribute: output='probability' needs a classifier; this model is a regression.")
     if output == "probability" and method == "coefficients":
         raise ConfigError("attribute: coefficients explain a linear output; use output='logit'.")
-    x, good, errors = _rows(net, X)
-    index, label = _target(net, target)
+    x, good, errors = explained_rows(net, X)
+    index, label = explained_output(net, target)
     inputs = len(X) if isinstance(X, pd.DataFrame) else None
     x0, described = resolve_baseline(s, x, baseline, method, good, inputs)
     probability = output == "probability"
-    if not probability:
-        net = _log_odds_of_one_logit(net)
+    net = net if probability else _log_odds_of_one_logit(net)
 
     def f(z: torch.Tensor) -> torch.Tensor:
         out = net(z)
@@ -142,7 +147,7 @@ def attribute(
     if scale is not None:
         per_feature = per_feature * resolve_scale(s, scale)
     labels = tuple(X.index) if isinstance(X, pd.DataFrame) else tuple(range(len(x)))
-    placed = functools.partial(_in_place, good=good, n=len(labels))
+    placed = functools.partial(in_place, good=good, n=len(labels))
     return Attribution(
         values=placed(per_feature),
         features=s.names,
@@ -215,30 +220,6 @@ def _refuse_constant(
     )
 
 
-def _in_place(a: torch.Tensor, good: Sequence[int], n: int) -> np.ndarray:
-    """The valid rows' values at their input positions, NaN at the others."""
-    out = np.full((n, *a.shape[1:]), math.nan)
-    out[list(good)] = a.detach().numpy()
-    return out
-
-
-def _rows(net: TorchModel, X: Any) -> tuple[torch.Tensor, tuple[int, ...], Mapping[int, str]]:
-    """The canonical rows explained, their positions in ``X`` and, for a raw frame, the rows that do not fit
-    the schema (position -> message; they are reported in place, not raised)."""
-    if isinstance(X, pd.DataFrame) and len(X):
-        batch = read_rows(net.schema, X, "attribute")
-        return batch.x, batch.good, batch.errors
-    x = net.encode(X).to(DTYPE)
-    if x.ndim != 2 or len(x) == 0:
-        raise DataError(f"attribute: X must hold at least one row; got shape {tuple(x.shape)}.")
-    if x.shape[1] != net.schema.width:
-        raise DataError(
-            f"attribute: X has {x.shape[1]} columns; the schema's canonical encoding has {net.schema.width}. "
-            "Give a raw DataFrame with the schema's features, or canonical rows."
-        )
-    return x, tuple(range(len(x))), {}
-
-
 def _check_options(method: str, steps: Any, rule: str, output: str, scale: Any, baseline: Any) -> int:
     """``ConfigError`` for an unknown method, rule or output, or an option the method does not take;
     the checked number of steps."""
@@ -292,21 +273,18 @@ def _explain(
     return values, prediction, reference
 
 
-def as_differentiable(model: Any, schema: Schema | None) -> TorchModel:
-    """The ``TorchModel`` behind ``model``; ``ModelError`` pointing to the gradient-free path otherwise."""
-    if isinstance(model, TorchModel):
-        return model
-    if schema is None:
+def as_differentiable(model: Any, schema: Schema | None, where: str = "attribute") -> TorchModel:
+    """The ``TorchModel`` behind ``model``; ``ConfigError`` for a tree ensemble, whose gradient is 0 almost
+    everywhere (it is piecewise constant), pointing to TreeSHAP."""
+    net = wrap_model(model, schema, where)
+    if tree_layer(net.network) is not None:
         raise ConfigError(
-            f"attribute: pass schema= to explain a {type(model).__name__} (or wrap it with as_model first)."
+            f"{where}: this model is a tree ensemble, piecewise constant, so its gradient is 0 wherever it "
+            "is defined and gradient methods (gradient, gradient_x_input, integrated_gradients, deeplift, "
+            "coefficients, adversarial advising) would explain nothing. Use method 'shap': "
+            'attribute(model, X, "shap") (TreeSHAP through the shap library).'
         )
-    try:
-        return as_model(model, schema)
-    except ModelError as exc:
-        raise ModelError(
-            f"{exc} attribute: these methods need a differentiable model; a gradient-free path "
-            "(occlusion / sampling) is planned but not available yet."
-        ) from None
+    return net
 
 
 def quadrature(steps: int, rule: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -327,38 +305,6 @@ def quadrature(steps: int, rule: str) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.linspace(0, 1, steps, dtype=DTYPE), sizes
     start = {"riemann_left": 0.0, "riemann_right": 1 / steps, "riemann_middle": 1 / (2 * steps)}[rule]
     return start + torch.arange(steps, dtype=DTYPE) / steps, torch.full((steps,), 1 / steps, dtype=DTYPE)
-
-
-def per_raw_feature(schema: Schema, values: torch.Tensor) -> torch.Tensor:
-    """Canonical columns -> raw features: each one-hot block summed to its category feature."""
-    owner = torch.as_tensor([schema.position(f.name) for f in schema.features for _ in range(f.width)])
-    out = torch.zeros(values.shape[0], len(schema), dtype=values.dtype)
-    return out.index_add_(1, owner, values)
-
-
-def _target(model: TorchModel, target: Any) -> tuple[int, str]:
-    """The explained output column and its name."""
-    names = [str(c) for c in (model.classes or model.outputs)]
-    if target is None and model.task == "regression":
-        return 0, names[0]
-    if target is None:
-        favourable = model.schema.target.favourable if model.schema.target is not None else None
-        if favourable is None:
-            raise ConfigError(
-                f"attribute: the schema names no favourable class; pass target= (one of {names})."
-            )
-        goal = resolve_goal(model, {"class": favourable})
-        return goal.index, names[goal.index]
-    labels = model.classes or model.outputs
-    for i, c in enumerate(labels):
-        if c == target or str(c) == str(target):
-            return i, names[i]
-    if isinstance(target, int | np.integer) and not isinstance(target, bool) and 0 <= target < len(names):
-        return int(target), names[int(target)]
-    raise ConfigError(
-        f"attribute: target {target!r} is neither one of the model's outputs {names} nor an index below "
-        f"{len(names)}." + did_you_mean(target, names)
-    )
 
 
 def _gradient(

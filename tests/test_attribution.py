@@ -430,7 +430,14 @@ def test_non_differentiable_models_point_to_the_gradient_free_path() -> None:
 
 
 def test_methods_are_listed() -> None:
-    assert METHODS == ("gradient", "gradient_x_input", "integrated_gradients", "deeplift", "coefficients")
+    assert METHODS == (
+        "gradient",
+        "gradient_x_input",
+        "integrated_gradients",
+        "deeplift",
+        "coefficients",
+        "shap",
+    )
 
 
 class Opaque(nn.Module):

@@ -35,7 +35,10 @@ def explain_command(
     rows: Annotated[str, typer.Option(help="Row positions A:B to explain.")] = "0:5",
     method: Annotated[
         str,
-        typer.Option(help="gradient, gradient_x_input, integrated_gradients, deeplift or coefficients."),
+        typer.Option(
+            help="gradient, gradient_x_input, integrated_gradients, deeplift or coefficients; shap for a "
+            "tree model (TreeSHAP, path dependent: --baseline is the training data the trees recorded)."
+        ),
     ] = "integrated_gradients",
     baseline: Annotated[
         str, typer.Option(help="mean (of the training rows, or of --data) or zeros (canonical encoding).")
@@ -126,6 +129,12 @@ def _attributions(
     """The attribution of ``chosen`` against the chosen baseline."""
     from actionable.attribution import attribute, standard_deviations, training_mean
 
+    if method == "shap":  # path dependent: the reference is what the trees recorded of their training data
+        if baseline != "mean":
+            raise ConfigError(
+                "explain: --method shap explains against the trees' training data; drop --baseline."
+            )
+        return attribute(source.model, chosen, "shap", target=target)
     exact = method in ("integrated_gradients", "deeplift", "coefficients")
     result = attribute(
         source.model,
