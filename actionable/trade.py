@@ -56,6 +56,9 @@ def trade(
             outer = scanner.grid(ids[rows, a[0]], a[1], scanner.config.trade_points)  # rows x values of a
         else:
             outer = walk.crossings(ids[rows], x0[rows], params[rows], *a)
+            most = 4 * scanner.config.trade_points  # edges of cells, spread evenly where there are more
+            pick = torch.linspace(0, outer.shape[1] - 1, min(outer.shape[1], most)).round().long()
+            outer = outer[:, pick]
         per = outer.shape[1]
         spread = rows.repeat_interleave(per)
         trial = params[spread].clone()

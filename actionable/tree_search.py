@@ -126,7 +126,8 @@ class TreeSearch:
         self, ids: torch.Tensor, x0: torch.Tensor, params: torch.Tensor, j: int, i: int
     ) -> torch.Tensor:
         """Per pair, the values of parameter ``i`` of step ``j`` worth trying (pairs x values, padded by
-        repeating): its grid, and both sides of every change of cell or validity along its box."""
+        repeating): the box's ends and both sides of every change of cell or validity along it (within a
+        cell the outcome is the same, so its edges are the only values a growing cost can prefer)."""
         scanner = self.scanner
         actions = ids[:, j]
         grid = scanner.grid(actions, i)
@@ -137,13 +138,16 @@ class TreeSearch:
         trial = self.program.round(rep, trial)
         values = trial[:, j, i].reshape(pairs, g)
         sig = self.signature(rep, x0.repeat_interleave(g, 0), trial).reshape(pairs, g, -1)
-        change = (sig[:, 1:] != sig[:, :-1]).any(-1) & ~scanner.exhaustive[actions, i][:, None]
-        who, k = torch.nonzero(change, as_tuple=True)
+        changed = (sig[:, 1:] != sig[:, :-1]).any(-1)
+        every = scanner.exhaustive[actions, i][:, None]  # every value on the grid: its changes are exact
+        near, at = torch.nonzero(changed & every, as_tuple=True)
+        edges = values[:, [0, -1]]  # within a cell only its edges can be cheapest: the box's ends, and
+        who, k = torch.nonzero(changed & ~every, as_tuple=True)
         lo, hi = values[who, k], values[who, k + 1]
         sig_lo, sig_hi = sig[who, k], sig[who, k + 1]
         step = scanner.resolution[actions[who], i]
         rounds = int(scanner.halvings[actions, i].max()) if len(who) else 0
-        found_who, found = [who.new_zeros(0)], [values.new_zeros(0)]
+        found_who, found = [near, near], [values[near, at], values[near, at + 1]]  # both sides of a change
         for _ in range(rounds):
             done = (hi - lo <= step * (1 + 1e-9)) & (step > 0)
             found_who += [who[done], who[done]]
@@ -172,7 +176,7 @@ class TreeSearch:
             )
         found_who += [who, who]
         found += [lo, hi]
-        return _padded(values, torch.cat(found_who), torch.cat(found))
+        return _padded(edges, torch.cat(found_who), torch.cat(found))
 
     def run(self, ids: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """Each pair's parameters: the best combination of its candidates (see the module's text)."""

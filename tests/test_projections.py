@@ -61,9 +61,13 @@ def feasible(z: np.ndarray, p: dict[str, np.ndarray | float]) -> bool:
 @settings(max_examples=60, deadline=None)
 @given(instances())
 def test_agrees_with_a_qp_solver(p: dict[str, np.ndarray | float]) -> None:
-    z = project(p)
-    assert np.abs(z - qp(p)).max() < 1e-6
+    z, q = project(p), qp(p)
     assert feasible(z, p)
+    # the same point, unless the solver's answer is inaccurate (CLARABEL warns so on some instances): then
+    # ours, feasible, must be strictly closer (the projection is unique, so closer is better)
+    mine, theirs = np.linalg.norm(z - p["delta"]), np.linalg.norm(q - p["delta"])
+    assert mine <= theirs + 1e-9
+    assert np.abs(z - q).max() < 1e-6 or mine < theirs - 1e-12
 
 
 @settings(max_examples=100, deadline=None)

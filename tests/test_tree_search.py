@@ -10,6 +10,7 @@ cost; a certificate's bound never exceeds the enumeration's cost, and "no plan" 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -135,3 +136,31 @@ def test_certificates_on_trees_never_contradict_enumeration(family: str, seed: i
             assert cert.bound <= answer.cost * (1 + 1e-6) + 1e-9, problem.name
         if cert.kind == "optimal" and answer.helpable:
             assert cert.plan is not None and cert.plan.cost <= answer.cost * (1 + 1e-4) + 1e-9
+
+
+def test_classes_name_a_model_fitted_on_zero_and_one() -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    from actionable.errors import ModelError
+
+    frame = pd.DataFrame({"x": np.linspace(0, 100, 60), "y": np.arange(60) % 11})
+    forest = RandomForestClassifier(5, max_depth=3, random_state=0).fit(frame, (frame["x"] > 50).astype(int))
+    named = Schema(SCHEMA.features, Target("approved", favourable="yes", classes=("no", "yes")))
+    model = as_model(forest, named, classes=["no", "yes"])
+    assert model.classes == ("no", "yes") and list(model.predict(frame.head(2))) == ["no", "no"]
+    with pytest.raises(ModelError, match="one name per class"):
+        as_model(forest, named, classes=["no", "maybe", "yes"])
+
+
+def test_a_node_with_two_parents_is_refused_at_load(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from actionable.errors import ModelError
+    from actionable.models import load_model, save_model
+
+    folder = save_model(_stump(40.3, 40.31), tmp_path / "m")
+    state = {k: v.clone() for k, v in load_file(folder / "model.safetensors").items()}
+    state["0.right"][2] = 3  # node 2's children are both node 3: a graph, not a tree
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(ModelError, match="parents"):
+        load_model(folder)

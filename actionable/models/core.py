@@ -203,7 +203,7 @@ def as_model(
             network,
             schema,
             task=info["task"],
-            classes=info.get("classes", ()),
+            classes=_renamed(info.get("classes", ()), classes),
             outputs=outputs or _output_names(schema, info["n_outputs"]),
             provenance={"converted_from": type(obj).__name__},
         )
@@ -260,3 +260,15 @@ def _last_layer(module: nn.Module) -> nn.Module:
 def _output_names(schema: Schema, k: int) -> tuple[str, ...]:
     name = schema.target.name if schema.target is not None else "output"
     return (name,) if k == 1 else tuple(f"{name}[{i}]" for i in range(k))
+
+
+def _renamed(fitted: Sequence[Label], classes: Sequence[Label] | None) -> tuple[Label, ...]:
+    """The estimator's classes, or ``classes=`` in their order (a model fitted on 0 / 1 named as the schema)."""
+    if classes is None:
+        return tuple(fitted)
+    if len(classes) != len(fitted):
+        raise ModelError(
+            f"as_model: classes={list(classes)} names {len(classes)} classes, the estimator has {len(fitted)} "
+            f"({list(fitted)}); give one name per class, in the estimator's order."
+        )
+    return tuple(classes)

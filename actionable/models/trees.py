@@ -168,11 +168,14 @@ class TreeEnsemble(Layer):
         z = x.detach()
         z = z.to(torch.float32).to(torch.float64) if self.float32 else z.to(torch.float64)
         node = self.roots.expand(z.shape[0], -1)
+        children = torch.stack([self.right, self.left], dim=1).flatten()  # 2 node + went left
+        missing = bool(torch.isnan(z).any())
         for _ in range(self.depth):
-            col = self.feature[node]
-            v = torch.gather(z, 1, col)
-            go_left = torch.where(torch.isnan(v), self.missing_left[node] == 1, v <= self.threshold[node])
-            node = torch.where(go_left, self.left[node], self.right[node])
+            v = torch.gather(z, 1, self.feature[node])
+            go_left = v <= self.threshold[node]
+            if missing:
+                go_left = torch.where(torch.isnan(v), self.missing_left[node] == 1, go_left)
+            node = children[2 * node + go_left]
         return node
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -243,6 +246,13 @@ class TreeEnsemble(Layer):
             raise ValueError(
                 f"node {j} has children {int(left[j])} and {int(right[j])}; a child lies below its node "
                 f"(in ({j}, {n})) and a leaf points to itself"
+            )
+        inner = ~leaf
+        parents = torch.bincount(torch.cat([left[inner], right[inner], roots]), minlength=n)
+        if bool((parents > 1).any()):  # a node reached twice: not a forest (and its depth is costly to walk)
+            j = int(torch.argmax((parents > 1).to(torch.int8)))
+            raise ValueError(
+                f"node {j} has {int(parents[j])} parents or roots; in a forest each node has one"
             )
         feature = tensors["feature"]
         if bool(((feature < 0) | (feature >= shape[-1])).any()):
