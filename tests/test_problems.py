@@ -81,6 +81,6 @@ def test_seeds_cover_what_the_issue_asks() -> None:
 
 
 def test_bad_arguments_are_refused() -> None:
-    for bad in ({"seed": -1}, {"seed": 1.5}, {"seed": 0, "people": 0}, {"seed": 0, "family": "forest"}):
+    for bad in ({"seed": -1}, {"seed": 1.5}, {"seed": 0, "people": 0}, {"seed": 0, "family": "deep-forest"}):
         with pytest.raises(ConfigError):
             generate(**bad)  # type: ignore[arg-type]
