@@ -245,6 +245,8 @@ class _Run:
         search over the values where its outcome can change (``tree_search``)."""
         if not self.trees:
             return Optimiser(program, self.model, self.goal, inner).run
+        if program is self.program and self.walk is not None:  # the search's own program: built already
+            return self.walk.run
         verifier = Verifier(program, self.model, self.goal, self.config.margin)
         return TreeSearch(Scanner(verifier), Cells(self.model, program)).run
 
