@@ -17,7 +17,6 @@ zero costs rejected up front rather than dividing by zero, and budgets warm-star
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -25,8 +24,9 @@ from typing import Any
 import pandas as pd
 import torch
 
-from actionable.errors import ConfigError, ModelError, SpecError
+from actionable.errors import ConfigError, ModelError
 from actionable.goals import Goal, resolve_goal
+from actionable.inverse_checks import check_direct, check_protected, on_schema
 from actionable.inverse_config import (
     CHUNK,
     DEFAULT_CONFIG,
@@ -44,12 +44,16 @@ from actionable.inverse_records import (
     readable,
     sweep_curve,
 )
-from actionable.models import TorchModel, as_model
+from actionable.inverse_trees import LeafInversion
+from actionable.models import TorchModel
+from actionable.models.trees import tree_layer
 from actionable.projections import project_weighted_l1_ball
 from actionable.results import RecourseBatch
 from actionable.rows import read_rows
-from actionable.schema import DTYPE, Feature, Schema, as_rows
+from actionable.schema import DTYPE, Schema, as_rows
 from actionable.validation import FLAG
+
+Chunk = tuple[torch.Tensor, int, list[dict[str, Any]] | None]  # a chunk's changes, iterations, certificates
 
 __all__ = [
     "CHUNK",
@@ -81,6 +85,7 @@ def invert(
     rounding: bool = True,
     ambiguous: Ambiguous = "gradient",
     allow_protected: bool = False,
+    time_limit: float = 30.0,
 ) -> RecourseBatch:
     """Lower each row's probability of the unfavourable outcome within ``budget`` (Lash et al.).
 
@@ -95,7 +100,11 @@ def invert(
     ``found`` when it holds after, ``not_found`` otherwise; every row gets its best within-budget change.
     A protected feature (``protected = true``) that is direct (or indirect, with an indirect model) would be
     changed, so it is a ``SpecError`` (make it fixed) unless ``allow_protected=True`` (only to reproduce a
-    study that did).
+    study that did). On a tree model (piecewise constant: no gradient) each row is solved exactly by a
+    mixed-integer program over the trees' leaves (``inverse_trees``): the least risk, then the least cost
+    of it, both directions of every feature, ``time_limit`` seconds per row and budget; its record's
+    ``certificate`` says whether the result is proved optimal. ``steps``, ``method`` and ``ambiguous``
+    are the gradient solver's.
 
     Three students with a bad grade, a budget of 5:
 
@@ -118,6 +127,7 @@ def invert(
         rounding=rounding,
         ambiguous=ambiguous,
         allow_protected=allow_protected,
+        time_limit=time_limit,
     )[_budget_key(budget)]
 
 
@@ -135,10 +145,16 @@ def invert_sweep(
     ambiguous: Ambiguous = "gradient",
     warm_start: bool = True,
     allow_protected: bool = False,
+    time_limit: float = 30.0,
 ) -> dict[float, RecourseBatch]:
     """``invert`` at several budgets (ascending), each warm-started from the previous: budget -> batch."""
     config = InverseConfig(
-        steps=steps, method=method, rounding=rounding, ambiguous=ambiguous, warm_start=warm_start
+        steps=steps,
+        method=method,
+        rounding=rounding,
+        ambiguous=ambiguous,
+        warm_start=warm_start,
+        time_limit=time_limit,
     )
     problem = InverseProblem(
         model, schema, indirect=indirect, goal=goal, config=config, allow_protected=allow_protected
@@ -146,32 +162,8 @@ def invert_sweep(
     return problem.sweep(as_rows(X), budgets)
 
 
-def on_schema(obj: Any, schema: Schema, **options: Any) -> TorchModel:
-    """``as_model``, also accepting a model built on a schema with the same encoding (its hash): bounds,
-    mutability and costs may be edited for inverse classification without rebuilding the model."""
-    if isinstance(obj, TorchModel) and obj.schema != schema and obj.schema.hash == schema.hash:
-        return obj
-    return as_model(obj, schema, **options)
-
-
 def _budget_key(budget: float) -> float:
     return float(budget)
-
-
-def _check_protected(schema: Schema, allowed: bool, predicted: bool) -> None:
-    """Inverse classification changes every direct feature, and every indirect one when an indirect model
-    re-predicts them (``predicted``): a protected one among them is a ``SpecError`` unless the caller
-    allows it (to reproduce a study that did)."""
-    moved = [
-        f.name for f in schema.features if f.protected and (f.is_direct or (f.is_indirect and predicted))
-    ]
-    if moved and not allowed:
-        raise SpecError(
-            f"invert: the protected feature(s) {moved} (protected = true in the schema) are "
-            f"{'/'.join(sorted({schema[n].mutability for n in moved}))}, so inverse classification would change "
-            "them, which recourse must not ask of a person; make them mutability = 'fixed', or, only to "
-            "reproduce a study that changed them, pass allow_protected=True."
-        )
 
 
 class InverseProblem(InverseRecords, WholeLattice):
@@ -190,7 +182,7 @@ class InverseProblem(InverseRecords, WholeLattice):
         if not isinstance(schema, Schema):
             raise ConfigError(f"invert: schema must be an actionable Schema; got {type(schema).__name__}.")
         allowed = FLAG.check("invert", "allow_protected", allow_protected)
-        _check_protected(schema, allowed, predicted=indirect is not None)
+        check_protected(schema, allowed, predicted=indirect is not None)
         self.schema, self.config = schema, config
         self.model: TorchModel = on_schema(model, schema)
         if self.model.task != "classification":
@@ -200,7 +192,7 @@ class InverseProblem(InverseRecords, WholeLattice):
         if not self.direct:
             raise ConfigError("invert: the schema has no direct features; mark some mutability = 'direct'.")
         for f in self.direct:
-            self._check_direct(f)
+            check_direct(f)
         self.cols = torch.as_tensor([schema.slice(f.name).start for f in self.direct])
         lo = torch.tensor([f.bounds[0] for f in self.direct], dtype=DTYPE)
         hi = torch.tensor([f.bounds[1] for f in self.direct], dtype=DTYPE)
@@ -214,28 +206,19 @@ class InverseProblem(InverseRecords, WholeLattice):
         self.may_down = torch.tensor([f.may_decrease for f in self.direct])
         self.whole = torch.tensor([f.is_whole for f in self.direct])
         self.indirect = self._indirect_model(indirect)
+        self.leaves: LeafInversion | None = None
+        if tree_layer(self.model.network) is not None:
+            self.leaves = LeafInversion(
+                self.model,
+                self.goal,
+                self.direct,
+                self.cols,
+                self.indirect,
+                rounding=config.rounding,
+                time_limit=config.time_limit,
+            )
 
     # ------------------------------------------------------------------------------ checks
-    def _check_direct(self, f: Feature) -> None:
-        where = f"invert: direct feature {f.name!r}"
-        if f.is_category:
-            raise ConfigError(
-                f"{where} is a category; inverse classification moves numbers. Declare its levels as "
-                "binary features or make it fixed."
-            )
-        if not all(map(math.isfinite, f.bounds)):
-            raise ConfigError(f"{where} has infinite bounds {list(f.bounds)}; give finite 'bounds'.")
-        for allowed, key, may in (
-            ("increase", "cost_up", f.may_increase),
-            ("decrease", "cost_down", f.may_decrease),
-        ):
-            cost = getattr(f, key)
-            if may and (cost is None or cost <= 0):
-                raise ConfigError(
-                    f"{where} may {allowed} but {key} = {cost!r}; give {key} > 0 (cost per raw unit), "
-                    f"or set direction to forbid it."
-                )
-
     def _indirect_model(self, indirect: Any) -> tuple[TorchModel, torch.Tensor] | None:
         names = [f.name for f in self.schema.features if f.is_indirect]
         if indirect is None:
@@ -285,12 +268,13 @@ class InverseProblem(InverseRecords, WholeLattice):
         )
 
     # ------------------------------------------------------------------------------ solving
-    def bounds(self, x0: torch.Tensor, grad0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per row, the box on the scaled change: room to the bounds in each allowed direction."""
+    def bounds(self, x0: torch.Tensor, grad0: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row, the box on the scaled change: room to the bounds in each allowed direction (with
+        ``ambiguous="gradient"``, a two-way feature only the way ``grad0`` descends; ``None``: both)."""
         x = x0[:, self.cols]
         upper = torch.where(self.may_up, (self.hi - x) / self.span, torch.zeros_like(x)).clamp_min(0)
         lower = torch.where(self.may_down, (self.lo - x) / self.span, torch.zeros_like(x)).clamp_max(0)
-        if self.config.ambiguous == "gradient":
+        if self.config.ambiguous == "gradient" and grad0 is not None:
             both = self.may_up & self.may_down
             upper = torch.where(both & (grad0 >= 0), torch.zeros_like(upper), upper)
             lower = torch.where(both & (grad0 <= 0), torch.zeros_like(lower), lower)
@@ -336,29 +320,34 @@ class InverseProblem(InverseRecords, WholeLattice):
         levels = check_budgets(budgets)
         rows = read_rows(self.schema, X, "invert")
         x0 = rows.x
-        solutions: dict[float, tuple[torch.Tensor, int]] = {}
+        solutions: dict[float, Chunk] = {}
         parts = [self._solve(x0[i : i + CHUNK], levels) for i in range(0, len(x0), CHUNK)]
         for level in levels if parts else []:
+            proofs = [part[level][2] for part in parts]
             solutions[level] = (
                 torch.cat([part[level][0] for part in parts]),
                 max(part[level][1] for part in parts),
+                None if None in proofs else [c for p in proofs for c in p or []],
             )
         elapsed = (time.perf_counter() - started) / max(rows.n, 1) / len(levels)
         return {level: self._batch(rows, solutions.get(level), level, elapsed) for level in levels}
 
-    def _solve(self, x0: torch.Tensor, levels: list[float]) -> dict[float, tuple[torch.Tensor, int]]:
-        """One chunk of rows at every budget: budget -> (change in scaled units, iterations used).
+    def _solve(self, x0: torch.Tensor, levels: list[float]) -> dict[float, Chunk]:
+        """One chunk of rows at every budget: budget -> (change in scaled units, iterations used, the rows'
+        certificates or None).
 
         Rows are independent, so chunks give the answers of one batch while the memory of the lattice
         search (rows x starts x moves x features) stays bounded by the chunk, not by the table.
         """
+        if self.leaves is not None:
+            return self._solve_leaves(x0, levels)
         n, k = len(x0), len(self.direct)
         zero = torch.zeros(n, k, dtype=DTYPE)
         _, grad0 = self.value_and_grad(x0, zero)
         lower, upper = self.bounds(x0, grad0)
         continuous = self._continuous(x0, lower, upper, levels)
         kept = previous = zero
-        out = {}
+        out: dict[float, Chunk] = {}
         for level, (delta, used) in zip(levels, continuous, strict=True):
             final = delta
             if self.config.rounding and bool(self.whole.any()):
@@ -369,7 +358,27 @@ class InverseProblem(InverseRecords, WholeLattice):
             if self.indirect is not None:  # judged on the rows reported: indirect features settled
                 final = self._better_settled(x0, final, previous)
             previous = final
-            out[level] = (final, used)
+            out[level] = (final, used, None)
+        return out
+
+    def _solve_leaves(self, x0: torch.Tensor, levels: list[float]) -> dict[float, Chunk]:
+        """A tree model's chunk, row by row by mixed-integer programs (``inverse_trees``)."""
+        assert self.leaves is not None
+        lower, upper = self.bounds(x0, None)
+
+        def unfavourable(delta: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return 1.0 - self.goal.probability(self.model(self.settle(self.state(x0, delta))))
+
+        solved = self.leaves.solve(x0, lower, upper, self.span, levels, unfavourable)
+        out: dict[float, Chunk] = {}
+        previous = torch.zeros(len(x0), len(self.direct), dtype=DTYPE)
+        for level in levels:
+            delta, certificates = solved[level].delta, solved[level].certificates
+            if self.indirect is not None:  # judged on the rows reported: indirect features settled
+                delta = self._better_settled(x0, delta, previous)
+            previous = delta
+            out[level] = (delta, 0, certificates)
         return out
 
     def _better_settled(self, x0: torch.Tensor, delta: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:

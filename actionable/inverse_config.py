@@ -27,7 +27,8 @@ class InverseConfig:
     ``ambiguous``: a feature that may move either way is fixed to the direction its initial gradient
     favours ("gradient", as in Lash et al.) or left free ("free"); ``warm_start``: a sweep starts each
     budget from the previous budget's solution; ``tol``: a row stops when its step moves less than this
-    (scaled units); ``max_round``: most fractional features whose floor / ceil choices are enumerated.
+    (scaled units); ``max_round``: most fractional features whose floor / ceil choices are enumerated;
+    ``time_limit``: seconds per row and budget for the mixed-integer programs of a tree model.
     """
 
     steps: int = 300
@@ -37,6 +38,7 @@ class InverseConfig:
     warm_start: bool = True
     tol: float = 1e-9
     max_round: int = 10
+    time_limit: float = 30.0
 
     def __post_init__(self) -> None:
         for name, value in check("invert", RULES, asdict(self)).items():
@@ -51,6 +53,7 @@ RULES: dict[str, Rule] = {
     "warm_start": FLAG,
     "tol": real(0, open_low=True),
     "max_round": whole(0, 16),
+    "time_limit": real(0, open_low=True),
 }
 CHUNK = 2048  # rows solved together: memory stays flat per row (the lattice search holds rows x moves x k)
 DEFAULT_CONFIG = InverseConfig()  # the solver's defaults (a frozen value, shared safely)

@@ -21,7 +21,7 @@ from actionable.errors import ConfigError
 from actionable.goals import Goal
 from actionable.inverse_config import InverseConfig
 from actionable.models import TorchModel
-from actionable.results import RecourseBatch, Status, Step
+from actionable.results import NOT_REQUESTED, RecourseBatch, Status, Step
 from actionable.rounding import make_whole
 from actionable.rows import Outcome, Rows, assemble
 from actionable.schema import Feature, Schema
@@ -45,7 +45,11 @@ class InverseRecords:
         raise NotImplementedError
 
     def _batch(
-        self, rows: Rows, solution: tuple[torch.Tensor, int] | None, budget: float, seconds: float
+        self,
+        rows: Rows,
+        solution: tuple[torch.Tensor, int, list[dict[str, Any]] | None] | None,
+        budget: float,
+        seconds: float,
     ) -> RecourseBatch:
         provenance = {
             "method": "lash2017",
@@ -69,12 +73,17 @@ class InverseRecords:
             raw = (end[:, self.cols] - rows.x[:, self.cols]).numpy()
             after = self._after(end, list(rows.before))
             predicted = self._indirect_raw(raw_end)
+            proofs = solution[2] or [dict(NOT_REQUESTED)] * len(rows.before)
             for i, before in enumerate(rows.before):
                 steps = self._steps(raw[i], before)
                 status: Status = "already_favourable" if ok0[i] else ("found" if ok1[i] else "not_found")
                 cost = float(sum(s.cost for s in steps))
                 extra = predicted[i] if predicted else {}
-                outcomes.append(Outcome(status, p0[i], steps, cost, after[i], p1[i], indirect_raw=extra))
+                outcomes.append(
+                    Outcome(
+                        status, p0[i], steps, cost, after[i], p1[i], indirect_raw=extra, certificate=proofs[i]
+                    )
+                )
         return assemble(rows, outcomes, seconds=seconds, provenance=provenance)
 
     def settle(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,14 +26,28 @@ __all__ = ["encode_trees"]
 _F32 = 2.0**-23  # relative spacing of float32 numbers: how far rounding to float32 can move a value
 
 
-def _margins(mip: Mip, t: np.ndarray, float32: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Where a value still goes left (<= first) and where it already goes right (>= second)."""
+def _margins(mip: Mip, t: np.ndarray, float32: bool, whole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where a value still goes left (<= first) and where it already goes right (>= second). A column
+    that only takes whole numbers (``whole``) goes left at most ``floor(t)`` and right at least one more,
+    exactly, in both modes (a float32 cast keeps whole numbers below 2**24 exact)."""
     cast = _F32 * (np.abs(t) + 1e-30) if float32 else 0.0
     if mip.mode == "relax":
         slack = mip.tolerance * (1.0 + np.abs(t)) + cast
-        return t + slack, t - slack
-    slack = TIGHT_STRICT * (1.0 + np.abs(t)) + 2 * cast
-    return t - slack, t + slack
+        left, right = t + slack, t - slack
+    else:
+        slack = TIGHT_STRICT * (1.0 + np.abs(t)) + 2 * cast
+        left, right = t - slack, t + slack
+    exact = whole & (np.abs(t) < 2.0**24)
+    return np.where(exact, np.floor(t), left), np.where(exact, np.floor(t) + 1.0, right)
+
+
+def _whole(mip: Mip, matrix: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """Which input columns are whole numbers at every point whose integer variables are whole."""
+    integer = np.asarray(mip.integer[: matrix.shape[1]], dtype=bool)
+    used = matrix != 0.0
+    whole_coef = np.all(~used | (integer[None, :] & (matrix == np.round(matrix))), axis=1)
+    whole: np.ndarray = whole_coef & (offset == np.round(offset))
+    return whole
 
 
 def _paths(left: np.ndarray, right: np.ndarray, leaves: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -81,7 +95,8 @@ def encode_trees(
     lb, ub = np.asarray(mip.lb)[:n0], np.asarray(mip.ub)[:n0]
     pos, neg = np.clip(matrix, 0, None), np.clip(matrix, None, 0)
     zlo, zhi = offset + pos @ lb + neg @ ub, offset + pos @ ub + neg @ lb
-    go_left, go_right = _margins(mip, thr, layer.float32)
+    whole = _whole(mip, matrix, offset)
+    go_left, go_right = _margins(mip, thr, layer.float32, whole[feature])
     can_left = inner & (zlo[feature] <= go_left)
     can_right = inner & (zhi[feature] >= go_right)
     fixed = zlo[feature] == zhi[feature]  # a column the plan cannot move routes exactly, as the layer does
@@ -99,7 +114,7 @@ def encode_trees(
     n = mip.n
     cols = pairs[:, 0].astype(np.int64) if n_y else np.zeros(0, np.int64)
     t = pairs[:, 1] if n_y else np.zeros(0)
-    tl, tr = _margins(mip, t, layer.float32)
+    tl, tr = _margins(mip, t, layer.float32, whole[cols])
     big_left, big_right = np.maximum(zhi[cols] - tl, 0.0), np.maximum(tr - zlo[cols], 0.0)
     ys = sparse.csr_array((np.ones(n_y), (np.arange(n_y), y0 + np.arange(n_y))), shape=(n_y, n))
     z = sparse.csr_array(matrix[cols], shape=(n_y, n0))

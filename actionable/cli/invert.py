@@ -55,6 +55,9 @@ def invert_command(
         str | None, typer.Option(help="Row positions A:B to process (counted after --pos-only).")
     ] = None,
     steps: Annotated[int, typer.Option(help="Most gradient steps per budget.")] = 300,
+    time_limit: Annotated[
+        float, typer.Option(help="Seconds per row and budget for a tree model's mixed-integer programs.")
+    ] = 30.0,
     allow_protected: Annotated[
         bool,
         typer.Option(
@@ -99,6 +102,7 @@ def invert_command(
         method=method,  # type: ignore[arg-type]
         rounding=whole,
         allow_protected=allow_protected,
+        time_limit=time_limit,
     )
     curve = sweep_curve(sweep)
     largest = sweep[max(sweep)]
