@@ -164,19 +164,42 @@ class TreeEnsemble(Layer):
         )
 
     def leaves(self, x: torch.Tensor) -> torch.Tensor:
-        """The leaf each row reaches in each tree: (n, trees) node indices."""
+        """The leaf each row reaches in each tree: (n, trees) node indices.
+
+        All (row, tree) pairs descend one level at a time in NumPy (its fancy indexing is several times
+        faster than torch's here); every second level the pairs that reached a leaf drop out, so the work
+        follows the paths' lengths rather than the deepest tree's.
+        """
         z = x.detach()
         z = z.to(torch.float32).to(torch.float64) if self.float32 else z.to(torch.float64)
-        node = self.roots.expand(z.shape[0], -1)
-        children = torch.stack([self.right, self.left], dim=1).flatten()  # 2 node + went left
-        missing = bool(torch.isnan(z).any())
-        for _ in range(self.depth):
-            v = torch.gather(z, 1, self.feature[node])
-            go_left = v <= self.threshold[node]
-            if missing:
-                go_left = torch.where(torch.isnan(v), self.missing_left[node] == 1, go_left)
-            node = children[2 * node + go_left]
-        return node
+        values = np.ascontiguousarray(z.cpu().numpy())
+        n, width = values.shape
+        flat = values.reshape(-1)
+        feature, threshold = self.feature.numpy(), self.threshold.numpy()
+        children = torch.stack([self.right, self.left], dim=1).flatten().numpy()  # 2 node + went left
+        leaf = (self.left == torch.arange(len(self.left))).numpy()
+        missing_left = self.missing_left.numpy() == 1 if bool(np.isnan(flat).any()) else None
+        node = np.tile(self.roots.numpy(), n)
+        cur, start = node, np.repeat(np.arange(n, dtype=np.int64) * width, len(self.roots))
+        going: np.ndarray | None = None  # positions of the pairs still descending (None: all)
+        for level in range(self.depth):
+            v = flat[start + feature[cur]]
+            left = v <= threshold[cur]
+            if missing_left is not None:
+                left = np.where(np.isnan(v), missing_left[cur], left)
+            cur = children[2 * cur + left]
+            if level % 2 == 0 and level < self.depth - 1:
+                continue
+            inner = ~leaf[cur]
+            if going is None:
+                node, going = cur.copy(), np.nonzero(inner)[0]
+            else:
+                node[going] = cur
+                going = going[inner]
+            cur, start = cur[inner], start[inner]
+            if not len(going):
+                break
+        return torch.from_numpy(node.reshape(n, len(self.roots)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead, width = x.shape[:-1], x.shape[-1]
