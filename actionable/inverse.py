@@ -37,6 +37,7 @@ from actionable.inverse_config import (
     Projection,
 )
 from actionable.inverse_lattice import WholeLattice
+from actionable.inverse_polish import Finisher
 from actionable.inverse_records import (
     InverseRecords,
     check_budgets,
@@ -362,24 +363,11 @@ class InverseProblem(InverseRecords, WholeLattice):
         return out
 
     def _solve_leaves(self, x0: torch.Tensor, levels: list[float]) -> dict[float, Chunk]:
-        """A tree model's chunk, row by row by mixed-integer programs (``inverse_trees``)."""
+        """A tree model's chunk, row by row by mixed-integer programs, finished exactly (``inverse_polish``)."""
         assert self.leaves is not None
         lower, upper = self.bounds(x0, None)
-
-        def unfavourable(delta: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                return 1.0 - self.goal.probability(self.model(self.settle(self.state(x0, delta))))
-
-        solved = self.leaves.solve(x0, lower, upper, self.span, levels, unfavourable)
-        out: dict[float, Chunk] = {}
-        previous = torch.zeros(len(x0), len(self.direct), dtype=DTYPE)
-        for level in levels:
-            delta, certificates = solved[level].delta, solved[level].certificates
-            if self.indirect is not None:  # judged on the rows reported: indirect features settled
-                delta = self._better_settled(x0, delta, previous)
-            previous = delta
-            out[level] = (delta, 0, certificates)
-        return out
+        solved = Finisher(self, self.leaves).solve(x0, lower, upper, levels)
+        return {level: (solved[level].delta, 0, solved[level].certificates) for level in levels}
 
     def _better_settled(self, x0: torch.Tensor, delta: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
         """Per row, ``delta`` or ``fallback`` (no change, or the previous budget's answer: both within this

@@ -26,7 +26,10 @@ from actionable.rounding import make_whole
 from actionable.rows import Outcome, Rows, assemble
 from actionable.schema import Feature, Schema
 
-__all__ = ["InverseRecords", "check_budgets", "plot_curves", "readable", "sweep_curve"]
+__all__ = ["MAX_BUDGETS", "InverseRecords", "check_budgets", "plot_curves", "readable", "sweep_curve"]
+
+
+MAX_BUDGETS = 1000  # the most budgets one sweep solves (each is a full solve of every row)
 
 
 class InverseRecords:
@@ -166,7 +169,14 @@ def check_budgets(budgets: Sequence[float]) -> list[float]:
             )
         if b < 0:
             raise ConfigError(f"invert: budget = {b!r} is negative; give a budget >= 0 (0 = change nothing).")
+        if not math.isfinite(b):
+            raise ConfigError(
+                f"invert: budget = {b!r} is not finite; give a finite budget (the sum of every allowed change's "
+                "cost is the most anyone can spend)."
+            )
         levels.append(float(b))
+    if len(set(levels)) > MAX_BUDGETS:
+        raise ConfigError(f"invert: {len(set(levels))} budgets; at most {MAX_BUDGETS} per sweep.")
     return sorted(set(levels))
 
 

@@ -8,13 +8,16 @@ L1 cost of the rises and falls at most the budget, the ensemble's leaves, and an
 given, and a network a program holds: linear, ReLU, trees) carried through as rows. Both directions of
 every feature are searched (``ambiguous`` applies to gradient descent only).
 
-Each person gets two solves in "tight" mode (the plan routes through the trees as the program says):
-the least risk (log-odds of the unfavourable outcome, or its averaged probability for a forest), then the
-least cost among changes of that risk, so nobody is told to spend budget that buys nothing. A third solve
-in "relax" mode (every real change feasible) bounds the risk from below: when the model's exact
-probability after the change meets that bound, the record's certificate is ``optimal``. With an indirect
-model the record reports its predictions rounded and clipped, which the program does not model, so the
-certificate then says so instead of claiming optimality.
+Each person gets two solves in "tight" mode (values kept a safe margin off every threshold, so the plan
+routes through the trees as the program says): the least risk (log-odds of the unfavourable outcome, or its
+averaged probability for a forest), then the least cost among changes of that risk. ``inverse_polish`` then
+moves each real-valued change back to the nearest point of its cell (exactly, by the model itself: the
+margin costs nothing) and keeps the best of that, no change and the previous budget's answer, so the
+answer is never worse than doing nothing and never worse at a larger budget. A third solve in "relax" mode
+(every real change feasible) bounds the risk from below: when the model's exact probability after the
+change meets that bound, the record's certificate is ``optimal`` (for the probability; the cost is the
+least the second solve found). With an indirect model the record reports its predictions rounded and
+clipped, which the program does not model, so the certificate then says so instead of claiming optimality.
 """
 
 from __future__ import annotations
@@ -30,14 +33,26 @@ import torch
 from actionable.affine import Form
 from actionable.errors import ConfigError
 from actionable.goals import Goal
-from actionable.mip import Mip, Mode, Solved
+from actionable.mip import MAX_VALUE, Mip, Mode, Solved
 from actionable.models import TorchModel
 from actionable.network_mip import Vector, encode, layers
-from actionable.schema import DTYPE, Feature
+from actionable.schema import Feature
 
-__all__ = ["LeafInversion", "Solution"]
+__all__ = ["Answer", "LeafInversion", "Solution"]
 
 GAP = 1e-9  # relative gap asked of HiGHS for both objectives
+OVERSPEND = 1e-9  # relative: how far past the budget a change may cost (the gradient solver's tolerance)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One row's program: its change (raw units), the relaxed bound on the risk (``-inf``: not proved) and
+    why nothing was proved (empty when it was)."""
+
+    change: np.ndarray
+    bound: float
+    reason: str
+    relaxed: np.ndarray | None = None  # the relaxed program's own change (values may sit on thresholds)
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,13 @@ class LeafInversion:
                     f"or trees): {g_network}."
                 )
             self.indirect = (g_network, g_cols.tolist())
+        for f in direct:
+            if max(abs(f.bounds[0]), abs(f.bounds[1])) > MAX_VALUE:
+                raise ConfigError(
+                    f"invert: direct feature {f.name!r} has bounds {list(f.bounds)}, beyond +-{MAX_VALUE:g}: too "
+                    "large for the exact program on a tree model (its big-M constants); rescale the feature "
+                    "(for example to thousands) in the data, the schema and the model."
+                )
         self.whole = [f.is_whole and rounding for f in direct]
         self.cost_up = [f.cost_up or 0.0 for f in direct]
         self.cost_down = [f.cost_down or 0.0 for f in direct]
@@ -102,7 +124,8 @@ class LeafInversion:
     def program(
         self, mode: Mode, x0: np.ndarray, low: np.ndarray, high: np.ndarray, budget: float
     ) -> tuple[Mip, Form, Form, list[int]]:
-        """The program for one row: (program, risk, cost, index of each direct feature's new value)."""
+        """The program for one row: (program, risk, cost, index of each direct feature's new value). The
+        budget row is scaled by the budget, so the solver's tolerance on it is relative."""
         mip = Mip(mode)
         values, cost = [], Form(0.0)
         for j, col in enumerate(self.cols):
@@ -112,7 +135,7 @@ class LeafInversion:
             mip.require(value.plus(rise, -1.0).plus(fall), x0[col], x0[col])  # value = x0 + rise - fall
             cost = cost.plus(rise, self.cost_up[j]).plus(fall, self.cost_down[j])
             values.append(next(iter(value.terms)))
-        mip.require(cost, hi=budget)  # not narrowed: a change may cost the budget exactly (see ``fit``)
+        mip.require(cost.times(1.0 / budget), hi=1.0)  # not narrowed: a change may cost the budget exactly
         columns = [Form(float(v)) for v in x0]
         for j, col in enumerate(self.cols):
             columns[col] = Form(0.0, {values[j]: 1.0})
@@ -125,83 +148,75 @@ class LeafInversion:
         self.probabilities = out.probabilities
         return mip, _risk(out, self.goal, mip), cost, values
 
-    def row(
-        self, x0: np.ndarray, low: np.ndarray, high: np.ndarray, budget: float
-    ) -> tuple[np.ndarray, float, str]:
-        """The best change of one row (raw units), the relaxed program's bound on its risk, and why no
-        proof (empty when the bound is proved)."""
+    def spend(self, change: np.ndarray) -> float:
+        """The exact cost of a change (raw units)."""
+        up, down = np.asarray(self.cost_up), np.asarray(self.cost_down)
+        return float((up * np.clip(change, 0, None) + down * np.clip(-change, 0, None)).sum())
+
+    def row(self, x0: np.ndarray, low: np.ndarray, high: np.ndarray, budget: float) -> Answer:
+        """The best change of one row by the programs (see the module's text); never over the budget."""
+        zero = np.zeros(len(self.cols))
+        if budget <= 0 or not bool(np.any(high > low)):
+            return Answer(zero, -math.inf, "")  # nothing can change: no change is the answer (see polish)
         started = time.perf_counter()
+        try:
+            change, first = self._tight(x0, low, high, budget, started)
+            if change is not None and self.spend(change) > budget * (1 + OVERSPEND):  # the solver's tolerance
+                change, first = self._tight(x0, low, high, budget * (1 - 1e-6), started)
+            if change is None or self.spend(change) > budget * (1 + OVERSPEND):
+                return Answer(zero, -math.inf, f"the program found no change within the budget ({first})")
+            if first != "optimal":
+                return Answer(
+                    change, -math.inf, f"the solver stopped at its time limit ({self.time_limit:g} s)"
+                )
+            relaxed, risk, _, values = self.program("relax", x0, low, high, budget)
+            proof: Solved = relaxed.solve(risk, gap=GAP, time_limit=self._left(started))
+        except OverflowError as error:  # a value of the indirect model or of a hidden unit beyond 1e9
+            return Answer(zero, -math.inf, f"the program's values are too large to solve safely ({error})")
+        if proof.status != "optimal":
+            why = f"the proof did not finish ({proof.status}; time limit {self.time_limit:g} s)"
+            return Answer(change, -math.inf, why)
+        other = None
+        if proof.x is not None:
+            other = np.asarray([proof.x[v] for v in values]) - x0[self.cols]
+            other = np.clip(np.where(self.whole, np.round(other), other), low, high)
+        return Answer(change, proof.bound, "", other)
 
-        def left() -> float:
-            return max(self.time_limit - (time.perf_counter() - started), 1e-3)
+    def _left(self, started: float) -> float:
+        return max(self.time_limit - (time.perf_counter() - started), 1e-3)
 
+    def _tight(
+        self, x0: np.ndarray, low: np.ndarray, high: np.ndarray, budget: float, started: float
+    ) -> tuple[np.ndarray | None, str]:
+        """The tight program's least risk, then its least cost: (change or None, status of the first)."""
         mip, risk, cost, values = self.program("tight", x0, low, high, budget)
-        first = mip.solve(risk, gap=GAP, time_limit=left())
+        first = mip.solve(risk, gap=GAP, time_limit=self._left(started))
         if first.x is None:
-            return np.zeros(len(self.cols)), -math.inf, f"the program found no change ({first.status})"
+            return None, first.status
         best = first
         mip.require(risk, hi=first.value + 1e-9 * (1.0 + abs(first.value)))
-        cheapest = mip.solve(cost, gap=GAP, time_limit=left())
+        cheapest = mip.solve(cost, gap=GAP, time_limit=self._left(started))
         if cheapest.x is not None:
             best = cheapest
         change = np.asarray([best.x[v] for v in values]) - x0[self.cols]  # type: ignore[index]
-        change = self.fit(np.clip(np.where(self.whole, np.round(change), change), low, high), budget)
-        if first.status != "optimal":
-            return change, -math.inf, f"the solver stopped at its time limit ({self.time_limit:g} s)"
-        relaxed, risk, _, _ = self.program("relax", x0, low, high, budget)
-        proof: Solved = relaxed.solve(risk, gap=GAP, time_limit=left())
-        if proof.status != "optimal":
-            return (
-                change,
-                -math.inf,
-                f"the proof did not finish ({proof.status}; time limit {self.time_limit:g} s)",
-            )
-        return change, proof.bound, ""
+        return np.clip(np.where(self.whole, np.round(change), change), low, high), first.status
 
-    def fit(self, change: np.ndarray, budget: float) -> np.ndarray:
-        """The solver's change within the budget exactly: real changes shrunk by the solver's tolerance
-        when they overspend (far less than the margin that keeps them off every threshold)."""
-        whole = np.asarray(self.whole)
-        up, down = np.asarray(self.cost_up), np.asarray(self.cost_down)
-        spent = up * np.clip(change, 0, None) + down * np.clip(-change, 0, None)
-        real = float(spent[~whole].sum())
-        if real > 0 and float(spent.sum()) > budget:
-            factor = min(max((budget - float(spent[whole].sum())) / real, 0.0), 1.0)
-            change = np.where(whole, change, change * factor)
-        return change
+    def proved(self, p_after: float, answer: Answer) -> bool:
+        """Whether the relaxed bound proves ``p_after`` (an unfavourable probability) the least possible."""
+        floor = answer.bound if self.probabilities else _sigmoid(answer.bound)
+        return not answer.reason and p_after <= floor + 1e-7 * (1.0 + abs(floor))
 
-    # ------------------------------------------------------------------------------ a chunk
-    def solve(
-        self,
-        x0: torch.Tensor,
-        lower: torch.Tensor,
-        upper: torch.Tensor,
-        span: torch.Tensor,
-        levels: list[float],
-        exact: Any,
-    ) -> dict[float, Solution]:
-        """Every row at every budget. ``lower`` / ``upper``: the box of each change in scaled units;
-        ``exact``: the model's unfavourable probability of changed rows (scaled changes -> per row)."""
-        rows, spans = x0.numpy(), span.numpy()
-        low, high = (lower * span).numpy(), (upper * span).numpy()
-        out = {}
-        for level in levels:
-            changes, bounds, reasons = [], [], []
-            for i in range(len(rows)):
-                change, bound, reason = self.row(rows[i], low[i], high[i], level)
-                changes.append(change)
-                bounds.append(bound)
-                reasons.append(reason)
-            delta = torch.as_tensor(np.asarray(changes).reshape(len(rows), -1) / spans, dtype=DTYPE)
-            p_after = exact(delta).tolist() if len(rows) else []
-            certificates = [
-                self._certificate(p, b, why) for p, b, why in zip(p_after, bounds, reasons, strict=True)
-            ]
-            out[level] = Solution(delta, certificates)
-        return out
-
-    def _certificate(self, p_after: float, bound: float, reason: str) -> dict[str, Any]:
-        """What the relaxed program proved about the row's unfavourable probability after the change."""
+    def certificate(self, p_after: float, answer: Answer, trivial: bool) -> dict[str, Any]:
+        """What the relaxed program proved about the row's unfavourable probability after the change
+        (``trivial``: nothing could change, so no change is optimal)."""
+        if trivial:
+            return {
+                "kind": "optimal",
+                "bound": p_after,
+                "gap": 0.0,
+                "reason": "nothing can change within the budget",
+            }
+        reason = answer.reason
         if self.indirect is not None:
             reason = reason or (
                 "the indirect model's predictions are rounded and clipped after the program, which it does "
@@ -209,8 +224,8 @@ class LeafInversion:
             )
         if reason:
             return {"kind": "none", "reason": reason}
-        floor = bound if self.probabilities else _sigmoid(bound)
-        if p_after > floor + 1e-7 * (1.0 + abs(floor)):
+        floor = answer.bound if self.probabilities else _sigmoid(answer.bound)
+        if not self.proved(p_after, answer):
             return {
                 "kind": "none",
                 "reason": f"the exact probability {p_after:.6g} is above the bound {floor:.6g}",
@@ -220,7 +235,7 @@ class LeafInversion:
             "bound": floor,
             "gap": max(p_after - floor, 0.0),
             "reason": "no change within the budget makes the unfavourable outcome less likely (a mixed-integer "
-            "program over the trees' leaves, HiGHS)",
+            "program over the trees' leaves, HiGHS); the cost is the least a second program found for it",
         }
 
 

@@ -252,3 +252,83 @@ def test_the_cli_inverts_a_saved_tree_model_with_certificates(tmp_path) -> None:
     assert all(r["certificate"]["kind"] == "optimal" for r in records)
     expected = invert(as_model(fitted, schema), people, schema, budget=budget)
     assert [r["p_after"] for r in records[len(people) :]] == pytest.approx([r.p_after for r in expected])
+
+
+# ----------------------------------------------------------------------- found by a hostile review
+def _window() -> tuple[Schema, object]:
+    """A tree whose favourable cell is a window 0.25 wide at 50,000: narrower than a relative margin."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(0)
+    income = np.r_[
+        rng.uniform(0, 100000, 3000), np.full(200, 50000.0), np.full(200, 50000.5), np.full(500, 50000.25)
+    ]
+    y = np.r_[np.zeros(3400, int), np.ones(500, int)]
+    fitted = DecisionTreeClassifier(random_state=0).fit(pd.DataFrame({"income": income}), y)
+    schema = Schema(
+        (Feature("income", "real", (0, 100000), mutability="direct", cost_up=0.001, cost_down=0.001),),
+        Target("ok", 1, (0, 1)),
+    )
+    return schema, fitted
+
+
+def test_a_row_inside_a_narrow_window_is_never_moved_out_of_it() -> None:
+    schema, fitted = _window()
+    row = pd.DataFrame({"income": [50000.25]})
+    sweep = invert_sweep(as_model(fitted, schema), row, schema, budgets=[0, 1, 10])
+    for batch in sweep.values():
+        assert batch[0].p_after == 1.0 and batch[0].cost == 0 and batch[0].certificate["kind"] == "optimal"
+
+
+def test_a_row_just_outside_a_narrow_window_steps_in_at_the_least_cost() -> None:
+    schema, fitted = _window()
+    row = pd.DataFrame({"income": [50000.0]})
+    record = invert(as_model(fitted, schema), row, schema, budget=1)[0]
+    assert record.p_after == 1.0 and record.certificate["kind"] == "optimal"
+    after = record.x_after["income"]  # the least income scikit-learn's float32 split sends into the window
+    probe = pd.DataFrame({"income": [after, np.nextafter(after, -np.inf)]})
+    assert fitted.predict_proba(probe)[:, 1].tolist() == [1.0, 0.0]
+    assert record.cost == pytest.approx((after - 50000) * 0.001, abs=1e-12)
+
+
+@pytest.mark.parametrize(("kind", "cost"), [("integer", 1e-9), ("real", 1e-10), ("integer", 0.1)])
+def test_tiny_costs_never_overspend(kind: str, cost: float) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1000, 2000)
+    x = np.round(x) if kind == "integer" else x
+    fitted = DecisionTreeClassifier(max_depth=1).fit(pd.DataFrame({"x": x}), (x > 2.5).astype(int))
+    schema = Schema(
+        (Feature("x", kind, (0, 1000), mutability="direct", direction="increase", cost_up=cost),),
+        Target("ok", 1, (0, 1)),
+    )
+    row = pd.DataFrame({"x": [0]})
+    for budget in (2 * cost, 2.9999 * cost, 3 * cost, 60 * cost):
+        record = invert(as_model(fitted, schema), row, schema, budget=budget)[0]
+        assert record.cost <= budget * (1 + 1e-9)
+        reachable = (budget / cost) >= (3.0 if kind == "integer" else fitted.tree_.threshold[0]) - 1e-9
+        assert (record.status == "found") == reachable, (budget, record)
+
+
+def test_bounds_beyond_the_programs_range_are_refused_naming_the_feature() -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    schema = Schema(
+        (Feature("cents", "real", (0, 2e9), mutability="direct", direction="increase", cost_up=1.0),),
+        Target("ok", 1, (0, 1)),
+    )
+    fitted = DecisionTreeClassifier(max_depth=1).fit(pd.DataFrame({"cents": [0.0, 1e9]}), [0, 1])
+    with pytest.raises(ConfigError, match=r"'cents'.*rescale"):
+        invert(as_model(fitted, schema), pd.DataFrame({"cents": [0.0]}), schema, budget=1)
+
+
+def test_budgets_must_be_finite_and_at_most_the_cap() -> None:
+    from actionable.inverse_records import MAX_BUDGETS
+
+    schema, fitted, people, _ = _problem(0, "tree")
+    model = as_model(fitted, schema)
+    with pytest.raises(ConfigError, match="not finite"):
+        invert(model, people, schema, budget=math.inf)
+    with pytest.raises(ConfigError, match=f"at most {MAX_BUDGETS}"):
+        invert_sweep(model, people, schema, budgets=list(range(MAX_BUDGETS + 1)))

@@ -20,10 +20,9 @@ from actionable.cli._shell import capped, console, friendly, print_plans
 from actionable.cli.inputs import Source, labels_of, load_source, select_rows
 from actionable.cli.outputs import failures_of, report_failures, writable, write_jsonl
 from actionable.errors import ConfigError
+from actionable.inverse_records import MAX_BUDGETS
 
 __all__ = ["MAX_BUDGETS", "budgets", "invert_command"]
-
-MAX_BUDGETS = 1000  # the most budgets one invert run sweeps
 
 
 @friendly
