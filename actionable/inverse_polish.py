@@ -6,6 +6,7 @@ grows with the threshold (0.5 units at 50,000), so its answer can overspend, and
 threshold cannot even stay where it is. ``Finisher`` therefore moves each real-valued change back toward
 the start to the nearest point where the model, evaluated exactly, is still as good (every point where a
 tree input the feature moves crosses a split threshold, and its float neighbours, are the candidates),
+rounds the change away from zero to the fewest digits that keep both (a change a person can act on),
 and then keeps, per row, the best of that answer, no change, and the previous budget's answer (less
 unfavourable, then cheaper), all judged on the rows reported (indirect predictions settled).
 """
@@ -94,6 +95,23 @@ class Finisher:
         good = u[values <= now + TIE]
         return float(good[np.argmin(np.abs(good))]) if len(good) else target
 
+    def tidy(self, x0: torch.Tensor, change: np.ndarray, j: int, budget: float) -> float:
+        """Feature ``j``'s change rounded away from zero to the fewest significant digits (5 to 15) that
+        keep the model as good and the budget: a change a person can act on rather than a cell's float
+        edge, at most 1e-4 (relative) dearer."""
+        target = float(change[j])
+        digits = np.arange(5, 16)
+        step = 10.0 ** (np.floor(np.log10(abs(target))) - digits + 1)
+        u = np.append(np.sign(target) * np.ceil(abs(target) / step) * step, target)
+        values = self._tried(x0, change, j, u)
+        now = float(self.unfavourable(x0, torch.as_tensor(change, dtype=DTYPE)[None])[0])
+        for k, candidate in enumerate(u):
+            trial = change.copy()
+            trial[j] = candidate
+            if values[k] <= now + TIE and self.leaves.spend(trial) <= budget * (1 + OVERSPEND):
+                return float(candidate)
+        return target
+
     def push(self, x0: torch.Tensor, change: np.ndarray, j: int, low: float, high: float) -> float:
         """Feature ``j``'s change moved, within a window of the margin, to the side of the thresholds it
         sits on that the model likes best (the relaxed program's values may sit exactly on them)."""
@@ -122,6 +140,7 @@ class Finisher:
             raw = np.array([a.change for a in answers]).reshape(len(rows), -1)
             for i, j in ((i, j) for i in range(len(rows)) for j in real if raw[i, j] != 0.0):
                 raw[i, j] = self.nearest(x0[i : i + 1], raw[i], j)
+                raw[i, j] = self.tidy(x0[i : i + 1], raw[i], j, level)
             chosen = self._best(x0, [torch.as_tensor(raw, dtype=DTYPE), torch.zeros_like(previous), previous])
             p_after = self.unfavourable(x0, chosen).tolist()
             for i, answer in enumerate(answers):
@@ -154,6 +173,7 @@ class Finisher:
             change[j] = self.push(x0, change, j, float(low[j]), float(high[j]))
         for j in (j for j in real if change[j] != 0.0):
             change[j] = self.nearest(x0, change, j)
+            change[j] = self.tidy(x0, change, j, budget)
         options = [chosen[None]]
         if self.leaves.spend(change) <= budget * (1 + OVERSPEND):
             options.append(torch.as_tensor(change, dtype=DTYPE)[None])

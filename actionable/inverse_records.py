@@ -54,8 +54,10 @@ class InverseRecords:
         budget: float,
         seconds: float,
     ) -> RecourseBatch:
+        exact = getattr(self, "leaves", None) is not None  # a tree model: mixed-integer programs
         provenance = {
-            "method": "lash2017",
+            "method": "lash2017-leaves" if exact else "lash2017",
+            "solver": "mixed-integer programs over the leaves (HiGHS)" if exact else "projected gradient",
             "budget": budget,
             "config": asdict(self.config),
             "goal": self.goal.describe(),
@@ -78,7 +80,7 @@ class InverseRecords:
             predicted = self._indirect_raw(raw_end)
             proofs = solution[2] or [dict(NOT_REQUESTED)] * len(rows.before)
             for i, before in enumerate(rows.before):
-                steps = self._steps(raw[i], before)
+                steps = self._steps(raw[i], before, exact)
                 status: Status = "already_favourable" if ok0[i] else ("found" if ok1[i] else "not_found")
                 cost = float(sum(s.cost for s in steps))
                 extra = predicted[i] if predicted else {}
@@ -123,7 +125,10 @@ class InverseRecords:
             out.append(new)
         return out
 
-    def _steps(self, raw: np.ndarray, before: dict[str, Any]) -> tuple[Step, ...]:
+    def _steps(self, raw: np.ndarray, before: dict[str, Any], exact: bool = False) -> tuple[Step, ...]:
+        """The readable steps of one row's change; ``exact``: values printed with every digit they need
+        (on a tree model a value is often a split's edge, and 4 digits would land in another cell)."""
+        shown = precise if exact else readable
         steps = []
         for j, f in enumerate(self.direct):
             change = float(raw[j])
@@ -134,7 +139,7 @@ class InverseRecords:
             change = float(end) - start
             price = (f.cost_up if change > 0 else f.cost_down) or 0.0
             verb = "Increase" if change > 0 else "Decrease"
-            text = f"{verb} {f.name} from {readable(start)} to {readable(end)}"
+            text = f"{verb} {f.name} from {shown(start)} to {shown(end)}"
             steps.append(
                 Step(f.name, {"from": start, "to": float(end), "change": change}, abs(change) * price, text)
             )
@@ -149,6 +154,18 @@ def readable(value: float) -> str:
     decimals = max(0, 3 - math.floor(math.log10(abs(value))))
     text = f"{value:.{decimals}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def precise(value: float) -> str:
+    """``readable`` when it reads back as the same number, else the fewest digits that do."""
+    text = readable(value)
+    if not math.isfinite(value) or float(text) == value:
+        return text
+    for digits in range(5, 18):
+        text = f"{value:.{digits}g}"
+        if float(text) == value:
+            return text if "e" not in text else f"{value:f}".rstrip("0")
+    return repr(value)
 
 
 def _number(feature: Feature, value: float) -> float | int:

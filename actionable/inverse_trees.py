@@ -163,6 +163,9 @@ class LeafInversion:
             change, first = self._tight(x0, low, high, budget, started)
             if change is not None and self.spend(change) > budget * (1 + OVERSPEND):  # the solver's tolerance
                 change, first = self._tight(x0, low, high, budget * (1 - 1e-6), started)
+            if change is None and first == "time":
+                why = f"the solver stopped at its time limit ({self.time_limit:g} s) before it found a change"
+                return Answer(zero, -math.inf, why)
             if change is None or self.spend(change) > budget * (1 + OVERSPEND):
                 return Answer(zero, -math.inf, f"the program found no change within the budget ({first})")
             if first != "optimal":

@@ -250,6 +250,7 @@ def test_the_cli_inverts_a_saved_tree_model_with_certificates(tmp_path) -> None:
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 2 * len(people)
     assert all(r["certificate"]["kind"] == "optimal" for r in records)
+    assert {r["provenance"]["method"] for r in records} == {"lash2017-leaves"}
     expected = invert(as_model(fitted, schema), people, schema, budget=budget)
     assert [r["p_after"] for r in records[len(people) :]] == pytest.approx([r.p_after for r in expected])
 
@@ -285,10 +286,11 @@ def test_a_row_just_outside_a_narrow_window_steps_in_at_the_least_cost() -> None
     row = pd.DataFrame({"income": [50000.0]})
     record = invert(as_model(fitted, schema), row, schema, budget=1)[0]
     assert record.p_after == 1.0 and record.certificate["kind"] == "optimal"
-    after = record.x_after["income"]  # the least income scikit-learn's float32 split sends into the window
-    probe = pd.DataFrame({"income": [after, np.nextafter(after, -np.inf)]})
-    assert fitted.predict_proba(probe)[:, 1].tolist() == [1.0, 0.0]
+    after = record.x_after["income"]  # scikit-learn's float32 split at 50000.125 passes at 50000.12695...
+    assert fitted.predict_proba(pd.DataFrame({"income": [after, 50000.1269]}))[:, 1].tolist() == [1.0, 0.0]
+    assert after <= 50000.127  # the change rounded up to 5 digits (0.12696) at most
     assert record.cost == pytest.approx((after - 50000) * 0.001, abs=1e-12)
+    assert record.steps[0].text == f"Increase income from 50000 to {after!r}"
 
 
 @pytest.mark.parametrize(("kind", "cost"), [("integer", 1e-9), ("real", 1e-10), ("integer", 0.1)])
