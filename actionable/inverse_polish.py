@@ -95,14 +95,19 @@ class Finisher:
         good = u[values <= now + TIE]
         return float(good[np.argmin(np.abs(good))]) if len(good) else target
 
-    def tidy(self, x0: torch.Tensor, change: np.ndarray, j: int, budget: float) -> float:
+    def tidy(
+        self, x0: torch.Tensor, change: np.ndarray, j: int, budget: float, low: float, high: float
+    ) -> float:
         """Feature ``j``'s change rounded away from zero to the fewest significant digits (5 to 15) that
         keep the model as good and the budget: a change a person can act on rather than a cell's float
         edge, at most 1e-4 (relative) dearer."""
         target = float(change[j])
+        if target == 0.0:
+            return 0.0
         digits = np.arange(5, 16)
         step = 10.0 ** (np.floor(np.log10(abs(target))) - digits + 1)
         u = np.append(np.sign(target) * np.ceil(abs(target) / step) * step, target)
+        u = u[(u >= low) & (u <= high)]  # the target itself always is
         values = self._tried(x0, change, j, u)
         now = float(self.unfavourable(x0, torch.as_tensor(change, dtype=DTYPE)[None])[0])
         for k, candidate in enumerate(u):
@@ -140,7 +145,7 @@ class Finisher:
             raw = np.array([a.change for a in answers]).reshape(len(rows), -1)
             for i, j in ((i, j) for i in range(len(rows)) for j in real if raw[i, j] != 0.0):
                 raw[i, j] = self.nearest(x0[i : i + 1], raw[i], j)
-                raw[i, j] = self.tidy(x0[i : i + 1], raw[i], j, level)
+                raw[i, j] = self.tidy(x0[i : i + 1], raw[i], j, level, float(low[i, j]), float(high[i, j]))
             chosen = self._best(x0, [torch.as_tensor(raw, dtype=DTYPE), torch.zeros_like(previous), previous])
             p_after = self.unfavourable(x0, chosen).tolist()
             for i, answer in enumerate(answers):
@@ -173,7 +178,7 @@ class Finisher:
             change[j] = self.push(x0, change, j, float(low[j]), float(high[j]))
         for j in (j for j in real if change[j] != 0.0):
             change[j] = self.nearest(x0, change, j)
-            change[j] = self.tidy(x0, change, j, budget)
+            change[j] = self.tidy(x0, change, j, budget, float(low[j]), float(high[j]))
         options = [chosen[None]]
         if self.leaves.spend(change) <= budget * (1 + OVERSPEND):
             options.append(torch.as_tensor(change, dtype=DTYPE)[None])

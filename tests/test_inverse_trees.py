@@ -334,3 +334,17 @@ def test_budgets_must_be_finite_and_at_most_the_cap() -> None:
         invert(model, people, schema, budget=math.inf)
     with pytest.raises(ConfigError, match=f"at most {MAX_BUDGETS}"):
         invert_sweep(model, people, schema, budgets=list(range(MAX_BUDGETS + 1)))
+
+
+def test_a_rounded_change_never_leaves_the_box() -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    # the favourable side starts just below the upper bound: the least change ends on the bound exactly
+    x = np.linspace(0, 10, 2001)
+    fitted = DecisionTreeClassifier(max_depth=1).fit(pd.DataFrame({"x": x}), (x > 9.99973).astype(int))
+    schema = Schema(
+        (Feature("x", "real", (0, 9.9998), mutability="direct", direction="increase", cost_up=1.0),),
+        Target("ok", 1, (0, 1)),
+    )
+    record = invert(as_model(fitted, schema), pd.DataFrame({"x": [1.2345678]}), schema, budget=100)[0]
+    assert record.status == "found" and record.x_after["x"] <= 9.9998
