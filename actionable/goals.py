@@ -110,6 +110,14 @@ def resolve_goal(model: TorchModel, goal: Any = None) -> Goal:
     if "above" in goal or "below" in goal:
         raise ConfigError("goal: above/below are for regression models; this one is a classifier.")
     label = goal.get("class")
+    if "class" not in goal and "probability" in goal:  # the favourable class the schema declares
+        target = model.schema.target
+        label = target.favourable if target is not None else None
+        if label is None:
+            raise ConfigError(
+                "goal: {'probability': p} needs the class it is about and the schema's [target] names none; "
+                "give {'class': LABEL, 'probability': p}."
+            )
     if not _is_label(label):
         raise ConfigError(
             f"goal: class = {_shown(label)} ({type(label).__name__}); give one of the model's class labels "

@@ -42,6 +42,12 @@ def test_probability_goal_threshold() -> None:
     assert torch.allclose(goal.probability(logits), p)
 
 
+def test_a_probability_without_a_class_is_about_the_schemas_favourable_class() -> None:
+    assert resolve_goal(classifier(), {"probability": 0.8}) == Goal(
+        "probability", index=1, threshold=0.8, label="good"
+    )
+
+
 def test_regression_margins() -> None:
     values = torch.tensor([[1.0], [2.5], [4.0]], dtype=torch.float64)
     assert resolve_goal(regressor(above=2.5)).satisfied(values).tolist() == [False, True, True]
