@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,9 @@ import pandas as pd
 
 from actionable import files
 from actionable._version import __version__
+from actionable.csv_text import LONG_ROW, TEXT, typed
 from actionable.errors import ActionableError, ConfigError, DataError
+from actionable.schema import Schema
 
 __all__ = ["FORMAT", "Answer", "RunSummary", "file_sha256", "read_parts", "run_parts", "synthesis_answer"]
 
@@ -92,11 +95,16 @@ def _start(out: Path, fresh: dict[str, Any], resume: bool) -> dict[str, Any]:
     return old
 
 
-def _chunks(source: Path, chunk: int) -> Iterator[pd.DataFrame]:
+def _chunks(source: Path, chunk: int, schema: Schema | None) -> Iterator[pd.DataFrame]:
+    """The CSV in frames of ``chunk`` rows, typed as the schema says (``csv_text``), indexed by position."""
     try:
-        reader = pd.read_csv(source, chunksize=chunk)
-        yield from reader
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            for text in pd.read_csv(source, chunksize=chunk, **TEXT):
+                yield typed(text, schema)
+    except pd.errors.ParserWarning:
+        raise DataError(f"batch: {source}: {LONG_ROW}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as error:
         raise DataError(f"batch: {source} is not a readable CSV ({error}).") from None
 
 
@@ -120,8 +128,10 @@ def run_parts(
     settings: Mapping[str, Any],
     chunk: int = 1000,
     resume: bool = False,
+    schema: Schema | None = None,
 ) -> RunSummary:
-    """Run ``answer`` over ``source`` in checksummed, resumable parts under ``out`` (see the module's text)."""
+    """Run ``answer`` over ``source`` in checksummed, resumable parts under ``out`` (see the module's text);
+    ``schema`` types the cells as it says (category levels as text), else numbers where every cell is one."""
     source, out = Path(source), Path(out)
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ConfigError(f"batch: chunk = {chunk!r}; give a whole number of rows >= 1.")
@@ -140,7 +150,7 @@ def run_parts(
     manifest = _start(out, fresh, resume)
     (out / "parts").mkdir(parents=True, exist_ok=True)
     rows = written = kept = failed = 0
-    for number, frame in enumerate(_chunks(source, chunk)):
+    for number, frame in enumerate(_chunks(source, chunk, schema)):
         name = f"{number:06d}.jsonl"
         path, entry = out / "parts" / name, manifest["parts"].get(name)
         rows += len(frame)

@@ -147,7 +147,7 @@ def test_synthesis_through_parts_equals_one_call(tmp_path: Path) -> None:
     source = tmp_path / "people.csv"
     rows.to_csv(source, index=False)
     answer = synthesis_answer(german.models["mlp"], actions, max_length=2)
-    run_parts(source, tmp_path / "run", answer, settings={"max_length": 2}, chunk=5)
+    run_parts(source, tmp_path / "run", answer, settings={"max_length": 2}, chunk=5, schema=german.schema)
     direct = [r.to_dict() for r in synthesize(german.models["mlp"], rows, actions, max_length=2)]
     ours = read_parts(tmp_path / "run")
 
@@ -160,3 +160,77 @@ def test_synthesis_through_parts_equals_one_call(tmp_path: Path) -> None:
     for key in ("p_before", "p_after"):
         assert [r[key] for r in ours] == pytest.approx([r[key] for r in direct], abs=1e-12)
     assert ours[3]["status"] == "error" and "duration" in ours[3]["error"]
+
+
+def test_cells_are_read_as_the_schema_says_in_every_chunk(tmp_path: Path) -> None:
+    from actionable import Feature, Schema
+
+    schema = Schema((Feature("code", "category", levels=("NA", "01", "x")), Feature("n", "integer", (0, 9))))
+    source = tmp_path / "codes.csv"
+    source.write_text("code,n\nNA,1\n01,2\nx,3\nNA,\n")
+
+    def echo(frame: pd.DataFrame) -> list[dict[str, object]]:
+        return [{"row": int(i), "code": r.code, "n": r.n} for i, r in frame.iterrows()]
+
+    run_parts(source, tmp_path / "run", echo, settings={}, chunk=3, schema=schema)
+    records = read_parts(tmp_path / "run")
+    assert [r["code"] for r in records] == ["NA", "01", "x", "NA"]
+    assert [r["n"] for r in records] == [1, 2, 3, None] and [r["row"] for r in records] == [0, 1, 2, 3]
+
+
+def test_the_cli_runs_a_bundled_dataset_in_parts_and_resumes(tmp_path: Path) -> None:
+    import gzip
+
+    from typer.testing import CliRunner
+
+    from actionable import datasets, save_model
+    from actionable.cli import app
+
+    german = datasets.load("german")
+    with gzip.open(german.path / "data.csv.gz", "rt") as handle:
+        head = "".join(next(handle) for _ in range(9))  # the header and 8 people
+    data = tmp_path / "people.csv"
+    data.write_text(head + head.splitlines()[1].replace(",", ",,", 1) + "\n")  # and a row one cell too long
+    save_model(german.model, tmp_path / "model")
+    schema = tmp_path / "schema.toml"
+    german.schema.save(schema)
+    args = [
+        "batch",
+        "synthesize",
+        "--data",
+        str(data),
+        "--schema",
+        str(schema),
+        "--model",
+        str(tmp_path / "model"),
+    ]
+    args += ["--actions", str(german.path / "actions.toml"), "--out", str(tmp_path / "run"), "--chunk", "4"]
+    result = CliRunner().invoke(app, args, terminal_width=200)
+    assert result.exit_code == 2 and "readable CSV" in " ".join(result.output.split())  # 23 cells, not 22
+    data.write_text(head)
+    result = CliRunner().invoke(app, [*args, "--resume"], terminal_width=200)
+    assert result.exit_code == 2 and "another input" in " ".join(result.output.split())  # the first run's
+    result = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "run2"), "--chunk", "4"])
+    assert result.exit_code == 0, result.output
+    assert "8 rows: 2 parts written" in " ".join(result.output.split())
+    result = CliRunner().invoke(
+        app, [*args[:-2], "--out", str(tmp_path / "run2"), "--chunk", "4", "--resume"]
+    )
+    assert result.exit_code == 0 and "2 kept from before" in " ".join(result.output.split())
+    assert [r["row"] for r in read_parts(tmp_path / "run2")] == list(range(8))
+
+
+def test_a_bundled_dataset_names_its_own_files_and_refuses_a_mix() -> None:
+    from actionable import datasets
+    from actionable.cli.batch import _inputs
+
+    source, schema, model, actions, identity = _inputs("german", None, None, None, None)
+    german = datasets.load("german")
+    assert (
+        source == german.path / "data.csv.gz"
+        and schema == german.schema
+        and identity == {"dataset": "german"}
+    )
+    assert model is german.model and len(actions.actions) > 0
+    with pytest.raises(ConfigError, match="not both"):
+        _inputs("german", Path("x.csv"), None, None, None)

@@ -2,7 +2,7 @@
 and ``infeasible`` are answers), 1 some rows not processed (status ``error``, recorded), 2 bad input.
 
 This module holds the typer ``app`` and ``main`` and registers one command per module: ``datasets`` and
-``info`` (datasets.py), ``train``, ``synthesize``, ``explain``, ``invert`` and ``demo``. What every command
+``info`` (datasets.py), ``train``, ``synthesize``, ``explain``, ``invert``, ``demo`` and ``batch synthesize``. What every command
 shares lives beside them: the error boundary and printing (_shell.py), the one loader of a bundled
 ``--dataset`` or the user's own files (inputs.py), the one JSON Lines writer and reporter of rows not
 processed (outputs.py).
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typer
 
-from actionable.cli import datasets, demo, explain, invert, synthesize, train
+from actionable.cli import batch, datasets, demo, explain, invert, synthesize, train
 from actionable.cli._shell import printable_streams
 
 __all__ = ["app", "main"]
@@ -31,6 +31,8 @@ app.command("synthesize")(synthesize.synthesize_command)
 app.command("explain")(explain.explain_command)
 app.command("invert")(invert.invert_command)
 app.command("demo")(demo.demo_command)
+batch.batch_app.command("synthesize")(batch.synthesize_batch_command)
+app.add_typer(batch.batch_app, name="batch")
 
 
 def main() -> None:  # pragma: no cover

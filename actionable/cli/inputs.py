@@ -14,10 +14,10 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from actionable.cli._shell import capped
+from actionable.csv_text import LONG_ROW, TEXT, typed
 from actionable.errors import ConfigError, DataError
 
 __all__ = ["MAX_COLUMNS", "Source", "labels_of", "load_source", "read_csv", "select_rows"]
@@ -126,49 +126,12 @@ def read_csv(path: Path, schema: Schema | None = None) -> pd.DataFrame:
             # index_col=False: a row longer than the header must never turn its first cells into the
             # index (shifting every value one column over); pandas warns that it drops the extra cells.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            text = pd.read_csv(
-                path,
-                dtype=str,
-                keep_default_na=False,
-                na_filter=False,
-                skipinitialspace=True,
-                encoding="utf-8-sig",
-                index_col=False,
-            )
+            text = pd.read_csv(path, **TEXT)
     except pd.errors.ParserWarning:
-        raise DataError(
-            f"{path}: a row has more cells than the header row names (a trailing comma, or an unquoted comma "
-            "in a value); give every row one cell per header column."
-        ) from None
+        raise DataError(f"{path}: {LONG_ROW}") from None
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
         raise DataError(f"{path}: cannot read it as CSV ({capped(str(exc), 300)}).") from None
-    features = {} if schema is None else {f.name: f for f in schema.features}
-    columns: dict[str, pd.Series] = {}
-    for name in text.columns:
-        column = text[name]
-        feature = features.get(name)
-        if feature is not None and feature.kind == "category":
-            empty = column == ""
-            columns[name] = column if "" in feature.levels else column.mask(empty, np.nan)
-        else:
-            if feature is not None and feature.kind == "binary":  # pandas writes a bool column as True/False
-                column = column.replace({"True": "1", "False": "0", "true": "1", "false": "0"})
-            columns[name] = _numbers_or_text(column, strict=feature is not None)
-    return pd.DataFrame(columns, index=text.index)
-
-
-def _numbers_or_text(column: pd.Series, *, strict: bool) -> pd.Series:
-    """Numbers where the text is one, NaN where the cell is empty. A ``strict`` (numeric feature) column
-    keeps a non-numeric text in place, for the schema to report by row; a loose one stays text."""
-    stripped = column.str.strip()
-    empty = stripped == ""
-    numbers = pd.to_numeric(stripped.mask(empty, None), errors="coerce")
-    bad = numbers.isna() & ~empty
-    if not bad.any():
-        return numbers
-    if not strict:
-        return column.mask(empty, np.nan)
-    return numbers.astype(object).mask(bad, column)
+    return typed(text, schema)
 
 
 def _check_header(path: Path) -> None:
