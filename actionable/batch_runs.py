@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,12 +29,13 @@ import pandas as pd
 from actionable import files
 from actionable._version import __version__
 from actionable.csv_text import LONG_ROW, TEXT, typed
-from actionable.errors import ActionableError, ConfigError, DataError
+from actionable.errors import ConfigError, DataError
 from actionable.schema import Schema
 
 __all__ = ["FORMAT", "Answer", "RunSummary", "file_sha256", "read_parts", "run_parts", "synthesis_answer"]
 
 FORMAT = "actionable.batch/1"
+PART = re.compile(r"\d{6}\.jsonl")  # a part's name: never a path
 Answer = Callable[[pd.DataFrame], Sequence[Mapping[str, Any]]]
 """One JSON-ready record per row of a chunk, in order."""
 
@@ -68,13 +70,29 @@ def _manifest(out: Path) -> dict[str, Any] | None:
         raise ConfigError(
             f"batch: {path} is not a readable manifest ({error}); use an empty --out folder."
         ) from None
-    if data.get("format") != FORMAT:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ConfigError(f"batch: {path} is not an actionable batch manifest; use an empty --out folder.")
+    parts = data.get("parts")
+    keys = {"start": int, "stop": int, "records": int, "failed": int, "sha256": str}
+    good = isinstance(parts, dict) and all(
+        isinstance(name, str)
+        and PART.fullmatch(name)
+        and isinstance(entry, dict)
+        and all(isinstance(entry.get(k), t) and not isinstance(entry.get(k), bool) for k, t in keys.items())
+        for name, entry in parts.items()
+    )
+    if not good:
+        raise ConfigError(
+            f"batch: {path} lists its parts in a shape this library never writes (edited by hand?); start the run "
+            "again in an empty --out folder."
+        )
     return data
 
 
 def _start(out: Path, fresh: dict[str, Any], resume: bool) -> dict[str, Any]:
     """The manifest this run continues (``resume``) or starts; refuses a folder holding something else."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"batch: --out {out} is a file; give a folder (new or empty) for the run.")
     old = _manifest(out) if out.is_dir() else None
     if old is None:
         if out.is_dir() and any(out.iterdir()):
@@ -86,7 +104,14 @@ def _start(out: Path, fresh: dict[str, Any], resume: bool) -> dict[str, Any]:
         raise ConfigError(
             f"batch: {out} holds a run already; pass --resume to finish it, or choose another folder."
         )
-    for key, what in (("input_sha256", "input"), ("settings", "settings"), ("chunk", "chunk size")):
+    pairs = (
+        ("input_sha256", "input"),
+        ("settings", "settings"),
+        ("chunk", "chunk size"),
+        ("schema", "schema"),
+        ("version", "library version"),
+    )
+    for key, what in pairs:
         if old.get(key) != fresh[key]:
             raise ConfigError(
                 f"batch: --resume with another {what} than the run in {out} ({key}: {old.get(key)!r} there, "
@@ -114,7 +139,10 @@ def _records(answer: Answer, frame: pd.DataFrame) -> list[dict[str, Any]]:
         records = [dict(r) for r in answer(frame)]
         if len(records) != len(frame):
             raise ValueError(f"{len(records)} records for {len(frame)} rows")
-    except (ActionableError, ValueError, RuntimeError) as error:
+        rows = [r.get("row") for r in records]
+        if rows != [int(i) for i in frame.index]:
+            raise ValueError("the records' 'row' fields are not the chunk's rows in order")
+    except Exception as error:
         message = f"the chunk failed: {type(error).__name__}: {error}"
         return [{"row": int(i), "status": "error", "error": message} for i in frame.index]
     return records
@@ -137,11 +165,22 @@ def run_parts(
         raise ConfigError(f"batch: chunk = {chunk!r}; give a whole number of rows >= 1.")
     if not source.is_file():
         raise DataError(f"batch: {source} is not a file; give the CSV of rows to run.")
+    if not isinstance(settings, Mapping):
+        raise ConfigError(
+            f"batch: settings = {settings!r}; give a mapping of JSON values (what the run used)."
+        )
+    try:
+        plain = json.loads(json.dumps(dict(settings), allow_nan=False))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            f"batch: settings must be plain JSON values (finite numbers, text, lists): {error}."
+        ) from None
     fresh = {
         "format": FORMAT,
         "input": source.name,
         "input_sha256": file_sha256(source),
-        "settings": json.loads(json.dumps(dict(settings), default=str)),
+        "schema": None if schema is None else schema.hash,
+        "settings": plain,
         "chunk": chunk,
         "version": __version__,
         "parts": {},
@@ -150,7 +189,7 @@ def run_parts(
     manifest = _start(out, fresh, resume)
     (out / "parts").mkdir(parents=True, exist_ok=True)
     rows = written = kept = failed = 0
-    for number, frame in enumerate(_chunks(source, chunk, schema)):
+    for number, frame in enumerate(c for c in _chunks(source, chunk, schema) if len(c)):
         name = f"{number:06d}.jsonl"
         path, entry = out / "parts" / name, manifest["parts"].get(name)
         rows += len(frame)
@@ -202,10 +241,18 @@ def read_parts(out: str | Path) -> list[dict[str, Any]]:
         raise ConfigError(f"batch: {out} holds no finished run; run it (or --resume it) first.")
     records: list[dict[str, Any]] = []
     for name in sorted(manifest["parts"]):
-        path = out / "parts" / name
-        if not path.is_file() or file_sha256(path) != manifest["parts"][name]["sha256"]:
+        path, entry = out / "parts" / name, manifest["parts"][name]
+        if not path.is_file() or file_sha256(path) != entry["sha256"]:
             raise DataError(f"batch: {path} is missing or does not match its checksum; --resume the run.")
-        records += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        part = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        span = entry["stop"] - entry["start"]
+        if entry["start"] != len(records) or len(part) != entry["records"] or entry["records"] != span:
+            raise DataError(f"batch: {path} does not continue the rows before it; --resume the run.")
+        records += part
+    if len(records) != manifest.get("rows"):
+        raise DataError(
+            f"batch: {out} holds {len(records)} records for {manifest.get('rows')} rows; --resume it."
+        )
     return records
 
 

@@ -234,3 +234,66 @@ def test_a_bundled_dataset_names_its_own_files_and_refuses_a_mix() -> None:
     assert model is german.model and len(actions.actions) > 0
     with pytest.raises(ConfigError, match="not both"):
         _inputs("german", Path("x.csv"), None, None, None)
+
+
+# ----------------------------------------------------------------------- found by a hostile review
+def test_a_header_only_csv_is_a_finished_run_of_no_rows(tmp_path: Path) -> None:
+    source = tmp_path / "empty.csv"
+    source.write_text("a,b\n")
+    assert run_parts(source, tmp_path / "run", _answer, settings={}).rows == 0
+    assert read_parts(tmp_path / "run") == []
+
+
+def test_a_tampered_manifest_is_refused_never_read(tmp_path: Path) -> None:
+    from actionable import DataError
+
+    source, out = _csv(tmp_path, 70), tmp_path / "run"
+    run_parts(source, out, _answer, settings={}, chunk=20)
+    path = out / "manifest.json"
+    good = json.loads(path.read_text())
+    dropped = json.loads(path.read_text())
+    del dropped["parts"]["000001.jsonl"]
+    path.write_text(json.dumps(dropped))
+    with pytest.raises(DataError, match="does not continue"):
+        read_parts(out)
+    outside = json.loads(json.dumps(good))
+    outside["parts"]["../../x.jsonl"] = outside["parts"]["000000.jsonl"]
+    path.write_text(json.dumps(outside))
+    with pytest.raises(ConfigError, match="shape"):
+        read_parts(out)
+    path.write_text(json.dumps({**good, "parts": []}))
+    with pytest.raises(ConfigError, match="shape"):
+        run_parts(source, out, _answer, settings={}, chunk=20, resume=True)
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda frame: list(reversed(_answer(frame))),
+        lambda frame: [{"row": 0, "status": "found"} for _ in frame.index],
+        lambda frame: [{"status": "found"} for _ in frame.index],
+        lambda frame: [1] * len(frame),
+        lambda frame: {}["missing"],
+    ],
+)
+def test_an_engine_that_misreports_its_rows_gives_error_records(tmp_path: Path, broken: object) -> None:
+    run_parts(_csv(tmp_path, 30), tmp_path / "run", broken, settings={}, chunk=10)  # type: ignore[arg-type]
+    records = read_parts(tmp_path / "run")
+    assert [r["row"] for r in records] == list(range(30)) and {r["status"] for r in records} == {"error"}
+
+
+def test_settings_a_file_as_out_and_another_schema_are_refused_before_any_work(tmp_path: Path) -> None:
+    from actionable import Feature, Schema
+
+    source = _csv(tmp_path)
+    with pytest.raises(ConfigError, match="plain JSON"):
+        run_parts(source, tmp_path / "a", _answer, settings={"x": float("nan")})
+    with pytest.raises(ConfigError, match="plain JSON"):
+        run_parts(source, tmp_path / "a", _answer, settings={"x": object()})
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(ConfigError, match="is a file"):
+        run_parts(source, source, _answer, settings={})
+    schema = Schema((Feature("a", "real", (-9, 9)), Feature("b", "integer", (0, 9))))
+    run_parts(source, tmp_path / "run", _answer, settings={}, chunk=50, schema=schema)
+    with pytest.raises(ConfigError, match="another schema"):
+        run_parts(source, tmp_path / "run", _answer, settings={}, chunk=50, resume=True)

@@ -46,7 +46,7 @@ def _inputs(
     identity = {
         "schema_sha256": file_sha256(schema),
         "actions_sha256": file_sha256(actions),
-        "model_sha256": sorted(file_sha256(p) for p in Path(model).iterdir() if p.is_file()),
+        "model_sha256": {p.name: file_sha256(p) for p in sorted(Path(model).iterdir()) if p.is_file()},
     }
     return data, the_schema, the_model, catalogue, identity
 
