@@ -341,7 +341,7 @@ class InverseProblem(InverseRecords, WholeLattice):
         search (rows x starts x moves x features) stays bounded by the chunk, not by the table.
         """
         if self.leaves is not None:
-            return self._solve_leaves(x0, levels)
+            return self._solve_leaves(self.leaves, x0, levels)
         n, k = len(x0), len(self.direct)
         zero = torch.zeros(n, k, dtype=DTYPE)
         _, grad0 = self.value_and_grad(x0, zero)
@@ -362,11 +362,12 @@ class InverseProblem(InverseRecords, WholeLattice):
             out[level] = (final, used, None)
         return out
 
-    def _solve_leaves(self, x0: torch.Tensor, levels: list[float]) -> dict[float, Chunk]:
+    def _solve_leaves(
+        self, leaves: LeafInversion, x0: torch.Tensor, levels: list[float]
+    ) -> dict[float, Chunk]:
         """A tree model's chunk, row by row by mixed-integer programs, finished exactly (``inverse_polish``)."""
-        assert self.leaves is not None
         lower, upper = self.bounds(x0, None)
-        solved = Finisher(self, self.leaves).solve(x0, lower, upper, levels)
+        solved = Finisher(self, leaves).solve(x0, lower, upper, levels)
         return {level: (solved[level].delta, 0, solved[level].certificates) for level in levels}
 
     def _better_settled(self, x0: torch.Tensor, delta: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:

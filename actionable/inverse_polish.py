@@ -17,13 +17,10 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from torch import nn
 
 from actionable.goals import Goal
 from actionable.inverse_trees import OVERSPEND, LeafInversion, Solution
 from actionable.models import TorchModel
-from actionable.models.trees import TreeEnsemble
-from actionable.network_mip import layers
 from actionable.schema import DTYPE
 
 __all__ = ["Finisher", "Problem"]
@@ -47,14 +44,9 @@ class Finisher:
     """Exact finishing of one problem's tree programs (see the module's text)."""
 
     def __init__(self, problem: Problem, leaves: LeafInversion) -> None:
-        self.problem, self.leaves = problem, leaves
-        network = layers(problem.model)
-        assert not isinstance(network, str)  # LeafInversion already refused such a model
-        at = next(i for i, layer in enumerate(network) if isinstance(layer, TreeEnsemble))
-        layer = network[at]
-        assert isinstance(layer, TreeEnsemble)
-        self.pre = nn.Sequential(*network[:at])  # the affine layers in front of the trees
-        self.splits = {col: _variants(t, layer.float32) for col, t in layer.splits().items()}
+        self.problem, self.leaves, self.pre = problem, leaves, leaves.pre
+        tree = leaves.tree
+        self.splits = {col: _variants(t, tree.float32) for col, t in tree.splits().items()}
 
     def unfavourable(self, x0: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
         """The model's probability of the unfavourable outcome on the reported rows after raw changes."""
@@ -146,8 +138,9 @@ class Finisher:
             for i, j in ((i, j) for i in range(len(rows)) for j in real if raw[i, j] != 0.0):
                 raw[i, j] = self.nearest(x0[i : i + 1], raw[i], j)
                 raw[i, j] = self.tidy(x0[i : i + 1], raw[i], j, level, float(low[i, j]), float(high[i, j]))
-            chosen = self._best(x0, [torch.as_tensor(raw, dtype=DTYPE), torch.zeros_like(previous), previous])
-            p_after = self.unfavourable(x0, chosen).tolist()
+            options = [torch.as_tensor(raw, dtype=DTYPE), torch.zeros_like(previous), previous]
+            chosen, unfavourable = self._best(x0, options)
+            p_after = unfavourable.tolist()
             for i, answer in enumerate(answers):
                 if answer.relaxed is not None and not self.leaves.proved(p_after[i], answer):
                     chosen[i], p_after[i] = self._relaxed(
@@ -182,11 +175,12 @@ class Finisher:
         options = [chosen[None]]
         if self.leaves.spend(change) <= budget * (1 + OVERSPEND):
             options.append(torch.as_tensor(change, dtype=DTYPE)[None])
-        best = self._best(x0, options)
-        return best[0], float(self.unfavourable(x0, best)[0])
+        best, p = self._best(x0, options)
+        return best[0], float(p[0])
 
-    def _best(self, x0: torch.Tensor, options: list[torch.Tensor]) -> torch.Tensor:
-        """Per row, the least unfavourable of the raw changes, the cheapest among equals."""
+    def _best(self, x0: torch.Tensor, options: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row, the least unfavourable of the raw changes, the cheapest among equals, and its
+        unfavourable probability."""
         best = options[0].clone()
         p_best = self.unfavourable(x0, best)
         cost_best = torch.tensor([self.leaves.spend(c) for c in best.numpy()], dtype=DTYPE)
@@ -195,7 +189,7 @@ class Finisher:
             cost = torch.tensor([self.leaves.spend(c) for c in option.numpy()], dtype=DTYPE)
             take = (p < p_best - TIE) | ((p <= p_best + TIE) & (cost < cost_best))
             best[take], p_best[take], cost_best[take] = option[take], p[take], cost[take]
-        return best
+        return best, p_best
 
 
 def _variants(thresholds: np.ndarray, float32: bool) -> np.ndarray:

@@ -29,12 +29,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from actionable.affine import Form
 from actionable.errors import ConfigError
 from actionable.goals import Goal
 from actionable.mip import MAX_VALUE, Mip, Mode, Solved
 from actionable.models import TorchModel
+from actionable.models.trees import TreeEnsemble
 from actionable.network_mip import Vector, encode, layers
 from actionable.schema import Feature
 
@@ -96,6 +98,13 @@ class LeafInversion:
         if isinstance(network, str):
             raise ConfigError(f"invert: this tree model cannot be written as a program: {network}.")
         self.network, self.goal, self.direct = network, goal, direct
+        for at, layer in enumerate(network):
+            if isinstance(layer, TreeEnsemble):
+                self.tree = layer
+                self.pre = nn.Sequential(*network[:at])  # the affine layers in front of the trees
+                break
+        else:
+            raise ConfigError("invert: this model holds no tree ensemble a program can read.")
         self.cols = cols.tolist()
         self.indirect: tuple[list[Any], list[int]] | None = None
         if indirect is not None:
