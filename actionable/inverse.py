@@ -18,7 +18,7 @@ zero costs rejected up front rather than dividing by zero, and budgets warm-star
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -147,8 +147,10 @@ def invert_sweep(
     warm_start: bool = True,
     allow_protected: bool = False,
     time_limit: float = 30.0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[float, RecourseBatch]:
-    """``invert`` at several budgets (ascending), each warm-started from the previous: budget -> batch."""
+    """``invert`` at several budgets (ascending), each warm-started from the previous: budget -> batch.
+    ``progress`` hears ``(rows done, rows)`` after each chunk of rows (all budgets solved)."""
     config = InverseConfig(
         steps=steps,
         method=method,
@@ -160,7 +162,7 @@ def invert_sweep(
     problem = InverseProblem(
         model, schema, indirect=indirect, goal=goal, config=config, allow_protected=allow_protected
     )
-    return problem.sweep(as_rows(X), budgets)
+    return problem.sweep(as_rows(X), budgets, progress)
 
 
 def _budget_key(budget: float) -> float:
@@ -315,14 +317,24 @@ class InverseProblem(InverseRecords, WholeLattice):
         """Cost of raw changes of the direct features: sum of cost_up * rise + cost_down * fall."""
         return (self.cost_up * raw.clamp_min(0) + self.cost_down * (-raw).clamp_min(0)).sum(-1)
 
-    def sweep(self, X: pd.DataFrame, budgets: Sequence[float]) -> dict[float, RecourseBatch]:
-        """Solve every row of ``X`` at every budget (ascending, warm-started): budget -> ``RecourseBatch``."""
+    def sweep(
+        self, X: pd.DataFrame, budgets: Sequence[float], progress: Callable[[int, int], None] | None = None
+    ) -> dict[float, RecourseBatch]:
+        """Solve every row of ``X`` at every budget (ascending, warm-started): budget -> ``RecourseBatch``;
+        ``progress(rows done, rows)`` after each chunk."""
         started = time.perf_counter()
         levels = check_budgets(budgets)
         rows = read_rows(self.schema, X, "invert")
         x0 = rows.x
         solutions: dict[float, Chunk] = {}
-        parts = [self._solve(x0[i : i + CHUNK], levels) for i in range(0, len(x0), CHUNK)]
+        parts: list[dict[float, Chunk]] = []
+        skipped = rows.n - len(x0)  # rows that do not fit the schema: errors, nothing to solve
+        for i in range(0, len(x0), CHUNK):
+            parts.append(self._solve(x0[i : i + CHUNK], levels))
+            if progress is not None:
+                progress(skipped + min(i + CHUNK, len(x0)), rows.n)
+        if progress is not None and not parts:
+            progress(rows.n, rows.n)
         for level in levels if parts else []:
             proofs = [part[level][2] for part in parts]
             solutions[level] = (

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
+import typer
 
 from actionable.cli._shell import console, friendly, print_plans, print_summary, shown
+from actionable.cli.progress import QUIET_HELP
 from actionable.cli.synthesize import with_progress
 
 __all__ = ["demo_command", "denial_reasons"]
 
 
 @friendly
-def demo_command() -> None:
+def demo_command(quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False) -> None:
     """Run the main job on bundled German credit with its default model (no arguments)."""
     import torch
 
@@ -49,7 +51,7 @@ def demo_command() -> None:
     )
     catalogue = ActionSet.from_toml(data.path / "actions.toml", data.schema)
     started = time.perf_counter()
-    batch = with_progress(model, denied, catalogue, max_length=4)
+    batch = with_progress(model, denied, catalogue, max_length=4, quiet=quiet)
     print_plans(batch, 5, reasons=denial_reasons(model, denied, data.X_train))
     print_summary(batch, time.perf_counter() - started)
 

@@ -1,15 +1,19 @@
 """``actionable explain``: why the model decided, per row and raw feature; or the blog's advice view.
 
 Rows that do not fit the schema are reported and recorded in ``--json`` as error records; the others are
-explained against the training mean (bundled data) or the mean of the user's valid rows.
+explained against the training mean (bundled data) or the mean of the user's valid rows, ``ROWS_PER_CALL``
+rows at a time behind a progress bar (a row's attribution does not depend on the others, so the result is
+one call's).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import pandas as pd
 import typer
 from rich.table import Table
@@ -18,10 +22,13 @@ from actionable import files
 from actionable.cli._shell import console, errors, friendly
 from actionable.cli.inputs import Source, load_source, select_rows
 from actionable.cli.outputs import report_failures, writable, write_jsonl
+from actionable.cli.progress import QUIET_HELP, bar
 from actionable.errors import ConfigError
 from actionable.rows import read_rows
 
-__all__ = ["explain_command"]
+__all__ = ["ROWS_PER_CALL", "explain_command", "in_chunks"]
+
+ROWS_PER_CALL = 256  # rows attributed per call: the bar moves, and memory stays bounded by the chunk
 
 
 @friendly
@@ -67,6 +74,7 @@ def explain_command(
     figure: Annotated[
         Path | None, typer.Option(help="Write a PNG: the bars (or the blog's figures).")
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False,
 ) -> None:
     """Why the model decided: attributions per row and raw feature (top reasons, JSON, figure)."""
     writable(reads=(data, schema, model), json=json_path, figure=figure)
@@ -88,7 +96,10 @@ def explain_command(
         if baseline not in ("mean", "zeros"):
             raise ConfigError(f"explain: --baseline {baseline!r}; use mean or zeros.")
         mean_of = "training mean" if dataset is not None else f"mean of {data}"
-        result = _attributions(source, chosen, reference, method, baseline, mean_of, steps, target)
+        with bar("explaining", len(chosen), quiet) as progress:
+            result = _attributions(source, chosen, reference, method, baseline, steps, target, progress)
+        if method in ("integrated_gradients", "deeplift", "coefficients"):
+            result = dataclasses.replace(result, baseline=mean_of if baseline == "mean" else "zeros")
         _print_reasons(result, method, top, exclude_protected)
         failed = dict(result.errors)
         if json_path is not None:
@@ -122,11 +133,11 @@ def _attributions(
     reference: pd.DataFrame,
     method: str,
     baseline: str,
-    mean_of: str,
     steps: int,
     target: str | None,
+    progress: Callable[[int, int], None],
 ) -> Any:
-    """The attribution of ``chosen`` against the chosen baseline."""
+    """The attribution of ``chosen`` against the chosen baseline, in chunks of rows (``in_chunks``)."""
     from actionable.attribution import attribute, standard_deviations, training_mean
 
     if method == "shap":  # path dependent: the reference is what the trees recorded of their training data
@@ -134,23 +145,67 @@ def _attributions(
             raise ConfigError(
                 "explain: --method shap explains against the trees' training data; drop --baseline."
             )
-        return attribute(source.model, chosen, "shap", target=target)
+        return in_chunks(
+            lambda part: attribute(source.model, part, "shap", target=target), source, chosen, progress
+        )
     exact = method in ("integrated_gradients", "deeplift", "coefficients")
-    result = attribute(
-        source.model,
-        chosen,
-        method,  # type: ignore[arg-type]
-        target=target,
+    settings: dict[str, Any] = {
+        "target": target,
         # no reference row fits the schema: no chosen row does either, each is an error record
-        baseline=training_mean(source.schema, reference)
+        "baseline": training_mean(source.schema, reference)
         if exact and baseline == "mean" and len(reference)
         else None,
-        steps=steps,
-        scale=standard_deviations(source.schema, reference) if method == "gradient" else None,
+        "steps": steps,
+        "scale": standard_deviations(source.schema, reference) if method == "gradient" else None,
+    }
+    return in_chunks(
+        lambda part: attribute(source.model, part, method, **settings),  # type: ignore[arg-type]
+        source,
+        chosen,
+        progress,
     )
-    if exact:
-        result = dataclasses.replace(result, baseline=mean_of if baseline == "mean" else "zeros")
-    return result
+
+
+def in_chunks(
+    explain: Callable[[pd.DataFrame], Any],
+    source: Source,
+    chosen: pd.DataFrame,
+    progress: Callable[[int, int], None],
+    rows_per_call: int | None = None,
+) -> Any:
+    """``explain(chosen)`` (an ``Attribution``) computed ``rows_per_call`` (default ``ROWS_PER_CALL``)
+    valid rows at a time, with ``progress(rows done, rows)`` after each call. A row's attribution does not
+    depend on the other rows (the baseline and scales are fixed beforehand), so the values are one call's;
+    the rows that do not fit the schema are found once, on the whole selection, so their messages name
+    positions in it."""
+    size = ROWS_PER_CALL if rows_per_call is None else rows_per_call
+    bad = source.schema.row_errors(chosen)
+    good = [i for i in range(len(chosen)) if i not in bad]
+    if len(good) <= size:  # one call: no chunks to join
+        result = explain(chosen)
+        progress(len(chosen), len(chosen))
+        return result
+    parts = []
+    for start in range(0, len(good), size):
+        parts.append(explain(chosen.iloc[good[start : start + size]]))
+        progress(len(bad) + min(start + size, len(good)), len(chosen))
+
+    def placed(name: str) -> np.ndarray:
+        joined = np.concatenate([getattr(part, name) for part in parts])
+        out = np.full((len(chosen), *joined.shape[1:]), np.nan)
+        out[good] = joined
+        return out
+
+    labels = tuple(chosen.index)
+    return dataclasses.replace(
+        parts[0],
+        values=placed("values"),
+        delta=placed("delta"),
+        prediction=placed("prediction"),
+        reference=placed("reference"),
+        rows=labels,
+        errors={labels[i]: message for i, message in bad.items()},
+    )
 
 
 def _print_reasons(result: Any, method: str, top: int, exclude_protected: bool) -> None:

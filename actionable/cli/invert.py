@@ -19,6 +19,7 @@ from actionable import files
 from actionable.cli._shell import capped, console, friendly, print_plans
 from actionable.cli.inputs import Source, labels_of, load_source, select_rows
 from actionable.cli.outputs import failures_of, report_failures, writable, write_jsonl
+from actionable.cli.progress import QUIET_HELP, bar
 from actionable.errors import ConfigError
 from actionable.inverse_records import MAX_BUDGETS
 
@@ -69,6 +70,7 @@ def invert_command(
     ] = None,
     figure: Annotated[Path | None, typer.Option(help="Write a PNG: mean probability against budget.")] = None,
     show: Annotated[int, typer.Option(help="Changes to print (at the largest budget).")] = 3,
+    quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False,
 ) -> None:
     """Budget-constrained inverse classification (Lash et al.): the best change within each budget."""
     writable(reads=(data, schema, lash_indices, model, indirect_model), json=json_path, figure=figure)
@@ -91,18 +93,21 @@ def invert_command(
     if source.bundle is not None and pos_only and rows is None:
         reference = _shipped(source.bundle.path / "invresult_pos_only.csv")
     frame = select_rows(_pos_only(source) if pos_only else source.frame, rows)
-    sweep = invert_sweep(
-        source.model,
-        frame,
-        source.schema,
-        budgets=budgets(budget),
-        indirect=indirect,
-        steps=steps,
-        method=method,  # type: ignore[arg-type]
-        rounding=whole,
-        allow_protected=allow_protected,
-        time_limit=time_limit,
-    )
+    levels = budgets(budget)
+    with bar("inverting", len(frame), quiet) as progress:
+        sweep = invert_sweep(
+            source.model,
+            frame,
+            source.schema,
+            budgets=levels,
+            indirect=indirect,
+            steps=steps,
+            method=method,  # type: ignore[arg-type]
+            rounding=whole,
+            allow_protected=allow_protected,
+            time_limit=time_limit,
+            progress=progress,
+        )
     curve = sweep_curve(sweep)
     largest = sweep[max(sweep)]
     print_plans(largest, show)

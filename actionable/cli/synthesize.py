@@ -1,7 +1,7 @@
 """``actionable synthesize``: the cheapest verified action sequence per row, behind a progress bar.
 
 The chunking is the library's (``actionable.batch.synthesize_in_chunks``); this module turns its progress
-callback into a rich bar, prints plans and a summary, and writes ``--json`` and the drawings' figure.
+callback into the shared bar (``cli/progress.py``), prints plans and a summary, and writes ``--json`` and the drawings' figure.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import pandas as pd
 import typer
 
 from actionable import files
-from actionable.cli._shell import console, errors, friendly, print_plans, print_summary
+from actionable.cli._shell import console, friendly, print_plans, print_summary
 from actionable.cli.inputs import load_source, select_rows
 from actionable.cli.outputs import failures_of, report_failures, writable, write_jsonl
+from actionable.cli.progress import QUIET_HELP, bar
 
 __all__ = ["synthesize_command", "with_progress"]
 
@@ -60,6 +61,7 @@ def synthesize_command(
     figure: Annotated[
         Path | None, typer.Option(help="Drawings only (quickdraw): PNG of found plans, added strokes in red.")
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False,
 ) -> None:
     """Cheapest verified action sequences that flip the model's decision: one per row, or with --k up to k
     per row, each using a different set of actions with every step needed."""
@@ -94,6 +96,7 @@ def synthesize_command(
         budget=budget,
         k=k,
         certify=certify,
+        quiet=quiet,
     )
     print_plans(batch, show)
     print_summary(batch, time.perf_counter() - started)
@@ -110,25 +113,11 @@ def synthesize_command(
         raise typer.Exit(code=1)
 
 
-def with_progress(model: Any, frame: pd.DataFrame, actions: Any, **settings: Any) -> Any:
-    """``synthesize_in_chunks`` behind a transient rich progress bar on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+def with_progress(
+    model: Any, frame: pd.DataFrame, actions: Any, *, quiet: bool = False, **settings: Any
+) -> Any:
+    """``synthesize_in_chunks`` behind the shared progress bar on stderr (none with ``quiet``)."""
     from actionable.batch import synthesize_in_chunks
 
-    with Progress(
-        TextColumn("synthesising"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=errors,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("rows", total=len(frame))
-        return synthesize_in_chunks(
-            model,
-            frame,
-            actions,
-            progress=lambda done, total: bar.update(task, completed=done),
-            **settings,
-        )
+    with bar("synthesising", len(frame), quiet) as progress:
+        return synthesize_in_chunks(model, frame, actions, progress=progress, **settings)

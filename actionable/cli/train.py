@@ -1,7 +1,7 @@
 """``actionable train``: fit the default network on a bundled dataset, or on the user's CSV + schema.
 
 The split and the held-out metrics are the library's (``actionable.metrics``); this module only reads the
-options, calls the fit and writes the model folder whole or not at all.
+options, calls the fit (a bar per epoch on your own CSV) and writes the model folder whole or not at all.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import typer
 from actionable import files
 from actionable.cli._shell import console, friendly
 from actionable.cli.inputs import Source, load_source
+from actionable.cli.progress import QUIET_HELP, bar
 from actionable.errors import ConfigError, DataError
 
 __all__ = ["train_command"]
@@ -33,6 +34,7 @@ def train_command(
     hidden: Annotated[str, typer.Option(help="Hidden layer sizes, e.g. 40,40.")] = "40,40",
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 50,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False,
 ) -> None:
     """Fit the default network: on a bundled dataset, or on your own CSV + schema."""
     source = load_source(
@@ -47,7 +49,7 @@ def train_command(
     if source.bundle is not None:
         _train_bundled(source.bundle, out)
     else:
-        _train_user(source, data, target, out, hidden, epochs, seed)  # type: ignore[arg-type]
+        _train_user(source, data, target, out, hidden, epochs, seed, quiet)  # type: ignore[arg-type]
 
 
 def _train_bundled(bundle: Dataset, out: Path | None) -> None:
@@ -63,7 +65,7 @@ def _train_bundled(bundle: Dataset, out: Path | None) -> None:
 
 
 def _train_user(
-    source: Source, data: Path, target: str, out: Path, hidden: str, epochs: int, seed: int
+    source: Source, data: Path, target: str, out: Path, hidden: str, epochs: int, seed: int, quiet: bool
 ) -> None:
     from actionable.metrics import held_out_metrics, holdout
     from actionable.models import save_model
@@ -86,7 +88,8 @@ def _train_user(
     }
     X = schema.validate(frame)
     fit = fit_regressor if regression else fit_classifier
-    model = fit(schema, X.iloc[train], y.iloc[train], recipe, provenance=provenance)
+    with bar("training", recipe.epochs, quiet, unit="epochs") as progress:
+        model = fit(schema, X.iloc[train], y.iloc[train], recipe, provenance=provenance, progress=progress)
     metrics = held_out_metrics(model, X.iloc[test], y.iloc[test])
     model.provenance["metrics"] = metrics
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ and deterministic, so ``actionable train`` reproduces the shipped weights on the
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -24,6 +24,7 @@ from actionable.schema import DTYPE, Schema
 
 __all__ = [
     "ConvRecipe",
+    "Progress",
     "Recipe",
     "Scaling",
     "check_target",
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 Scaling = Literal["standard", "minmax"]
+Progress = Callable[[int, int], None]
+"""Called after each epoch as ``progress(done, total)``: epochs done, epochs in all."""
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,10 @@ def fit_classifier(
     *,
     classes: Sequence[Any] | None = None,
     provenance: dict[str, Any] | None = None,
+    progress: Progress | None = None,
 ) -> TorchModel:
-    """A seeded MLP classifier on the canonical tensor (softmax cross-entropy; logits out)."""
+    """A seeded MLP classifier on the canonical tensor (softmax cross-entropy; logits out); ``progress``
+    hears after each epoch (epochs done, epochs)."""
     x = schema.encode(X)
     labels = pd.Series(list(y))
     if labels.isna().any():
@@ -139,7 +144,8 @@ def fit_classifier(
             f"train: the target has a single class {list(classes)}; a classifier needs two or more."
         )
     codes = torch.as_tensor([lookup[str(v)] for v in labels], dtype=torch.int64)
-    net = _fit(x, codes, _scaler(schema, x, recipe.scaling), len(classes), recipe, nn.CrossEntropyLoss())
+    scaler = _scaler(schema, x, recipe.scaling)
+    net = _fit(x, codes, scaler, len(classes), recipe, nn.CrossEntropyLoss(), progress=progress)
     info = {"trainer": "actionable.training.fit_classifier", "recipe": asdict(recipe), "version": __version__}
     return TorchModel(
         net, schema, task="classification", classes=classes, provenance=info | (provenance or {})
@@ -153,14 +159,15 @@ def fit_regressor(
     recipe: Recipe = Recipe(),
     *,
     provenance: dict[str, Any] | None = None,
+    progress: Progress | None = None,
 ) -> TorchModel:
-    """A seeded MLP regressor on the canonical tensor (mean squared error on the standardised target)."""
+    """A seeded MLP regressor on the canonical tensor (mean squared error on the standardised target);
+    ``progress`` hears after each epoch (epochs done, epochs)."""
     x = schema.encode(X)
     target = torch.tensor(np.asarray(y, dtype=np.float64)).reshape(len(x), -1)
     mean, std = target.mean(0), _unit_if_constant(target.std(0))
-    net = _fit(
-        x, (target - mean) / std, _scaler(schema, x, recipe.scaling), target.shape[1], recipe, nn.MSELoss()
-    )
+    scaler = _scaler(schema, x, recipe.scaling)
+    net = _fit(x, (target - mean) / std, scaler, target.shape[1], recipe, nn.MSELoss(), progress=progress)
     net.append(L.ColumnMap(torch.arange(target.shape[1]), std, mean))
     name = schema.target.name if schema.target is not None else "output"
     info = {"trainer": "actionable.training.fit_regressor", "recipe": asdict(recipe), "version": __version__}
@@ -239,6 +246,7 @@ def _fit(
     recipe: Recipe,
     loss_fn: nn.Module,
     out_activation: L.Layer | None = None,
+    progress: Progress | None = None,
 ) -> nn.Sequential:
     """Mini-batch Adam on a seeded MLP; dropout layers are used in training only and not kept."""
     generator = torch.Generator().manual_seed(recipe.seed)
@@ -261,7 +269,7 @@ def _fit(
         body.append(out_activation)
         kept.append(out_activation)
     train_net = nn.Sequential(*body)
-    _train(train_net, scaler(x).detach(), y, loss_fn, recipe, generator)
+    _train(train_net, scaler(x).detach(), y, loss_fn, recipe, generator, progress)
     return nn.Sequential(scaler, *kept).to(DTYPE)
 
 
@@ -272,11 +280,13 @@ def _train(
     loss_fn: nn.Module,
     recipe: Recipe | ConvRecipe,
     generator: torch.Generator,
+    progress: Progress | None = None,
 ) -> None:
-    """Seeded mini-batch Adam over shuffled batches; leaves ``net`` in eval mode."""
+    """Seeded mini-batch Adam over shuffled batches; leaves ``net`` in eval mode. ``progress`` hears
+    ``(epochs done, epochs)`` after each epoch."""
     optimiser = torch.optim.Adam(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     n = len(z)
-    for _ in range(recipe.epochs):
+    for epoch in range(recipe.epochs):
         net.train()
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, recipe.batch_size):
@@ -285,6 +295,8 @@ def _train(
             loss = loss_fn(net(z[batch]), y[batch])
             loss.backward()
             optimiser.step()
+        if progress is not None:
+            progress(epoch + 1, recipe.epochs)
     net.eval()
 
 
