@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,8 +25,12 @@ from actionable.errors import ConfigError
 from actionable.goals import resolve_goal
 from actionable.models import as_model
 from actionable.results import Recourse, RecourseBatch
+from actionable.schema import Schema
 
-__all__ = ["Progress", "rows_needing_search", "synthesize_in_chunks"]
+if TYPE_CHECKING:
+    from actionable.batch_runs import RunSummary
+
+__all__ = ["Progress", "rows_needing_search", "run", "synthesize_in_chunks"]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)``: rows answered so far, rows in the frame."""
@@ -99,3 +104,85 @@ def rows_needing_search(model: Any, valid: pd.DataFrame, actions: ActionSet, goa
     with torch.no_grad():
         favoured = resolve_goal(torch_model, goal).satisfied(torch_model(schema.encode(valid)))
     return np.flatnonzero(~favoured.numpy().astype(bool))
+
+
+def run(
+    source: str | Path,
+    out: str | Path,
+    verb: str,
+    *,
+    model: Any,
+    schema: Schema | str | Path,
+    actions: str | Path | None = None,
+    reference: pd.DataFrame | None = None,
+    chunk: int = 1000,
+    resume: bool = False,
+    only_denied: bool = False,
+    parquet: bool = False,
+    backend: str = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    **options: Any,
+) -> RunSummary:
+    """``verb`` ("synthesize", "invert" or "explain") over every row of the CSV ``source``, in resumable,
+    checksummed parts under ``out`` (``batch_runs``); ``options`` are the verb's own keywords.
+
+    ``model``: a model folder, ``TorchModel``, torch module or fitted scikit-learn model; ``schema``: a
+    ``Schema`` or its TOML file / text; ``actions``: the catalogue's TOML file or text (synthesize). For
+    ``explain`` the baseline and scale are the mean and spread of ``reference`` (training rows) or, without
+    it, of the input's valid rows (one streaming pass), unless ``options`` asks ``baseline="zeros"``.
+    ``backend="dask"``: chunks on ``workers`` local processes or the cluster at ``scheduler``; the records
+    are the same as the local run's."""
+    from actionable.batch_input import streaming_reference
+    from actionable.batch_jobs import Job, model_files
+    from actionable.batch_runs import run_parts
+
+    the_schema = schema if isinstance(schema, Schema) else Schema.from_toml(schema)
+    text = None if actions is None else _toml_text(actions)
+    refs: dict[str, list[float]] | None = None
+    baseline = options.pop("baseline", "mean") if verb == "explain" else None
+    if verb == "explain" and options.get("method", "integrated_gradients") != "shap":
+        if baseline == "zeros":
+            refs = {"baseline": [0.0] * the_schema.width}
+        elif reference is not None:
+            from actionable.baselines import standard_deviations, training_mean
+
+            refs = {
+                "baseline": training_mean(the_schema, reference).tolist(),
+                "scale": standard_deviations(the_schema, reference).tolist(),
+            }
+        else:
+            mean, sd, _ = streaming_reference(Path(source), the_schema, chunk)
+            refs = {"baseline": mean.tolist(), "scale": sd.tolist()}
+    job = Job(
+        verb,
+        the_schema.to_toml(),
+        model_files(model, the_schema),
+        text,
+        options,
+        only_denied=only_denied,
+        reference=refs,
+    )
+    return run_parts(
+        source,
+        out,
+        job,
+        chunk=chunk,
+        resume=resume,
+        parquet=parquet,
+        backend=backend,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+    )
+
+
+def _toml_text(source: str | Path) -> str:
+    """A spec's TOML text: a path is read (checked as every spec file is), text is kept."""
+    from actionable.specfile import read_toml
+
+    read_toml(source, "actions")  # refuses what the loaders refuse, naming the file
+    if isinstance(source, Path) or ("\n" not in source and source.endswith(".toml")):
+        return Path(source).read_text(encoding="utf-8-sig")
+    return source

@@ -1,15 +1,16 @@
-"""Resumable runs over a CSV too large for memory: checksummed parts and a manifest (issue 14, part one).
+"""Resumable runs over a CSV too large for memory: checksummed parts and a manifest.
 
-``run_parts`` reads a CSV in chunks of ``chunk`` rows (never the whole file), asks ``answer`` for one JSON
-record per row of each chunk (the frame's index is the row's position in the file, which records carry as
-``row``), and writes each finished chunk whole or not at all (temporary file, fsync, rename) as
-``DIR/parts/NNNNNN.jsonl``. ``DIR/manifest.json``, rewritten the same way after every part, holds the
-input's sha256, the settings, the chunk size, the library version and each finished part's row range,
-record count and sha256. ``resume=True`` finishes an interrupted run (a crash, ``kill -9``): a part whose
-checksum matches the manifest is kept, a missing, truncated or corrupt one is computed again; another
-input, other settings or another chunk size are refused, as is a folder that holds something else. If
-``answer`` raises on a chunk, every row of it becomes an ``error`` record naming the failure: rows out
-always equal rows in.
+``run_parts`` reads a CSV in chunks of ``chunk`` rows (``batch_input``: never the whole file), asks
+``answer`` (a ``Job``'s engine, built once, or any function) for one JSON record per row of each chunk (the
+frame's index is the row's position in the file, which records carry as ``row``), and writes each finished
+chunk whole or not at all (temporary file, fsync, rename) as ``DIR/parts/NNNNNN.jsonl`` (and
+``NNNNNN.parquet``). ``DIR/manifest.json``, rewritten the same way after every part, holds the input's
+sha256, the settings, the chunk size, the library version and each finished part's row range, record,
+skipped and failed counts and checksums. ``resume=True`` finishes an interrupted run (a crash, ``kill -9``):
+a part whose checksum matches is kept, a missing, truncated or corrupt one is computed again; another input,
+other settings or another chunk size are refused, as is a folder that holds something else or that another
+run is writing. A malformed line, or every row of a chunk whose engine raises, becomes an ``error`` record:
+rows out equal rows in, but for the rows ``--only-denied`` leaves out, which the manifest counts.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import hashlib
 import json
 import math
 import re
-import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,14 +28,28 @@ import pandas as pd
 
 from actionable import files
 from actionable._version import __version__
-from actionable.csv_text import LONG_ROW, TEXT, typed
+from actionable.batch_input import Chunk, chunks
+from actionable.batch_jobs import SKIP, Job, answer_chunk
+from actionable.batch_parquet import parquet_bytes, require_pyarrow
 from actionable.errors import ConfigError, DataError
 from actionable.schema import Schema
 
-__all__ = ["FORMAT", "Answer", "RunSummary", "file_sha256", "read_parts", "run_parts", "synthesis_answer"]
+__all__ = [
+    "FORMAT",
+    "Answer",
+    "RunSummary",
+    "answer_chunk",
+    "file_sha256",
+    "iter_records",
+    "read_parts",
+    "run_parts",
+    "synthesis_answer",
+]
 
 FORMAT = "actionable.batch/1"
 PART = re.compile(r"\d{6}\.jsonl")  # a part's name: never a path
+Progress = Callable[[int], None]
+"""Called as ``progress(rows)`` after each part with the rows it held (written or kept)."""
 Answer = Callable[[pd.DataFrame], Sequence[Mapping[str, Any]]]
 """One JSON-ready record per row of a chunk, in order."""
 
@@ -49,6 +63,7 @@ class RunSummary:
     kept: int
     failed: int
     out: Path
+    skipped: int = 0
 
 
 def file_sha256(path: Path) -> str:
@@ -73,7 +88,7 @@ def _manifest(out: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ConfigError(f"batch: {path} is not an actionable batch manifest; use an empty --out folder.")
     parts = data.get("parts")
-    keys = {"start": int, "stop": int, "records": int, "failed": int, "sha256": str}
+    keys = {"start": int, "stop": int, "records": int, "skipped": int, "failed": int, "sha256": str}
     good = isinstance(parts, dict) and all(
         isinstance(name, str)
         and PART.fullmatch(name)
@@ -120,61 +135,57 @@ def _start(out: Path, fresh: dict[str, Any], resume: bool) -> dict[str, Any]:
     return old
 
 
-def _chunks(source: Path, chunk: int, schema: Schema | None) -> Iterator[pd.DataFrame]:
-    """The CSV in frames of ``chunk`` rows, typed as the schema says (``csv_text``), indexed by position."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            for text in pd.read_csv(source, chunksize=chunk, **TEXT):
-                yield typed(text, schema)
-    except pd.errors.ParserWarning:
-        raise DataError(f"batch: {source}: {LONG_ROW}") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as error:
-        raise DataError(f"batch: {source} is not a readable CSV ({error}).") from None
-
-
-def _records(answer: Answer, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """``answer`` on one chunk, checked: one record per row; a failure becomes an error record per row."""
-    try:
-        records = [dict(r) for r in answer(frame)]
-        if len(records) != len(frame):
-            raise ValueError(f"{len(records)} records for {len(frame)} rows")
-        rows = [r.get("row") for r in records]
-        if rows != [int(i) for i in frame.index]:
-            raise ValueError("the records' 'row' fields are not the chunk's rows in order")
-    except Exception as error:
-        message = f"the chunk failed: {type(error).__name__}: {error}"
-        return [{"row": int(i), "status": "error", "error": message} for i in frame.index]
-    return records
+def _merged(chunk: Chunk, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The engine's records with the chunk's malformed lines put back in place as ``error`` records."""
+    if not chunk.malformed:
+        return records
+    answered = iter(records)
+    return [
+        {"row": int(i), "status": "error", "error": chunk.malformed[int(i)]}
+        if int(i) in chunk.malformed
+        else next(answered)
+        for i in chunk.frame.index
+    ]
 
 
 def run_parts(
     source: str | Path,
     out: str | Path,
-    answer: Answer,
+    answer: Answer | Job,
     *,
-    settings: Mapping[str, Any],
+    settings: Mapping[str, Any] | None = None,
     chunk: int = 1000,
     resume: bool = False,
     schema: Schema | None = None,
+    parquet: bool = False,
+    backend: str = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Progress | None = None,
 ) -> RunSummary:
-    """Run ``answer`` over ``source`` in checksummed, resumable parts under ``out`` (see the module's text);
-    ``schema`` types the cells as it says (category levels as text), else numbers where every cell is one."""
+    """Run ``answer`` over ``source`` in checksummed, resumable parts under ``out`` (see the module's text).
+
+    ``answer``: a ``Job`` (its engine is built once; with ``backend="dask"`` the chunks run on a Dask
+    cluster: ``workers`` local processes, or the one at ``scheduler``) or any function of a chunk.
+    ``schema`` types the cells as it says (a job's own schema by default). ``parquet``: each part also as
+    ``NNNNNN.parquet`` (``batch_parquet``). ``settings``: what the manifest records of the run (a job's own
+    settings are added), so that a resume with others is refused."""
     source, out = Path(source), Path(out)
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ConfigError(f"batch: chunk = {chunk!r}; give a whole number of rows >= 1.")
+    if backend not in ("local", "dask"):
+        raise ConfigError(f"batch: backend = {backend!r}; use 'local' or 'dask'.")
+    if backend == "dask" and not isinstance(answer, Job):
+        raise ConfigError(
+            "batch: backend='dask' runs a Job (its files travel as bytes); give a Job as the answer."
+        )
     if not source.is_file():
         raise DataError(f"batch: {source} is not a file; give the CSV of rows to run.")
-    if not isinstance(settings, Mapping):
-        raise ConfigError(
-            f"batch: settings = {settings!r}; give a mapping of JSON values (what the run used)."
-        )
-    try:
-        plain = json.loads(json.dumps(dict(settings), allow_nan=False))
-    except (TypeError, ValueError) as error:
-        raise ConfigError(
-            f"batch: settings must be plain JSON values (finite numbers, text, lists): {error}."
-        ) from None
+    if parquet:
+        require_pyarrow()
+    if isinstance(answer, Job) and schema is None:
+        schema = Schema.from_toml(answer.schema)
+    plain = _plain_settings(settings, answer, parquet)
     fresh = {
         "format": FORMAT,
         "input": source.name,
@@ -186,35 +197,108 @@ def run_parts(
         "parts": {},
         "complete": False,
     }
-    manifest = _start(out, fresh, resume)
-    (out / "parts").mkdir(parents=True, exist_ok=True)
-    rows = written = kept = failed = 0
-    for number, frame in enumerate(c for c in _chunks(source, chunk, schema) if len(c)):
-        name = f"{number:06d}.jsonl"
-        path, entry = out / "parts" / name, manifest["parts"].get(name)
-        rows += len(frame)
-        if entry is not None and path.is_file() and file_sha256(path) == entry["sha256"]:
-            kept += 1
-            failed += int(entry["failed"])
-            continue
-        records = _records(answer, frame)
-        text = "".join(json.dumps(_clean(r), allow_nan=False, default=str) + "\n" for r in records)
-        with files.atomic_write(path) as handle:
-            handle.write(text)
-        bad = sum(r.get("status") == "error" for r in records)
-        manifest["parts"][name] = {
-            "start": int(frame.index[0]),
-            "stop": int(frame.index[-1]) + 1,
-            "records": len(records),
-            "failed": bad,
+    with files.locked(out):
+        manifest = _start(out, fresh, resume)
+        (out / "parts").mkdir(parents=True, exist_ok=True)
+        _save(out, manifest)
+        run = _Run(out, manifest, parquet, progress)
+        work = run.todo(chunks(source, chunk, schema))
+        if backend == "dask" and isinstance(answer, Job):
+            from actionable.batch_dask import run_on_dask
+
+            results = run_on_dask(answer, work, workers=workers, scheduler=scheduler)
+        else:
+            engine = answer.engine() if isinstance(answer, Job) else answer
+            results = ((number, c, answer_chunk(engine, c.good)) for number, c in work)
+        for number, part, records in results:
+            run.write(number, part, _merged(part, records))
+        manifest["rows"], manifest["complete"] = run.rows, True
+        _save(out, manifest)
+    return RunSummary(run.rows, run.written, run.kept, run.failed, out, run.skipped)
+
+
+def _plain_settings(
+    settings: Mapping[str, Any] | None, answer: Answer | Job, parquet: bool
+) -> dict[str, Any]:
+    if settings is not None and not isinstance(settings, Mapping):
+        raise ConfigError(
+            f"batch: settings = {settings!r}; give a mapping of JSON values (what the run used)."
+        )
+    merged = dict(settings or {})
+    if isinstance(answer, Job):
+        merged = {**answer.settings(), **merged}
+    if parquet:
+        merged["parquet"] = True
+    try:
+        plain: dict[str, Any] = json.loads(json.dumps(merged, allow_nan=False))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            f"batch: settings must be plain JSON values (finite numbers, text, lists): {error}."
+        ) from None
+    return plain
+
+
+class _Run:
+    """The parts of one run as they are kept or written, and the counts the summary reports."""
+
+    def __init__(self, out: Path, manifest: dict[str, Any], parquet: bool, progress: Progress | None) -> None:
+        self.out, self.manifest, self.parquet, self.progress = out, manifest, parquet, progress
+        self.rows = self.written = self.kept = self.failed = self.skipped = 0
+
+    def todo(self, parts: Iterable[Chunk]) -> Iterator[tuple[int, Chunk]]:
+        """The chunks that still need work, numbered; parts whose files match the manifest are kept."""
+        for number, part in enumerate(parts):
+            self.rows += len(part.frame)
+            entry = self.manifest["parts"].get(_name(number))
+            if entry is not None and self._intact(number, entry):
+                self.kept += 1
+                self.failed += int(entry["failed"])
+                self.skipped += int(entry["skipped"])
+                if self.progress is not None:
+                    self.progress(len(part.frame))
+                continue
+            yield number, part
+
+    def _intact(self, number: int, entry: Mapping[str, Any]) -> bool:
+        path = self.out / "parts" / _name(number)
+        if not path.is_file() or file_sha256(path) != entry["sha256"]:
+            return False
+        if not self.parquet:
+            return True
+        table = path.with_suffix(".parquet")
+        return table.is_file() and file_sha256(table) == entry.get("parquet_sha256")
+
+    def write(self, number: int, part: Chunk, records: list[dict[str, Any]]) -> None:
+        """One finished part: its files written whole (parquet first), then the manifest that counts it."""
+        kept = [_clean(r) for r in records if not r.get(SKIP)]
+        text = "".join(json.dumps(r, allow_nan=False, default=str) + "\n" for r in kept)
+        path = self.out / "parts" / _name(number)
+        entry: dict[str, Any] = {
+            "start": int(part.frame.index[0]),
+            "stop": int(part.frame.index[-1]) + 1,
+            "records": len(kept),
+            "skipped": len(records) - len(kept),
+            "failed": sum(r.get("status") == "error" for r in kept),
             "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
         }
-        _save(out, manifest)
-        written += 1
-        failed += bad
-    manifest["rows"], manifest["complete"] = rows, True
-    _save(out, manifest)
-    return RunSummary(rows, written, kept, failed, out)
+        if self.parquet:
+            table = parquet_bytes(kept)
+            with files.atomic_write(path.with_suffix(".parquet"), binary=True) as handle:
+                handle.write(table)
+            entry["parquet_sha256"] = hashlib.sha256(table).hexdigest()
+        with files.atomic_write(path) as handle:
+            handle.write(text)
+        self.manifest["parts"][path.name] = entry
+        _save(self.out, self.manifest)
+        self.written += 1
+        self.failed += entry["failed"]
+        self.skipped += entry["skipped"]
+        if self.progress is not None:
+            self.progress(len(part.frame))
+
+
+def _name(number: int) -> str:
+    return f"{number:06d}.jsonl"
 
 
 def _clean(value: Any) -> Any:
@@ -235,25 +319,38 @@ def _save(out: Path, manifest: Mapping[str, Any]) -> None:
 
 def read_parts(out: str | Path) -> list[dict[str, Any]]:
     """Every record of a finished run, in input order (each part checked against the manifest)."""
+    return list(iter_records(out))
+
+
+def iter_records(out: str | Path) -> Iterator[dict[str, Any]]:
+    """The records of a finished run one part at a time, in input order (memory flat in the run's size).
+
+    Every part is checked before its records are yielded: its checksum, that it continues the rows before
+    it, and that its records and skipped rows fill its range; the run's row count is checked at the end."""
     out = Path(out)
     manifest = _manifest(out)
     if manifest is None or not manifest.get("complete"):
         raise ConfigError(f"batch: {out} holds no finished run; run it (or --resume it) first.")
-    records: list[dict[str, Any]] = []
+    seen = 0
     for name in sorted(manifest["parts"]):
         path, entry = out / "parts" / name, manifest["parts"][name]
         if not path.is_file() or file_sha256(path) != entry["sha256"]:
             raise DataError(f"batch: {path} is missing or does not match its checksum; --resume the run.")
         part = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        rows = [r.get("row") if isinstance(r, dict) else None for r in part]
         span = entry["stop"] - entry["start"]
-        if entry["start"] != len(records) or len(part) != entry["records"] or entry["records"] != span:
+        if (
+            entry["start"] != seen
+            or len(part) != entry["records"]
+            or entry["records"] + entry["skipped"] != span
+            or any(not isinstance(r, int) or not entry["start"] <= r < entry["stop"] for r in rows)
+            or rows != sorted(set(rows))  # type: ignore[type-var]
+        ):
             raise DataError(f"batch: {path} does not continue the rows before it; --resume the run.")
-        records += part
-    if len(records) != manifest.get("rows"):
-        raise DataError(
-            f"batch: {out} holds {len(records)} records for {manifest.get('rows')} rows; --resume it."
-        )
-    return records
+        yield from part
+        seen = entry["stop"]
+    if seen != manifest.get("rows"):
+        raise DataError(f"batch: {out} holds parts for {seen} rows of {manifest.get('rows')}; --resume it.")
 
 
 def synthesis_answer(model: Any, actions: Any, **options: Any) -> Answer:

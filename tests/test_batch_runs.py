@@ -206,7 +206,11 @@ def test_the_cli_runs_a_bundled_dataset_in_parts_and_resumes(tmp_path: Path) -> 
     ]
     args += ["--actions", str(german.path / "actions.toml"), "--out", str(tmp_path / "run"), "--chunk", "4"]
     result = CliRunner().invoke(app, args, terminal_width=200)
-    assert result.exit_code == 2 and "readable CSV" in " ".join(result.output.split())  # 23 cells, not 22
+    assert result.exit_code == 1 and "1 rows not processed" in " ".join(result.output.split()), result.output
+    records = read_parts(tmp_path / "run")  # the long line is an error record; the 8 people are answered
+    assert [r["row"] for r in records] == list(range(9)) and records[8]["status"] == "error"
+    assert "has 23 cells where the header names 22" in records[8]["error"]
+    assert all(r["status"] != "error" for r in records[:8])
     data.write_text(head)
     result = CliRunner().invoke(app, [*args, "--resume"], terminal_width=200)
     assert result.exit_code == 2 and "another input" in " ".join(result.output.split())  # the first run's
@@ -222,18 +226,22 @@ def test_the_cli_runs_a_bundled_dataset_in_parts_and_resumes(tmp_path: Path) -> 
 
 def test_a_bundled_dataset_names_its_own_files_and_refuses_a_mix() -> None:
     from actionable import datasets
-    from actionable.cli.batch import _inputs
+    from actionable.cli.batch import _Common, _inputs
 
-    source, schema, model, actions, identity = _inputs("german", None, None, None, None)
+    def common(**kw: object) -> _Common:
+        base = dict.fromkeys(("dataset", "data", "schema", "model", "workers", "scheduler"))
+        flags = {"out": Path("run"), "chunk": 10, "resume": False, "only_denied": False, "parquet": False}
+        return _Common(**{**base, **flags, "quiet": True, **kw})  # type: ignore[arg-type]
+
+    found = _inputs(common(dataset="german"), None, True)
     german = datasets.load("german")
-    assert (
-        source == german.path / "data.csv.gz"
-        and schema == german.schema
-        and identity == {"dataset": "german"}
-    )
-    assert model is german.model and len(actions.actions) > 0
+    assert found["source"] == german.path / "data.csv.gz" and found["schema"] == german.schema
+    assert found["model"] == german.path / "models" / german.info["default_model"]
+    assert found["actions"] == german.path / "actions.toml" and found["reference"].equals(german.X_train)
     with pytest.raises(ConfigError, match="not both"):
-        _inputs("german", Path("x.csv"), None, None, None)
+        _inputs(common(dataset="german", data=Path("x.csv")), None, True)
+    with pytest.raises(ConfigError, match="--actions"):
+        _inputs(common(data=Path("x.csv"), schema=Path("s.toml"), model=Path("m")), None, True)
 
 
 # ----------------------------------------------------------------------- found by a hostile review

@@ -1,80 +1,242 @@
-"""``actionable batch synthesize``: a whole table, in checksummed parts that a crash does not lose.
+"""``actionable batch synthesize|invert|explain``: a whole table, in checksummed parts a crash does not lose.
 
-The CSV is read in chunks by ``actionable.batch_runs`` (never whole); ``--resume`` finishes a run that
-stopped. Exit 1 when some rows were not processed (``error`` records, counted), 2 on bad input.
+The CSV is read in chunks by ``actionable.batch_runs`` (never whole), the verb's engine is built once
+(``batch_jobs``), and ``--resume`` finishes a run that stopped. ``--workers N`` / ``--scheduler ADDRESS``
+run the chunks on Dask (``batch_dask``). Exit 1 when some rows were not processed (``error`` records,
+counted), 2 on bad input.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from actionable.cli._shell import console, friendly
+from actionable.cli.progress import QUIET_HELP, bar
 from actionable.errors import ConfigError
 
-__all__ = ["batch_app", "synthesize_batch_command"]
+__all__ = ["batch_app", "explain_batch_command", "invert_batch_command", "synthesize_batch_command"]
 
 batch_app = typer.Typer(
-    help="Run a verb over a whole table in resumable, checksummed parts.", no_args_is_help=True
+    help="Run a verb over a whole table in resumable, checksummed parts (locally or on Dask).",
+    no_args_is_help=True,
 )
 
+Out = Annotated[Path, typer.Option(help="The run's folder: parts/ and manifest.json.")]
+DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="A bundled dataset (all its rows).")]
+DataOpt = Annotated[Path | None, typer.Option("--data", help="Your CSV file of people (raw columns).")]
+SchemaOpt = Annotated[Path | None, typer.Option("--schema", help="Your schema TOML file.")]
+ModelOpt = Annotated[Path | None, typer.Option("--model", help="Your model folder (model.json + weights).")]
+ChunkOpt = Annotated[int, typer.Option("--chunk", help="Rows per part.")]
+ResumeOpt = Annotated[
+    bool, typer.Option("--resume", help="Finish the run in --out: keep its good parts, redo the rest.")
+]
+DeniedOpt = Annotated[
+    bool,
+    typer.Option("--only-denied", help="Leave out rows the model already favours (counted as skipped)."),
+]
+ParquetOpt = Annotated[
+    bool, typer.Option("--parquet", help="Also write each part as NNNNNN.parquet (needs pyarrow).")
+]
+WorkersOpt = Annotated[
+    int | None, typer.Option("--workers", help="Run the chunks on a local Dask cluster of N processes.")
+]
+SchedulerOpt = Annotated[
+    str | None, typer.Option("--scheduler", help="Run the chunks on the Dask cluster at this address.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)]
 
-def _inputs(
-    dataset: str | None, data: Path | None, schema: Path | None, actions: Path | None, model: Path | None
-) -> tuple[Path, Any, Any, Any, dict[str, Any]]:
-    """(the CSV, schema, model, catalogue, what identifies them in the manifest's settings)."""
-    from actionable.actions import ActionSet
-    from actionable.batch_runs import file_sha256
-    from actionable.models import load_model
-    from actionable.schema import Schema
 
-    if dataset is not None:
-        if any(p is not None for p in (data, schema, actions, model)):
-            raise ConfigError("batch: give either --dataset, or --data --schema --actions --model; not both.")
+@dataclass(frozen=True)
+class _Common:
+    out: Path
+    dataset: str | None
+    data: Path | None
+    schema: Path | None
+    model: Path | None
+    chunk: int
+    resume: bool
+    only_denied: bool
+    parquet: bool
+    workers: int | None
+    scheduler: str | None
+    quiet: bool
+
+
+def _inputs(common: _Common, actions: Path | None, needs_actions: bool) -> dict[str, Any]:
+    """The CSV, schema, model (folder) and catalogue of a bundled dataset or of the user's files."""
+    given = (common.data, common.schema, common.model) + ((actions,) if needs_actions else ())
+    if common.dataset is not None:
+        if any(p is not None for p in (*given, actions)):
+            raise ConfigError(
+                "batch: give either --dataset, or your own files (--data --schema ...); not both."
+            )
         from actionable import datasets
 
-        bundle = datasets.load(dataset)
-        catalogue = ActionSet.from_toml(bundle.path / "actions.toml", bundle.schema)
-        return bundle.path / "data.csv.gz", bundle.schema, bundle.model, catalogue, {"dataset": dataset}
-    if data is None or schema is None or actions is None or model is None:
-        raise ConfigError("batch: give --dataset NAME, or all of --data --schema --actions --model.")
-    the_schema = Schema.from_toml(schema)
-    the_model = load_model(model, schema=the_schema)
-    catalogue = ActionSet.from_toml(actions, the_schema)
-    identity = {
-        "schema_sha256": file_sha256(schema),
-        "actions_sha256": file_sha256(actions),
-        "model_sha256": {p.name: file_sha256(p) for p in sorted(Path(model).iterdir()) if p.is_file()},
+        bundle = datasets.load(common.dataset)
+        default = str(bundle.info.get("default_model", ""))
+        found = {
+            "source": bundle.path / "data.csv.gz",
+            "schema": bundle.schema,
+            "model": bundle.path / "models" / default,
+            "actions": bundle.path / "actions.toml" if needs_actions else None,
+            "reference": bundle.X_train,
+        }
+        return found
+    if any(p is None for p in given):
+        names = "--data --schema --model" + (" --actions" if needs_actions else "")
+        raise ConfigError(f"batch: give --dataset NAME, or all of {names}.")
+    from actionable.schema import Schema
+
+    return {
+        "source": common.data,
+        "schema": Schema.from_toml(common.schema),  # type: ignore[arg-type]
+        "model": common.model,
+        "actions": actions,
+        "reference": None,
     }
-    return data, the_schema, the_model, catalogue, identity
+
+
+def _run(verb: str, common: _Common, actions: Path | None, reference: Path | None, **options: Any) -> None:
+    from actionable.batch import run
+    from actionable.batch_input import count_rows
+
+    found = _inputs(common, actions, verb == "synthesize")
+    if reference is not None:
+        from actionable.cli.inputs import read_csv
+
+        found["reference"] = read_csv(reference, found["schema"])
+    backend = "dask" if common.workers is not None or common.scheduler is not None else "local"
+    total = 0 if common.quiet or not _terminal() else count_rows(Path(found["source"]))
+    with bar(f"batch {verb}", total, common.quiet or not total) as show:
+        done = [0]
+
+        def progress(rows: int) -> None:
+            done[0] += rows
+            show(done[0], total)
+
+        summary = run(
+            found["source"],
+            common.out,
+            verb,
+            model=found["model"],
+            schema=found["schema"],
+            actions=found["actions"],
+            reference=found["reference"] if verb == "explain" else None,
+            chunk=common.chunk,
+            resume=common.resume,
+            only_denied=common.only_denied,
+            parquet=common.parquet,
+            backend=backend,
+            workers=common.workers,
+            scheduler=common.scheduler,
+            progress=progress,
+            **options,
+        )
+    skipped = f"; {summary.skipped} already favoured, left out" if summary.skipped else ""
+    console.print(
+        f"{summary.rows} rows: {summary.written} parts written, {summary.kept} kept from before; "
+        f"{summary.failed} rows not processed{skipped}; records in {summary.out / 'parts'}"
+    )
+    if summary.failed:
+        raise typer.Exit(code=1)
+
+
+def _terminal() -> bool:
+    from actionable.cli._shell import errors
+
+    return bool(errors.is_terminal)
 
 
 @friendly
 def synthesize_batch_command(
-    out: Annotated[Path, typer.Option(help="The run's folder: parts/ and manifest.json.")],
-    dataset: Annotated[str | None, typer.Option(help="A bundled dataset (all its rows).")] = None,
-    data: Annotated[Path | None, typer.Option(help="Your CSV file of people (raw columns).")] = None,
-    schema: Annotated[Path | None, typer.Option(help="Your schema TOML file.")] = None,
+    out: Out,
+    dataset: DatasetOpt = None,
+    data: DataOpt = None,
+    schema: SchemaOpt = None,
     actions: Annotated[Path | None, typer.Option(help="Your actions TOML file.")] = None,
-    model: Annotated[Path | None, typer.Option(help="Your model folder (model.json + weights).")] = None,
+    model: ModelOpt = None,
     max_length: Annotated[int, typer.Option(help="Longest sequence of actions.")] = 2,
-    chunk: Annotated[int, typer.Option(help="Rows per part.")] = 1000,
-    resume: Annotated[
-        bool, typer.Option(help="Finish the run in --out: keep its good parts, redo the rest.")
-    ] = False,
+    chunk: ChunkOpt = 1000,
+    resume: ResumeOpt = False,
+    only_denied: DeniedOpt = False,
+    parquet: ParquetOpt = False,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """The cheapest verified action sequence for every row of a table, in resumable parts."""
-    from actionable.batch_runs import run_parts, synthesis_answer
-
-    source, the_schema, the_model, catalogue, identity = _inputs(dataset, data, schema, actions, model)
-    settings = {"verb": "synthesize", "max_length": max_length, **identity}
-    answer = synthesis_answer(the_model, catalogue, max_length=max_length)
-    summary = run_parts(source, out, answer, settings=settings, chunk=chunk, resume=resume, schema=the_schema)
-    console.print(
-        f"{summary.rows} rows: {summary.written} parts written, {summary.kept} kept from before; "
-        f"{summary.failed} rows not processed; records in {summary.out / 'parts'}"
+    common = _Common(
+        out, dataset, data, schema, model, chunk, resume, only_denied, parquet, workers, scheduler, quiet
     )
-    if summary.failed:
-        raise typer.Exit(code=1)
+    _run("synthesize", common, actions, None, max_length=max_length)
+
+
+@friendly
+def invert_batch_command(
+    out: Out,
+    budget: Annotated[float, typer.Option(help="The most each person may spend (the schema's cost units).")],
+    dataset: DatasetOpt = None,
+    data: DataOpt = None,
+    schema: SchemaOpt = None,
+    model: ModelOpt = None,
+    rounding: Annotated[
+        bool, typer.Option("--rounding/--continuous", help="Whole-number features in whole numbers.")
+    ] = True,
+    chunk: ChunkOpt = 1000,
+    resume: ResumeOpt = False,
+    only_denied: DeniedOpt = False,
+    parquet: ParquetOpt = False,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """The change within a budget that most lowers each row's risk (Lash et al.), in resumable parts."""
+    common = _Common(
+        out, dataset, data, schema, model, chunk, resume, only_denied, parquet, workers, scheduler, quiet
+    )
+    _run("invert", common, None, None, budget=budget, rounding=rounding)
+
+
+@friendly
+def explain_batch_command(
+    out: Out,
+    dataset: DatasetOpt = None,
+    data: DataOpt = None,
+    schema: SchemaOpt = None,
+    model: ModelOpt = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="integrated_gradients, deeplift, gradient_x_input, gradient, coefficients or shap."
+        ),
+    ] = "integrated_gradients",
+    baseline: Annotated[
+        str, typer.Option(help="mean (of --reference, the training rows, or the input's rows) or zeros.")
+    ] = "mean",
+    reference: Annotated[
+        Path | None, typer.Option(help="A CSV of training rows whose mean is the baseline (your own data).")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Integrated Gradients steps.")] = 64,
+    top: Annotated[int, typer.Option(help="Reasons kept per row.")] = 3,
+    chunk: ChunkOpt = 1000,
+    resume: ResumeOpt = False,
+    only_denied: DeniedOpt = False,
+    parquet: ParquetOpt = False,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Why the model decided, for every row of a table (attributions and top reasons), in resumable parts."""
+    if baseline not in ("mean", "zeros"):
+        raise ConfigError(f"batch explain: --baseline {baseline!r}; use mean or zeros.")
+    common = _Common(
+        out, dataset, data, schema, model, chunk, resume, only_denied, parquet, workers, scheduler, quiet
+    )
+    options: dict[str, Any] = {"method": method, "top": top, "baseline": baseline}
+    if method == "integrated_gradients":
+        options["steps"] = steps
+    _run("explain", common, None, reference, **options)
