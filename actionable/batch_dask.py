@@ -15,8 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+from actionable.batch_engine import Engine, answer_chunk
 from actionable.batch_input import Chunk
-from actionable.batch_jobs import Engine, Job, answer_chunk
+from actionable.batch_jobs import Job
 from actionable.errors import ConfigError, ModelError, SpecError
 
 __all__ = ["answer_on_worker", "run_on_dask"]
@@ -51,7 +52,7 @@ def _client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
             )
         try:
             return distributed.Client(scheduler, timeout="20s"), None
-        except OSError as error:
+        except (OSError, ValueError, TypeError) as error:  # no answer, or an address that is not one
             raise ConfigError(
                 f"batch: no Dask scheduler answers at {scheduler!r} ({error}); start one or fix the address."
             ) from None

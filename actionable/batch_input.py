@@ -10,13 +10,18 @@ hands every line to us as it is (pandas' parsers drop or shift a long first line
 from __future__ import annotations
 
 import bz2
+import contextlib
 import csv
 import gzip
+import hashlib
+import io
 import itertools
 import lzma
+import re
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -28,6 +33,8 @@ from actionable.schema import Schema
 __all__ = ["Chunk", "chunks", "count_rows", "streaming_reference"]
 
 _OPENERS: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_ESCAPED = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, as surrogateescape decodes it
+MAX_CELL = 1 << 24  # the longest cell read (16 MiB; the csv module's default is 128 KiB)
 
 
 class Chunk:
@@ -45,28 +52,80 @@ class Chunk:
         return self.frame.drop(index=list(self.malformed))
 
 
-def chunks(source: Path, chunk: int, schema: Schema | None) -> Iterator[Chunk]:
+class _Hashing(io.RawIOBase):
+    """A binary file that hashes the bytes read through it: the run's identity is what it really read."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self.raw, self.digest = raw, hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]
+        if n:
+            self.digest.update(memoryview(buffer)[:n])
+        return int(n or 0)
+
+
+@contextlib.contextmanager
+def _text(source: Path) -> Iterator[tuple[io.TextIOWrapper, _Hashing]]:
+    """The file as text (decompressed by its suffix; bytes that are not UTF-8 kept as surrogate escapes)
+    and the hash of the bytes read so far."""
+    with open(source, "rb") as raw:
+        hashing = _Hashing(raw)
+        opener = _OPENERS.get(source.suffix.lower())
+        binary = io.BufferedReader(hashing) if opener is None else opener(hashing, "rb")
+        yield io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline=""), hashing
+
+
+def chunks(source: Path, chunk: int, schema: Schema | None, *, sha256: str | None = None) -> Iterator[Chunk]:
     """The CSV in chunks of ``chunk`` rows (never the whole file in memory), read as the command line's
-    ``read_csv`` reads a whole file (every cell text, blank lines skipped, a UTF-8 byte-order mark dropped)."""
-    opener: Callable[..., Any] = _OPENERS.get(source.suffix.lower(), open)
+    ``read_csv`` reads a whole file (every cell text, blank lines skipped, a UTF-8 byte-order mark dropped).
+
+    A line with bytes that are not UTF-8 is a malformed row like a long one. ``sha256``: the digest the
+    run recorded; the bytes read are hashed as they go and a file that changed meanwhile is refused."""
+    start = 0
     try:
-        with opener(source, "rt", encoding="utf-8-sig", newline="") as handle:
+        csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL))
+        with _text(source) as (handle, hashing):
             lines = (line for line in csv.reader(handle, skipinitialspace=True) if line)
-            header = next(lines, None)
-            if header is None:
-                raise DataError(f"batch: {source} is empty; give a CSV with a header row.")
-            if len(set(header)) != len(header):
-                repeated = sorted({h for h in header if header.count(h) > 1})
-                raise DataError(f"batch: {source}: the header names {repeated} twice; name each column once.")
-            start = 0
+            header = _header(source, next(lines, None), schema)
             while True:
                 block = list(itertools.islice(lines, chunk))
                 if not block:
-                    return
+                    break
                 yield _chunk(block, header, start, schema)
                 start += len(block)
-    except (UnicodeDecodeError, csv.Error, OSError, EOFError) as error:
-        raise DataError(f"batch: {source} is not a readable CSV ({error}).") from None
+            while handle.read(1 << 20):  # to the end, so every byte is hashed
+                pass
+            digest = hashing.digest.hexdigest()
+    except (csv.Error, OSError, EOFError, zlib.error, lzma.LZMAError) as error:
+        raise DataError(
+            f"batch: {source} cannot be read past row {start} ({error}); fix that line, or split the file there."
+        ) from None
+    if sha256 is not None and digest != sha256:
+        raise DataError(
+            f"batch: {source} changed while the run read it (its sha256 is not the one recorded at the start); "
+            "let the file be written whole first, then run (or --resume) again."
+        )
+
+
+def _header(source: Path, header: list[str] | None, schema: Schema | None) -> list[str]:
+    """The header row, checked: present, each name once, every schema feature there."""
+    if header is None:
+        raise DataError(f"batch: {source} is empty; give a CSV with a header row.")
+    if len(set(header)) != len(header):
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        raise DataError(f"batch: {source}: the header names {repeated} twice; name each column once.")
+    missing = [] if schema is None else [name for name in schema.names if name not in header]
+    if missing:
+        raise DataError(
+            f"batch: {source} has no column(s) {missing[:8]} that the schema declares (its header: "
+            f"{[h[:40] for h in header[:8]]}{' ...' if len(header) > 8 else ''}); name the columns as the schema does."
+        )
+    return header
 
 
 def _chunk(block: list[list[str]], header: list[str], start: int, schema: Schema | None) -> Chunk:
@@ -77,6 +136,11 @@ def _chunk(block: list[list[str]], header: list[str], start: int, schema: Schema
             malformed[start + i] = (
                 f"row {start + i} has {len(cells)} cells where the header names {width} (a trailing comma, or "
                 "an unquoted comma in a value); give it one cell per header column."
+            )
+            block[i] = [""] * width
+        elif _ESCAPED.search("".join(cells)):
+            malformed[start + i] = (
+                f"row {start + i} holds bytes that are not UTF-8 text; save the file as UTF-8."
             )
             block[i] = [""] * width
         elif len(cells) < width:  # a short line: its last cells are missing, named by the schema's check
@@ -125,9 +189,9 @@ def streaming_reference(source: Path, schema: Schema, chunk: int) -> tuple[np.nd
 
 def count_rows(source: Path) -> int:
     """The number of rows ``chunks`` will read (one quick pass; for a progress bar's total)."""
-    opener: Callable[..., Any] = _OPENERS.get(source.suffix.lower(), open)
     try:
-        with opener(source, "rt", encoding="utf-8-sig", newline="") as handle:
+        csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL))
+        with _text(source) as (handle, _):
             return max(sum(1 for line in csv.reader(handle, skipinitialspace=True) if line) - 1, 0)
-    except (UnicodeDecodeError, csv.Error, OSError, EOFError) as error:
+    except (csv.Error, OSError, EOFError, zlib.error, lzma.LZMAError) as error:
         raise DataError(f"batch: {source} is not a readable CSV ({error}).") from None

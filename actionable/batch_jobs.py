@@ -13,33 +13,22 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-import torch
+from actionable.batch_engine import Engine
+from actionable.errors import ConfigError, ModelError
 
-from actionable.errors import ConfigError, ModelError, SpecError
-
-__all__ = ["SKIP", "VERBS", "Engine", "Job", "answer_chunk", "model_files"]
+__all__ = ["VERBS", "Job", "model_files"]
 
 VERBS = ("synthesize", "invert", "explain")
 JOB_FORMAT = "actionable.batch-job/1"
-SKIP = "skip"  # a record ``{"row": i, "skip": True}``: a row --only-denied leaves out (counted, not written)
 _MODEL_FILE = re.compile(r"model\.(json|safetensors)")
-_EXPLAIN_METHODS = (
-    "integrated_gradients",
-    "deeplift",
-    "gradient_x_input",
-    "gradient",
-    "coefficients",
-    "shap",
-)
 
 
 def model_files(model: Any, schema: Any) -> dict[str, bytes]:
@@ -55,11 +44,22 @@ def model_files(model: Any, schema: Any) -> dict[str, bytes]:
             raise ConfigError(
                 f"batch: model {folder} is not a folder; give a model folder (model.json + weights)."
             )
-        found = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if _MODEL_FILE.fullmatch(p.name)}
+        named = [p for p in sorted(folder.iterdir()) if _MODEL_FILE.fullmatch(p.name)]
+        links = [p.name for p in named if p.is_symlink()]
+        if links:
+            raise ConfigError(
+                f"batch: model {folder}: {links} are links; a model folder holds its own files."
+            )
+        found = {p.name: p.read_bytes() for p in named}
     else:
         with tempfile.TemporaryDirectory(prefix="actionable-job-") as temp:
             save_model(as_model(model, schema), temp)
             found = {p.name: p.read_bytes() for p in sorted(Path(temp).iterdir()) if p.is_file()}
+    if "model.json" in found and "model.safetensors" not in found and isinstance(model, str | Path):
+        raise ConfigError(
+            f"batch: model {model} has model.json but no model.safetensors (its weights); copy the whole folder "
+            "save_model wrote."
+        )
     if set(found) != {"model.json", "model.safetensors"}:
         raise ConfigError(
             "batch: the model must be data (model.json + model.safetensors) to travel to workers; a torch.export "
@@ -83,6 +83,7 @@ class Job:
     reference: Mapping[str, Sequence[float]] | None = None
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         if self.verb not in VERBS:
             raise ConfigError(f"batch: verb {self.verb!r}; use one of {', '.join(VERBS)}.")
         if self.verb == "synthesize" and self.actions is None:
@@ -120,7 +121,9 @@ class Job:
                 raise ValueError(f"not an {JOB_FORMAT} document")
             model = {str(k): base64.b64decode(v, validate=True) for k, v in dict(data.pop("model")).items()}
             return cls(model=model, **data)
-        except (ValueError, TypeError, KeyError, binascii.Error) as error:
+        except RecursionError:
+            raise ConfigError("batch: a job's bytes are nested too deeply to be a job.") from None
+        except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as error:
             raise ConfigError(f"batch: a job's bytes do not read back ({error}).") from None
 
     def settings(self) -> dict[str, Any]:
@@ -142,7 +145,7 @@ class Job:
         from actionable.models import load_model
         from actionable.schema import Schema
 
-        schema = Schema.from_toml(self.schema)
+        schema = Schema.from_toml(_as_text(self.schema))
         with tempfile.TemporaryDirectory(prefix="actionable-job-") as temp:
             for name, data in self.model.items():
                 if not _MODEL_FILE.fullmatch(name):
@@ -150,8 +153,11 @@ class Job:
                         f"batch: model file name {name!r}; only model.json and model.safetensors travel."
                     )
                 (Path(temp) / name).write_bytes(data)
-            model = load_model(temp, schema)
-        actions = None if self.actions is None else ActionSet.from_toml(self.actions, schema)
+            try:
+                model = load_model(temp, schema)
+            except ModelError as error:  # named as the job's model, not by the temporary folder
+                raise ModelError(str(error).replace(str(Path(temp)), "<the run's model folder>")) from None
+        actions = None if self.actions is None else ActionSet.from_toml(_as_text(self.actions), schema)
         return Engine(self, schema, model, actions)
 
 
@@ -159,88 +165,29 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class Engine:
-    """A job's verb ready to answer chunks: ``engine(frame)`` is one JSON record per row, in order."""
-
-    def __init__(self, job: Job, schema: Any, model: Any, actions: Any) -> None:
-        self.job, self.schema, self.model, self.actions = job, schema, model, actions
-        self.options = dict(job.options)
-        if job.verb == "explain":
-            self._explain_settings()
-
-    def _explain_settings(self) -> None:
-        method = self.options.get("method", "integrated_gradients")
-        if method not in _EXPLAIN_METHODS:
-            raise ConfigError(f"batch explain: method {method!r}; use one of {', '.join(_EXPLAIN_METHODS)}.")
-        reference = self.job.reference or {}
-        self.baseline = None if "baseline" not in reference else np.asarray(reference["baseline"], np.float64)
-        scale = reference.get("scale")
-        names = [f.name for f in self.schema.features]
-        self.scale = None if scale is None else pd.Series(list(scale), index=names, name="sd")
-
-    def __call__(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
-        skipped = self._favoured(frame) if self.job.only_denied else np.zeros(len(frame), dtype=bool)
-        asked = frame[~skipped]
-        answers = iter(self._answer(asked) if len(asked) else [])
-        return [
-            {"row": int(label), SKIP: True} if skip else next(answers)
-            for label, skip in zip(frame.index, skipped, strict=True)
-        ]
-
-    def _answer(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
-        verb, options = self.job.verb, self.options
-        if verb == "synthesize":
-            from actionable.synthesis import synthesize
-
-            return [r.to_dict() for r in synthesize(self.model, frame, self.actions, **options)]
-        if verb == "invert":
-            from actionable.inverse import invert
-
-            return [r.to_dict() for r in invert(self.model, frame, self.schema, **options)]
-        from actionable.attribution import attribute
-
-        settings = {k: v for k, v in options.items() if k not in ("method", "top")}
-        method = options.get("method", "integrated_gradients")
-        if method != "shap":
-            settings["baseline"] = self.baseline
-            if method == "gradient":
-                settings["scale"] = self.scale
-        result = attribute(self.model, frame, method, schema=self.schema, **settings)
-        return result.to_records(int(options.get("top", 3)))
-
-    def _favoured(self, frame: pd.DataFrame) -> np.ndarray:
-        """Rows that fit the schema and that the model already favours (``--only-denied`` leaves them out)."""
-        from actionable.goals import resolve_goal
-
-        bad = self.schema.row_errors(frame)
-        fits = np.ones(len(frame), dtype=bool)
-        fits[list(bad)] = False
-        favoured = np.zeros(len(frame), dtype=bool)
-        if fits.any():
-            with torch.no_grad():
-                goal = resolve_goal(self.model, self.options.get("goal"))
-                outputs = self.model(self.schema.encode(frame[fits]))
-                favoured[fits] = goal.satisfied(outputs).numpy().astype(bool)
-        return favoured
+def _as_text(spec: str) -> str:
+    """A job's TOML is always text, never a path to read (``read_toml`` reads a one-line string as one)."""
+    return spec if "\n" in spec else spec + "\n"
 
 
-def answer_chunk(
-    answer: Callable[[pd.DataFrame], Sequence[Mapping[str, Any]]], frame: pd.DataFrame
-) -> list[dict[str, Any]]:
-    """``answer`` on one chunk, checked: one record per row, in order (a ``skip`` marker counts as one);
-    any failure of the engine becomes an ``error`` record for each row of the chunk, except a problem of
-    the run's own settings or files (``SpecError``, ``ConfigError``, ``ModelError``), which would fail every
-    chunk alike: it stops the run, naming the fix."""
-    try:
-        records = [dict(r) for r in answer(frame)] if len(frame) else []
-        if len(records) != len(frame):
-            raise ValueError(f"{len(records)} records for {len(frame)} rows")
-        rows = [r.get("row") for r in records]
-        if rows != [int(i) for i in frame.index]:
-            raise ValueError("the records' 'row' fields are not the chunk's rows in order")
-    except (SpecError, ConfigError, ModelError):
-        raise
-    except Exception as error:
-        message = f"the chunk failed: {type(error).__name__}: {error}"
-        return [{"row": int(i), "status": "error", "error": message} for i in frame.index]
-    return records
+def _check_fields(job: Job) -> None:
+    """A job's fields have the types its format allows (a job read from bytes is data from elsewhere)."""
+    plain = {"verb": (job.verb, str), "schema": (job.schema, str), "only_denied": (job.only_denied, bool)}
+    for name, (value, kind) in plain.items():
+        if not isinstance(value, kind):
+            raise ConfigError(f"batch: a job's {name} must be {kind.__name__}; got {type(value).__name__}.")
+    if job.actions is not None and not isinstance(job.actions, str):
+        raise ConfigError("batch: a job's actions must be TOML text or None.")
+    if not isinstance(job.options, Mapping) or not isinstance(job.model, Mapping):
+        raise ConfigError("batch: a job's options and model must be mappings.")
+    if not all(isinstance(k, str) and isinstance(v, bytes) for k, v in job.model.items()):
+        raise ConfigError("batch: a job's model maps file names to bytes.")
+    if job.reference is not None:
+        if not isinstance(job.reference, Mapping) or set(job.reference) - {"baseline", "scale"}:
+            raise ConfigError("batch: a job's reference holds only 'baseline' and 'scale'.")
+        for name, values in job.reference.items():
+            good = isinstance(values, list | tuple) and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
+            )
+            if not good:
+                raise ConfigError(f"batch: a job's reference {name!r} must be a list of finite numbers.")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,8 +29,9 @@ import pandas as pd
 
 from actionable import files
 from actionable._version import __version__
+from actionable.batch_engine import SKIP, answer_chunk
 from actionable.batch_input import Chunk, chunks
-from actionable.batch_jobs import SKIP, Job, answer_chunk
+from actionable.batch_jobs import Job
 from actionable.batch_parquet import parquet_bytes, require_pyarrow
 from actionable.errors import ConfigError, DataError
 from actionable.schema import Schema
@@ -48,6 +50,7 @@ __all__ = [
 
 FORMAT = "actionable.batch/1"
 PART = re.compile(r"\d{6}\.jsonl")  # a part's name: never a path
+MAX_CHUNK = 10_000_000  # rows per part at most
 Progress = Callable[[int], None]
 """Called as ``progress(rows)`` after each part with the rows it held (written or kept)."""
 Answer = Callable[[pd.DataFrame], Sequence[Mapping[str, Any]]]
@@ -77,6 +80,10 @@ def file_sha256(path: Path) -> str:
 
 def _manifest(out: Path) -> dict[str, Any] | None:
     path = out / "manifest.json"
+    if path.is_symlink() or (out / "parts").is_symlink():
+        raise ConfigError(
+            f"batch: {out} holds a link where a run keeps its own files; use an empty --out folder."
+        )
     if not path.is_file():
         return None
     try:
@@ -171,8 +178,8 @@ def run_parts(
     ``NNNNNN.parquet`` (``batch_parquet``). ``settings``: what the manifest records of the run (a job's own
     settings are added), so that a resume with others is refused."""
     source, out = Path(source), Path(out)
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ConfigError(f"batch: chunk = {chunk!r}; give a whole number of rows >= 1.")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= MAX_CHUNK:
+        raise ConfigError(f"batch: chunk = {chunk!r}; give a whole number of rows from 1 to {MAX_CHUNK:,}.")
     if backend not in ("local", "dask"):
         raise ConfigError(f"batch: backend = {backend!r}; use 'local' or 'dask'.")
     if backend == "dask" and not isinstance(answer, Job):
@@ -186,10 +193,11 @@ def run_parts(
     if isinstance(answer, Job) and schema is None:
         schema = Schema.from_toml(answer.schema)
     plain = _plain_settings(settings, answer, parquet)
+    digest = file_sha256(source)
     fresh = {
         "format": FORMAT,
         "input": source.name,
-        "input_sha256": file_sha256(source),
+        "input_sha256": digest,
         "schema": None if schema is None else schema.hash,
         "settings": plain,
         "chunk": chunk,
@@ -197,12 +205,18 @@ def run_parts(
         "parts": {},
         "complete": False,
     }
-    with files.locked(out):
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)  # the lock (``OUT.lock``) lies beside the folder
+    except OSError as error:
+        raise ConfigError(
+            f"batch: cannot make the folder for --out {out} ({error.strerror}); choose another."
+        ) from None
+    with files.locked(os.path.realpath(out)):  # one lock whatever link names the folder
         manifest = _start(out, fresh, resume)
         (out / "parts").mkdir(parents=True, exist_ok=True)
         _save(out, manifest)
         run = _Run(out, manifest, parquet, progress)
-        work = run.todo(chunks(source, chunk, schema))
+        work = run.todo(chunks(source, chunk, schema, sha256=digest))
         if backend == "dask" and isinstance(answer, Job):
             from actionable.batch_dask import run_on_dask
 
@@ -212,6 +226,9 @@ def run_parts(
             results = ((number, c, answer_chunk(engine, c.good)) for number, c in work)
         for number, part, records in results:
             run.write(number, part, _merged(part, records))
+        stale = [name for name in manifest["parts"] if int(name[:6]) >= run.parts]
+        for name in stale:  # entries past the input's last chunk (a hand-edited manifest): never counted
+            del manifest["parts"][name]
         manifest["rows"], manifest["complete"] = run.rows, True
         _save(out, manifest)
     return RunSummary(run.rows, run.written, run.kept, run.failed, out, run.skipped)
@@ -243,14 +260,15 @@ class _Run:
 
     def __init__(self, out: Path, manifest: dict[str, Any], parquet: bool, progress: Progress | None) -> None:
         self.out, self.manifest, self.parquet, self.progress = out, manifest, parquet, progress
-        self.rows = self.written = self.kept = self.failed = self.skipped = 0
+        self.rows = self.written = self.kept = self.failed = self.skipped = self.parts = 0
 
     def todo(self, parts: Iterable[Chunk]) -> Iterator[tuple[int, Chunk]]:
         """The chunks that still need work, numbered; parts whose files match the manifest are kept."""
         for number, part in enumerate(parts):
             self.rows += len(part.frame)
+            self.parts = number + 1
             entry = self.manifest["parts"].get(_name(number))
-            if entry is not None and self._intact(number, entry):
+            if entry is not None and self._intact(number, part, entry):
                 self.kept += 1
                 self.failed += int(entry["failed"])
                 self.skipped += int(entry["skipped"])
@@ -259,14 +277,19 @@ class _Run:
                 continue
             yield number, part
 
-    def _intact(self, number: int, entry: Mapping[str, Any]) -> bool:
+    def _intact(self, number: int, part: Chunk, entry: Mapping[str, Any]) -> bool:
+        """The part's files match the manifest, and its entry describes this chunk (else it is redone)."""
         path = self.out / "parts" / _name(number)
-        if not path.is_file() or file_sha256(path) != entry["sha256"]:
+        first, last = int(part.frame.index[0]), int(part.frame.index[-1]) + 1
+        fits = (entry["start"], entry["stop"]) == (first, last) and 0 <= entry["failed"] <= entry["records"]
+        if not fits or entry["records"] + entry["skipped"] != last - first or entry["skipped"] < 0:
+            return False
+        if not _plain_file(path) or file_sha256(path) != entry["sha256"]:
             return False
         if not self.parquet:
             return True
         table = path.with_suffix(".parquet")
-        return table.is_file() and file_sha256(table) == entry.get("parquet_sha256")
+        return _plain_file(table) and file_sha256(table) == entry.get("parquet_sha256")
 
     def write(self, number: int, part: Chunk, records: list[dict[str, Any]]) -> None:
         """One finished part: its files written whole (parquet first), then the manifest that counts it."""
@@ -295,6 +318,11 @@ class _Run:
         self.skipped += entry["skipped"]
         if self.progress is not None:
             self.progress(len(part.frame))
+
+
+def _plain_file(path: Path) -> bool:
+    """A regular file, not a link (a part never points outside its folder)."""
+    return path.is_file() and not path.is_symlink() and not path.parent.is_symlink()
 
 
 def _name(number: int) -> str:
@@ -334,9 +362,11 @@ def iter_records(out: str | Path) -> Iterator[dict[str, Any]]:
     seen = 0
     for name in sorted(manifest["parts"]):
         path, entry = out / "parts" / name, manifest["parts"][name]
-        if not path.is_file() or file_sha256(path) != entry["sha256"]:
-            raise DataError(f"batch: {path} is missing or does not match its checksum; --resume the run.")
-        part = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        if not _plain_file(path) or file_sha256(path) != entry["sha256"]:
+            raise DataError(
+                f"batch: {path} is missing, a link, or does not match its checksum; --resume the run."
+            )
+        part = _read_part(path)
         rows = [r.get("row") if isinstance(r, dict) else None for r in part]
         span = entry["stop"] - entry["start"]
         if (
@@ -351,6 +381,16 @@ def iter_records(out: str | Path) -> Iterator[dict[str, Any]]:
         seen = entry["stop"]
     if seen != manifest.get("rows"):
         raise DataError(f"batch: {out} holds parts for {seen} rows of {manifest.get('rows')}; --resume it.")
+
+
+def _read_part(path: Path) -> list[Any]:
+    """A part's records; text that is not JSON Lines (a part written by something else) is a ``DataError``."""
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    except (ValueError, RecursionError) as error:  # JSON, UTF-8, a 5,000-digit number
+        raise DataError(
+            f"batch: {path} is not a part this library wrote ({str(error)[:200]}); --resume the run."
+        ) from None
 
 
 def synthesis_answer(model: Any, actions: Any, **options: Any) -> Answer:

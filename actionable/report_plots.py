@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,15 +57,21 @@ def _label(text: str) -> str:
 def histogram(values: Sequence[float] | npt.NDArray[np.float64], title: str, xlabel: str) -> str | None:
     """A histogram of ``values`` as base64 PNG; None without matplotlib or values.
 
-    A numpy array is drawn as it is (a run's costs: never copied into a list of Python floats)."""
+    A numpy array is drawn as it is (a run's costs: never copied into a list of Python floats). Values whose
+    range is not a finite number (costs near the float limit) give no plot: no bins can span them."""
     if not len(values):
+        return None
+    data = np.asarray(values, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = float(np.max(data) - np.min(data))
+    if not math.isfinite(spread):
         return None
     try:
         figure = _figure(2.8)
     except ImportError:
         return None
     ax = figure.add_subplot()
-    ax.hist(np.asarray(values, dtype=np.float64), bins=min(30, max(5, len(values) // 3)), color="#4c72b0")
+    ax.hist(data, bins=min(30, max(5, len(values) // 3)), color="#4c72b0")
     ax.set_title(_label(title))
     ax.set_xlabel(_label(xlabel))
     ax.set_ylabel("rows")

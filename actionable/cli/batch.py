@@ -8,6 +8,7 @@ counted), 2 on bad input.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -106,9 +107,7 @@ def _run(verb: str, common: _Common, actions: Path | None, reference: Path | Non
 
     found = _inputs(common, actions, verb == "synthesize")
     if reference is not None:
-        from actionable.cli.inputs import read_csv
-
-        found["reference"] = read_csv(reference, found["schema"])
+        found["reference"] = _reference_rows(reference, found["schema"])
     backend = "dask" if common.workers is not None or common.scheduler is not None else "local"
     total = 0 if common.quiet or not _terminal() else count_rows(Path(found["source"]))
     with bar(f"batch {verb}", total, common.quiet or not total) as show:
@@ -143,6 +142,18 @@ def _run(verb: str, common: _Common, actions: Path | None, reference: Path | Non
     )
     if summary.failed:
         raise typer.Exit(code=1)
+
+
+def _reference_rows(path: Path, schema: Any) -> Any:
+    """The valid rows of ``--reference`` (their mean is explain's baseline); none valid is refused, named."""
+    from actionable.cli.inputs import read_csv
+
+    frame = read_csv(path, schema)
+    bad = schema.row_errors(frame)
+    if len(bad) == len(frame):
+        first = next(iter(bad.values()), "it has no rows")
+        raise ConfigError(f"batch explain: --reference {path}: no row fits the schema ({first[:200]}).")
+    return frame.drop(index=[frame.index[i] for i in bad])
 
 
 def _terminal() -> bool:
@@ -195,6 +206,10 @@ def invert_batch_command(
     quiet: QuietOpt = False,
 ) -> None:
     """The change within a budget that most lowers each row's risk (Lash et al.), in resumable parts."""
+    if not math.isfinite(budget) or budget < 0:
+        raise ConfigError(
+            f"batch invert: --budget {budget}; give a finite budget >= 0 (the schema's cost units)."
+        )
     common = _Common(
         out, dataset, data, schema, model, chunk, resume, only_denied, parquet, workers, scheduler, quiet
     )
@@ -233,6 +248,8 @@ def explain_batch_command(
     """Why the model decided, for every row of a table (attributions and top reasons), in resumable parts."""
     if baseline not in ("mean", "zeros"):
         raise ConfigError(f"batch explain: --baseline {baseline!r}; use mean or zeros.")
+    if top < 1:
+        raise ConfigError(f"batch explain: --top {top}; give the number of reasons kept per row (>= 1).")
     common = _Common(
         out, dataset, data, schema, model, chunk, resume, only_denied, parquet, workers, scheduler, quiet
     )

@@ -1,0 +1,135 @@
+"""A batch job's verb, built once and ready to answer chunk after chunk (``batch_jobs.Job.engine``).
+
+``Engine(frame)`` gives one JSON record per row, in order: ``synthesize`` and ``invert`` records as the
+JSON Lines of the commands, ``explain`` records as ``Attribution.to_records`` with a ``status``
+("explained" or "error") so failed rows are counted like the others'. A row the job's ``only_denied``
+leaves out is a ``{"row": i, "skip": True}`` marker, which the runner counts and does not write. Row
+errors name the row by its position in the file (the chunk's index), as every batch record does.
+``answer_chunk`` checks an engine's answer for a chunk and turns a failure into error records.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from actionable.errors import ConfigError, ModelError, SpecError
+
+__all__ = ["EXPLAIN_METHODS", "SKIP", "Engine", "answer_chunk"]
+
+SKIP = "skip"  # a record ``{"row": i, "skip": True}``: a row --only-denied leaves out (counted, not written)
+EXPLAIN_METHODS = ("integrated_gradients", "deeplift", "gradient_x_input", "gradient", "coefficients", "shap")
+_BASELINE_METHODS = ("integrated_gradients", "deeplift", "coefficients")  # the methods that take a baseline
+_IN_CHUNK = re.compile(r"^row \d+ \(index (\d+)\)")  # "row 0 (index 3)": position in the chunk, file row
+
+
+class Engine:
+    """A job's verb ready to answer chunks: ``engine(frame)`` is one JSON record per row, in order."""
+
+    def __init__(self, job: Any, schema: Any, model: Any, actions: Any) -> None:  # job: batch_jobs.Job
+        self.job, self.schema, self.model, self.actions = job, schema, model, actions
+        self.options = dict(job.options)
+        if job.verb == "explain":
+            self._explain_settings()
+
+    def _explain_settings(self) -> None:
+        method = self.options.get("method", "integrated_gradients")
+        if method not in EXPLAIN_METHODS:
+            raise ConfigError(f"batch explain: method {method!r}; use one of {', '.join(EXPLAIN_METHODS)}.")
+        top = self.options.get("top", 3)
+        if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+            raise ConfigError(f"batch explain: top = {top!r}; give a whole number of reasons >= 1.")
+        reference = self.job.reference or {}
+        baseline, scale = reference.get("baseline"), reference.get("scale")
+        names = [f.name for f in self.schema.features]
+        if baseline is not None and len(baseline) != self.schema.width:
+            raise ConfigError(
+                f"batch explain: the baseline has {len(baseline)} values for {self.schema.width} columns."
+            )
+        if scale is not None and len(scale) != len(names):
+            raise ConfigError(f"batch explain: the scale has {len(scale)} values for {len(names)} features.")
+        self.baseline = None if baseline is None else np.asarray(baseline, np.float64)
+        self.scale = None if scale is None else pd.Series(list(scale), index=names, name="sd")
+
+    def __call__(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        skipped = self._favoured(frame) if self.job.only_denied else np.zeros(len(frame), dtype=bool)
+        asked = frame[~skipped]
+        answers = iter(self._answer(asked) if len(asked) else [])
+        return [
+            {"row": int(label), SKIP: True} if skip else next(answers)
+            for label, skip in zip(frame.index, skipped, strict=True)
+        ]
+
+    def _answer(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        verb, options = self.job.verb, self.options
+        if verb == "synthesize":
+            from actionable.synthesis import synthesize
+
+            records = [r.to_dict() for r in synthesize(self.model, frame, self.actions, **options)]
+        elif verb == "invert":
+            from actionable.inverse import invert
+
+            records = [r.to_dict() for r in invert(self.model, frame, self.schema, **options)]
+        else:
+            records = self._explain(frame)
+        for record in records:
+            if record.get("error"):
+                record["error"] = _IN_CHUNK.sub(r"row \1", str(record["error"]))
+        return records
+
+    def _explain(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        from actionable.attribution import attribute
+
+        settings = {k: v for k, v in self.options.items() if k not in ("method", "top")}
+        method = self.options.get("method", "integrated_gradients")
+        if method in _BASELINE_METHODS:
+            settings["baseline"] = self.baseline
+        if method == "gradient":
+            settings["scale"] = self.scale
+        result = attribute(self.model, frame, method, schema=self.schema, **settings)
+        records = result.to_records(int(self.options.get("top", 3)))
+        for record in records:
+            record["status"] = "error" if "error" in record else "explained"
+        return records
+
+    def _favoured(self, frame: pd.DataFrame) -> np.ndarray:
+        """Rows that fit the schema and that the model already favours (``--only-denied`` leaves them out)."""
+        from actionable.goals import resolve_goal
+
+        bad = self.schema.row_errors(frame)
+        fits = np.ones(len(frame), dtype=bool)
+        fits[list(bad)] = False
+        favoured = np.zeros(len(frame), dtype=bool)
+        if fits.any():
+            with torch.no_grad():
+                goal = resolve_goal(self.model, self.options.get("goal"))
+                outputs = self.model(self.schema.encode(frame[fits]))
+                favoured[fits] = goal.satisfied(outputs).numpy().astype(bool)
+        return favoured
+
+
+def answer_chunk(
+    answer: Callable[[pd.DataFrame], Sequence[Mapping[str, Any]]], frame: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """``answer`` on one chunk, checked: one record per row, in order (a ``skip`` marker counts as one);
+    any failure of the engine becomes an ``error`` record for each row of the chunk, except a problem of
+    the run's own settings or files (``SpecError``, ``ConfigError``, ``ModelError``), which would fail every
+    chunk alike: it stops the run, naming the fix."""
+    try:
+        records = [dict(r) for r in answer(frame)] if len(frame) else []
+        if len(records) != len(frame):
+            raise ValueError(f"{len(records)} records for {len(frame)} rows")
+        rows = [r.get("row") for r in records]
+        if rows != [int(i) for i in frame.index]:
+            raise ValueError("the records' 'row' fields are not the chunk's rows in order")
+    except (SpecError, ConfigError, ModelError):
+        raise
+    except Exception as error:
+        message = f"the chunk failed: {type(error).__name__}: {error}"
+        return [{"row": int(i), "status": "error", "error": message} for i in frame.index]
+    return records
