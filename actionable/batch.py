@@ -123,6 +123,7 @@ def run(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Callable[[int], None] | None = None,
+    id_column: str | None = None,
     **options: Any,
 ) -> RunSummary:
     """``verb`` ("synthesize", "invert" or "explain") over every row of the CSV ``source``, in resumable,
@@ -133,7 +134,7 @@ def run(
     ``explain`` the baseline and scale are the mean and spread of ``reference`` (training rows) or, without
     it, of the input's valid rows (one streaming pass), unless ``options`` asks ``baseline="zeros"``.
     ``backend="dask"``: chunks on ``workers`` local processes or the cluster at ``scheduler``; the records
-    are the same as the local run's."""
+    are the same as the local run's. ``id_column``: a column each record carries as ``id`` (its text)."""
     from actionable.batch_input import streaming_reference
     from actionable.batch_jobs import Job, model_files
     from actionable.batch_runs import run_parts
@@ -145,6 +146,7 @@ def run(
     if verb == "explain" and options.get("method", "integrated_gradients") != "shap":
         if baseline == "zeros":
             refs = {"baseline": [0.0] * the_schema.width}
+            options["against"] = "zeros"
         elif reference is not None:
             from actionable.baselines import standard_deviations, training_mean
 
@@ -152,9 +154,11 @@ def run(
                 "baseline": training_mean(the_schema, reference).tolist(),
                 "scale": standard_deviations(the_schema, reference).tolist(),
             }
+            options.setdefault("against", f"mean of {len(reference)} reference rows")
         else:
-            mean, sd, _ = streaming_reference(Path(source), the_schema, chunk)
+            mean, sd, count = streaming_reference(Path(source), the_schema, chunk)
             refs = {"baseline": mean.tolist(), "scale": sd.tolist()}
+            options["against"] = f"mean of the input's {count} valid rows"
     job = Job(
         verb,
         the_schema.to_toml(),
@@ -175,6 +179,7 @@ def run(
         workers=workers,
         scheduler=scheduler,
         progress=progress,
+        id_column=id_column,
     )
 
 

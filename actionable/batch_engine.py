@@ -25,6 +25,7 @@ __all__ = ["EXPLAIN_METHODS", "SKIP", "Engine", "answer_chunk"]
 SKIP = "skip"  # a record ``{"row": i, "skip": True}``: a row --only-denied leaves out (counted, not written)
 EXPLAIN_METHODS = ("integrated_gradients", "deeplift", "gradient_x_input", "gradient", "coefficients", "shap")
 _BASELINE_METHODS = ("integrated_gradients", "deeplift", "coefficients")  # the methods that take a baseline
+_OURS = ("method", "top", "exclude_protected", "against")  # the batch's own explain options, not attribute's
 _IN_CHUNK = re.compile(r"^row \d+ \(index (\d+)\)")  # "row 0 (index 3)": position in the chunk, file row
 
 
@@ -85,16 +86,26 @@ class Engine:
     def _explain(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         from actionable.attribution import attribute
 
-        settings = {k: v for k, v in self.options.items() if k not in ("method", "top")}
+        settings = {k: v for k, v in self.options.items() if k not in _OURS}
         method = self.options.get("method", "integrated_gradients")
         if method in _BASELINE_METHODS:
             settings["baseline"] = self.baseline
         if method == "gradient":
             settings["scale"] = self.scale
         result = attribute(self.model, frame, method, schema=self.schema, **settings)
-        records = result.to_records(int(self.options.get("top", 3)))
+        top = int(self.options.get("top", 3))
+        records = result.to_records(top)
+        if self.options.get("exclude_protected"):  # the reasons a lender may give: protected ones left out
+            tops = iter(result.top(top, exclude_protected=True))
+            for record, chosen in zip(records, tops, strict=True):
+                if "error" not in record:
+                    record["top"] = [[f, v] for f, v in chosen]
+                    record["reasons"] = [{"feature": f, "value": v, "protected": False} for f, v in chosen]
+        against = self.options.get("against")
         for record in records:
             record["status"] = "error" if "error" in record else "explained"
+            if against and "error" not in record and method in _BASELINE_METHODS:
+                record["baseline"] = str(against)
         return records
 
     def _favoured(self, frame: pd.DataFrame) -> np.ndarray:

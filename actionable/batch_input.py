@@ -17,6 +17,7 @@ import hashlib
 import io
 import itertools
 import lzma
+import os
 import re
 import zlib
 from collections.abc import Callable, Iterator
@@ -40,9 +41,10 @@ MAX_CELL = 1 << 24  # the longest cell read (16 MiB; the csv module's default is
 class Chunk:
     """One chunk of the input: the typed rows (indexed by position in the file) and the malformed ones."""
 
-    def __init__(self, frame: pd.DataFrame, malformed: dict[int, str]) -> None:
+    def __init__(self, frame: pd.DataFrame, malformed: dict[int, str], ids: list[str] | None = None) -> None:
         self.frame = frame
         self.malformed = malformed
+        self.ids = ids  # the id column's text per row (``--id``), else None
 
     @property
     def good(self) -> pd.DataFrame:
@@ -58,14 +60,19 @@ class _Hashing(io.RawIOBase):
     def __init__(self, raw: BinaryIO) -> None:
         super().__init__()
         self.raw, self.digest = raw, hashlib.sha256()
+        # the size when opened: bytes appended later are never read (a file growing as fast as it is read
+        # would otherwise never end), and the run refuses a file that changed
+        self.size = self.left = os.fstat(raw.fileno()).st_size
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]
+        view = memoryview(buffer)[: self.left]
+        n = self.raw.readinto(view) if len(view) else 0  # type: ignore[attr-defined]
         if n:
-            self.digest.update(memoryview(buffer)[:n])
+            self.digest.update(view[:n])
+            self.left -= n
         return int(n or 0)
 
 
@@ -80,27 +87,38 @@ def _text(source: Path) -> Iterator[tuple[io.TextIOWrapper, _Hashing]]:
         yield io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline=""), hashing
 
 
-def chunks(source: Path, chunk: int, schema: Schema | None, *, sha256: str | None = None) -> Iterator[Chunk]:
+def chunks(
+    source: Path,
+    chunk: int,
+    schema: Schema | None,
+    *,
+    sha256: str | None = None,
+    id_column: str | None = None,
+) -> Iterator[Chunk]:
     """The CSV in chunks of ``chunk`` rows (never the whole file in memory), read as the command line's
     ``read_csv`` reads a whole file (every cell text, blank lines skipped, a UTF-8 byte-order mark dropped).
 
-    A line with bytes that are not UTF-8 is a malformed row like a long one. ``sha256``: the digest the
-    run recorded; the bytes read are hashed as they go and a file that changed meanwhile is refused."""
+    Every line after the header is a row, so ``row`` numbers lines: a blank line or one with bytes that are
+    not UTF-8 is a malformed row like a long one. ``sha256``: the digest the run recorded; the bytes read
+    are hashed as they go and a file that changed meanwhile is refused. ``id_column``: a column whose text
+    (as written, never typed) each record carries as ``id``."""
     start = 0
     try:
         csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL))
         with _text(source) as (handle, hashing):
-            lines = (line for line in csv.reader(handle, skipinitialspace=True) if line)
-            header = _header(source, next(lines, None), schema)
+            lines = csv.reader(handle, skipinitialspace=True)
+            header = _header(source, next((line for line in lines if line), None), schema, id_column)
             while True:
                 block = list(itertools.islice(lines, chunk))
                 if not block:
                     break
-                yield _chunk(block, header, start, schema)
+                yield _chunk(block, header, start, schema, id_column)
                 start += len(block)
             while handle.read(1 << 20):  # to the end, so every byte is hashed
                 pass
             digest = hashing.digest.hexdigest()
+            if source.stat().st_size != hashing.size:
+                digest = ""  # grew or shrank while read: not the file the run recorded
     except (csv.Error, OSError, EOFError, zlib.error, lzma.LZMAError) as error:
         raise DataError(
             f"batch: {source} cannot be read past row {start} ({error}); fix that line, or split the file there."
@@ -112,8 +130,10 @@ def chunks(source: Path, chunk: int, schema: Schema | None, *, sha256: str | Non
         )
 
 
-def _header(source: Path, header: list[str] | None, schema: Schema | None) -> list[str]:
-    """The header row, checked: present, each name once, every schema feature there."""
+def _header(
+    source: Path, header: list[str] | None, schema: Schema | None, id_column: str | None
+) -> list[str]:
+    """The header row, checked: present, each name once, every schema feature (and the id column) there."""
     if header is None:
         raise DataError(f"batch: {source} is empty; give a CSV with a header row.")
     if len(set(header)) != len(header):
@@ -125,14 +145,27 @@ def _header(source: Path, header: list[str] | None, schema: Schema | None) -> li
             f"batch: {source} has no column(s) {missing[:8]} that the schema declares (its header: "
             f"{[h[:40] for h in header[:8]]}{' ...' if len(header) > 8 else ''}); name the columns as the schema does."
         )
+    if id_column is not None and id_column not in header:
+        raise DataError(
+            f"batch: {source} has no column {id_column!r} for --id; name one of its header's columns."
+        )
     return header
 
 
-def _chunk(block: list[list[str]], header: list[str], start: int, schema: Schema | None) -> Chunk:
+def _chunk(
+    block: list[list[str]], header: list[str], start: int, schema: Schema | None, id_column: str | None
+) -> Chunk:
     width = len(header)
+    at = None if id_column is None else header.index(id_column)
+    ids = None if at is None else [cells[at] if len(cells) > at else "" for cells in block]
     malformed: dict[int, str] = {}
     for i, cells in enumerate(block):
-        if len(cells) > width:
+        if not cells:
+            malformed[start + i] = (
+                f"row {start + i} is a blank line; remove it or give it one cell per column."
+            )
+            block[i] = [""] * width
+        elif len(cells) > width:
             malformed[start + i] = (
                 f"row {start + i} has {len(cells)} cells where the header names {width} (a trailing comma, or "
                 "an unquoted comma in a value); give it one cell per header column."
@@ -146,7 +179,7 @@ def _chunk(block: list[list[str]], header: list[str], start: int, schema: Schema
         elif len(cells) < width:  # a short line: its last cells are missing, named by the schema's check
             block[i] = cells + [""] * (width - len(cells))
     text = pd.DataFrame(block, columns=header, index=pd.RangeIndex(start, start + len(block)), dtype=object)
-    return Chunk(typed(text, schema), malformed)
+    return Chunk(typed(text, schema), malformed, ids)
 
 
 def streaming_reference(source: Path, schema: Schema, chunk: int) -> tuple[np.ndarray, pd.Series, int]:
@@ -192,6 +225,7 @@ def count_rows(source: Path) -> int:
     try:
         csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL))
         with _text(source) as (handle, _):
-            return max(sum(1 for line in csv.reader(handle, skipinitialspace=True) if line) - 1, 0)
+            lines = csv.reader(handle, skipinitialspace=True)
+            return sum(1 for _ in lines) if next((line for line in lines if line), None) is not None else 0
     except (csv.Error, OSError, EOFError, zlib.error, lzma.LZMAError) as error:
         raise DataError(f"batch: {source} is not a readable CSV ({error}).") from None

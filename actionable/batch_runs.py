@@ -15,11 +15,11 @@ rows out equal rows in, but for the rows ``--only-denied`` leaves out, which the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +32,9 @@ from actionable._version import __version__
 from actionable.batch_engine import SKIP, answer_chunk
 from actionable.batch_input import Chunk, chunks
 from actionable.batch_jobs import Job
+from actionable.batch_manifest import FORMAT, file_sha256, iter_records, plain_file, read_parts, save, start
 from actionable.batch_parquet import parquet_bytes, require_pyarrow
-from actionable.errors import ConfigError, DataError
+from actionable.errors import ConfigError, DataError, ModelError, SpecError
 from actionable.schema import Schema
 
 __all__ = [
@@ -48,8 +49,6 @@ __all__ = [
     "synthesis_answer",
 ]
 
-FORMAT = "actionable.batch/1"
-PART = re.compile(r"\d{6}\.jsonl")  # a part's name: never a path
 MAX_CHUNK = 10_000_000  # rows per part at most
 Progress = Callable[[int], None]
 """Called as ``progress(rows)`` after each part with the rows it held (written or kept)."""
@@ -69,90 +68,21 @@ class RunSummary:
     skipped: int = 0
 
 
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file, read in blocks (memory flat in its size)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _manifest(out: Path) -> dict[str, Any] | None:
-    path = out / "manifest.json"
-    if path.is_symlink() or (out / "parts").is_symlink():
-        raise ConfigError(
-            f"batch: {out} holds a link where a run keeps its own files; use an empty --out folder."
-        )
-    if not path.is_file():
-        return None
-    try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ConfigError(
-            f"batch: {path} is not a readable manifest ({error}); use an empty --out folder."
-        ) from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ConfigError(f"batch: {path} is not an actionable batch manifest; use an empty --out folder.")
-    parts = data.get("parts")
-    keys = {"start": int, "stop": int, "records": int, "skipped": int, "failed": int, "sha256": str}
-    good = isinstance(parts, dict) and all(
-        isinstance(name, str)
-        and PART.fullmatch(name)
-        and isinstance(entry, dict)
-        and all(isinstance(entry.get(k), t) and not isinstance(entry.get(k), bool) for k, t in keys.items())
-        for name, entry in parts.items()
-    )
-    if not good:
-        raise ConfigError(
-            f"batch: {path} lists its parts in a shape this library never writes (edited by hand?); start the run "
-            "again in an empty --out folder."
-        )
-    return data
-
-
-def _start(out: Path, fresh: dict[str, Any], resume: bool) -> dict[str, Any]:
-    """The manifest this run continues (``resume``) or starts; refuses a folder holding something else."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"batch: --out {out} is a file; give a folder (new or empty) for the run.")
-    old = _manifest(out) if out.is_dir() else None
-    if old is None:
-        if out.is_dir() and any(out.iterdir()):
-            raise ConfigError(
-                f"batch: {out} is not empty and holds no batch run; choose an empty --out folder."
-            )
-        return fresh
-    if not resume:
-        raise ConfigError(
-            f"batch: {out} holds a run already; pass --resume to finish it, or choose another folder."
-        )
-    pairs = (
-        ("input_sha256", "input"),
-        ("settings", "settings"),
-        ("chunk", "chunk size"),
-        ("schema", "schema"),
-        ("version", "library version"),
-    )
-    for key, what in pairs:
-        if old.get(key) != fresh[key]:
-            raise ConfigError(
-                f"batch: --resume with another {what} than the run in {out} ({key}: {old.get(key)!r} there, "
-                f"{fresh[key]!r} now); rerun with the same, or choose another folder."
-            )
-    return old
-
-
 def _merged(chunk: Chunk, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The engine's records with the chunk's malformed lines put back in place as ``error`` records."""
-    if not chunk.malformed:
-        return records
+    """The engine's records with the chunk's malformed lines put back in place as ``error`` records, each
+    with its ``id`` (``--id``) when the run has one."""
     answered = iter(records)
-    return [
-        {"row": int(i), "status": "error", "error": chunk.malformed[int(i)]}
-        if int(i) in chunk.malformed
+    rows = [int(i) for i in chunk.frame.index]
+    merged = [
+        {"row": row, "status": "error", "error": chunk.malformed[row]}
+        if row in chunk.malformed
         else next(answered)
-        for i in chunk.frame.index
+        for row in rows
     ]
+    if chunk.ids is not None:
+        for row, record in zip(rows, merged, strict=True):
+            record.setdefault("id", chunk.ids[row - rows[0]])
+    return merged
 
 
 def run_parts(
@@ -169,6 +99,7 @@ def run_parts(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Progress | None = None,
+    id_column: str | None = None,
 ) -> RunSummary:
     """Run ``answer`` over ``source`` in checksummed, resumable parts under ``out`` (see the module's text).
 
@@ -176,7 +107,8 @@ def run_parts(
     cluster: ``workers`` local processes, or the one at ``scheduler``) or any function of a chunk.
     ``schema`` types the cells as it says (a job's own schema by default). ``parquet``: each part also as
     ``NNNNNN.parquet`` (``batch_parquet``). ``settings``: what the manifest records of the run (a job's own
-    settings are added), so that a resume with others is refused."""
+    settings are added), so that a resume with others is refused. ``id_column``: a column of the CSV each
+    record carries as ``id`` (its text as written), to join records back to the input."""
     source, out = Path(source), Path(out)
     if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= MAX_CHUNK:
         raise ConfigError(f"batch: chunk = {chunk!r}; give a whole number of rows from 1 to {MAX_CHUNK:,}.")
@@ -193,6 +125,8 @@ def run_parts(
     if isinstance(answer, Job) and schema is None:
         schema = Schema.from_toml(answer.schema)
     plain = _plain_settings(settings, answer, parquet)
+    if id_column is not None:
+        plain["id_column"] = str(id_column)
     digest = file_sha256(source)
     fresh = {
         "format": FORMAT,
@@ -212,26 +146,55 @@ def run_parts(
             f"batch: cannot make the folder for --out {out} ({error.strerror}); choose another."
         ) from None
     with files.locked(os.path.realpath(out)):  # one lock whatever link names the folder
-        manifest = _start(out, fresh, resume)
+        manifest = start(out, fresh, resume)
+        began = manifest is fresh
         (out / "parts").mkdir(parents=True, exist_ok=True)
-        _save(out, manifest)
+        save(out, manifest)
         run = _Run(out, manifest, parquet, progress)
-        work = run.todo(chunks(source, chunk, schema, sha256=digest))
-        if backend == "dask" and isinstance(answer, Job):
-            from actionable.batch_dask import run_on_dask
-
-            results = run_on_dask(answer, work, workers=workers, scheduler=scheduler)
-        else:
-            engine = answer.engine() if isinstance(answer, Job) else answer
-            results = ((number, c, answer_chunk(engine, c.good)) for number, c in work)
-        for number, part, records in results:
-            run.write(number, part, _merged(part, records))
+        work = run.todo(chunks(source, chunk, schema, sha256=digest, id_column=id_column))
+        try:
+            for number, part, records in _results(answer, work, backend, workers, scheduler):
+                run.write(number, part, _merged(part, records))
+        except (SpecError, ConfigError, ModelError):
+            if began and run.written == 0:  # settings refused before any part: the folder is as it was
+                _undo(out)
+            raise
         stale = [name for name in manifest["parts"] if int(name[:6]) >= run.parts]
         for name in stale:  # entries past the input's last chunk (a hand-edited manifest): never counted
             del manifest["parts"][name]
         manifest["rows"], manifest["complete"] = run.rows, True
-        _save(out, manifest)
+        save(out, manifest)
     return RunSummary(run.rows, run.written, run.kept, run.failed, out, run.skipped)
+
+
+def _results(
+    answer: Answer | Job,
+    work: Iterator[tuple[int, Chunk]],
+    backend: str,
+    workers: int | None,
+    scheduler: str | None,
+) -> Iterator[tuple[int, Chunk, list[dict[str, Any]]]]:
+    """``(number, chunk, records)`` for the chunks that need work. With Dask the first chunk is answered
+    here first: settings that fail every row stop the run at once, before a cluster starts."""
+    engine = answer.engine() if isinstance(answer, Job) else answer
+    if backend == "dask" and isinstance(answer, Job):
+        from actionable.batch_dask import run_on_dask
+
+        first = next(work, None)
+        if first is None:
+            return
+        yield first[0], first[1], answer_chunk(engine, first[1].good)
+        yield from run_on_dask(answer, work, workers=workers, scheduler=scheduler)
+        return
+    for number, part in work:
+        yield number, part, answer_chunk(engine, part.good)
+
+
+def _undo(out: Path) -> None:
+    """Remove what a run that wrote no part left: its manifest and empty parts folder (never anything else)."""
+    (out / "manifest.json").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        (out / "parts").rmdir()
 
 
 def _plain_settings(
@@ -284,12 +247,12 @@ class _Run:
         fits = (entry["start"], entry["stop"]) == (first, last) and 0 <= entry["failed"] <= entry["records"]
         if not fits or entry["records"] + entry["skipped"] != last - first or entry["skipped"] < 0:
             return False
-        if not _plain_file(path) or file_sha256(path) != entry["sha256"]:
+        if not plain_file(path) or file_sha256(path) != entry["sha256"]:
             return False
         if not self.parquet:
             return True
         table = path.with_suffix(".parquet")
-        return _plain_file(table) and file_sha256(table) == entry.get("parquet_sha256")
+        return plain_file(table) and file_sha256(table) == entry.get("parquet_sha256")
 
     def write(self, number: int, part: Chunk, records: list[dict[str, Any]]) -> None:
         """One finished part: its files written whole (parquet first), then the manifest that counts it."""
@@ -312,17 +275,12 @@ class _Run:
         with files.atomic_write(path) as handle:
             handle.write(text)
         self.manifest["parts"][path.name] = entry
-        _save(self.out, self.manifest)
+        save(self.out, self.manifest)
         self.written += 1
         self.failed += entry["failed"]
         self.skipped += entry["skipped"]
         if self.progress is not None:
             self.progress(len(part.frame))
-
-
-def _plain_file(path: Path) -> bool:
-    """A regular file, not a link (a part never points outside its folder)."""
-    return path.is_file() and not path.is_symlink() and not path.parent.is_symlink()
 
 
 def _name(number: int) -> str:
@@ -338,59 +296,6 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
     return value
-
-
-def _save(out: Path, manifest: Mapping[str, Any]) -> None:
-    with files.atomic_write(out / "manifest.json") as handle:
-        handle.write(json.dumps(manifest, indent=1, allow_nan=False) + "\n")
-
-
-def read_parts(out: str | Path) -> list[dict[str, Any]]:
-    """Every record of a finished run, in input order (each part checked against the manifest)."""
-    return list(iter_records(out))
-
-
-def iter_records(out: str | Path) -> Iterator[dict[str, Any]]:
-    """The records of a finished run one part at a time, in input order (memory flat in the run's size).
-
-    Every part is checked before its records are yielded: its checksum, that it continues the rows before
-    it, and that its records and skipped rows fill its range; the run's row count is checked at the end."""
-    out = Path(out)
-    manifest = _manifest(out)
-    if manifest is None or not manifest.get("complete"):
-        raise ConfigError(f"batch: {out} holds no finished run; run it (or --resume it) first.")
-    seen = 0
-    for name in sorted(manifest["parts"]):
-        path, entry = out / "parts" / name, manifest["parts"][name]
-        if not _plain_file(path) or file_sha256(path) != entry["sha256"]:
-            raise DataError(
-                f"batch: {path} is missing, a link, or does not match its checksum; --resume the run."
-            )
-        part = _read_part(path)
-        rows = [r.get("row") if isinstance(r, dict) else None for r in part]
-        span = entry["stop"] - entry["start"]
-        if (
-            entry["start"] != seen
-            or len(part) != entry["records"]
-            or entry["records"] + entry["skipped"] != span
-            or any(not isinstance(r, int) or not entry["start"] <= r < entry["stop"] for r in rows)
-            or rows != sorted(set(rows))  # type: ignore[type-var]
-        ):
-            raise DataError(f"batch: {path} does not continue the rows before it; --resume the run.")
-        yield from part
-        seen = entry["stop"]
-    if seen != manifest.get("rows"):
-        raise DataError(f"batch: {out} holds parts for {seen} rows of {manifest.get('rows')}; --resume it.")
-
-
-def _read_part(path: Path) -> list[Any]:
-    """A part's records; text that is not JSON Lines (a part written by something else) is a ``DataError``."""
-    try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    except (ValueError, RecursionError) as error:  # JSON, UTF-8, a 5,000-digit number
-        raise DataError(
-            f"batch: {path} is not a part this library wrote ({str(error)[:200]}); --resume the run."
-        ) from None
 
 
 def synthesis_answer(model: Any, actions: Any, **options: Any) -> Answer:

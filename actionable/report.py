@@ -77,6 +77,7 @@ class _Tally:
         self.changed: Counter[str] = Counter()
         self.examples: list[Mapping[str, Any]] = []  # the first EXAMPLES found plans, in input order
         self.against: Counter[str] = Counter()
+        self.protected: set[str] = set()  # features a record marks protected (shown as such)
         self.targets: set[str] = set()
         self.errors: Counter[str] = Counter()  # by the message as shown (cut to TEXT characters)
         self.attribution = False  # some record is an explain record (for a run whose settings name no verb)
@@ -92,6 +93,13 @@ class _Tally:
         elif status == "explained":
             self.explained += 1
             self.against.update(_against(record))
+            reasons = record.get("reasons")
+            if isinstance(reasons, list) and len(self.protected) < DISTINCT:
+                self.protected.update(
+                    str(r.get("feature"))
+                    for r in reasons
+                    if isinstance(r, dict) and r.get("protected") is True
+                )
             if record.get("target") is not None:
                 self.targets.add(str(record.get("target")))
         elif status == "error":
@@ -324,13 +332,15 @@ def _against(record: Mapping[str, Any]) -> set[str]:
 def _reasons(tally: _Tally) -> str:
     targets = sorted(tally.targets)
     ranked = _ranked(tally.against)
-    rows = [(f, n, _share(n, tally.explained)) for f, n in ranked]
-    png = report_plots.bars([f for f, _ in ranked], [n for _, n in ranked], "Reasons against approval")
+    named = [f"{f} (protected)" if f in tally.protected else f for f, _ in ranked]
+    rows = [(f, n, _share(n, tally.explained)) for f, (_, n) in zip(named, ranked, strict=True)]
+    png = report_plots.bars(named, [n for _, n in ranked], "Reasons against approval")
     note = (
         f"Explained output: {', '.join(targets) or 'not named'}. Counted per row: the features among its top "
         "reasons whose attribution is negative, i.e. pushing that output down. For the default output (the "
         "favourable class) these are the reasons against approval; for another output, read them as "
-        "against that output."
+        "against that output. A feature marked (protected) is one the schema protects: a lender may not give "
+        "it as a reason (batch explain --exclude-protected leaves it out)."
     )
     return (
         "<h3>Most common reasons against approval</h3>"

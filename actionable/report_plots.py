@@ -66,12 +66,16 @@ def histogram(values: Sequence[float] | npt.NDArray[np.float64], title: str, xla
         spread = float(np.max(data) - np.min(data))
     if not math.isfinite(spread):
         return None
+    scale = max(1.0, float(np.max(np.abs(data))))
+    narrow = spread <= 1e-9 * scale  # every value the same to rounding (invert at its budget): one bar
     try:
         figure = _figure(2.8)
     except ImportError:
         return None
     ax = figure.add_subplot()
-    ax.hist(data, bins=min(30, max(5, len(values) // 3)), color="#4c72b0")
+    bins = 1 if narrow else min(30, max(5, len(values) // 3))
+    span = (float(np.min(data)) - 0.5 * scale, float(np.max(data)) + 0.5 * scale) if narrow else None
+    ax.hist(data, bins=bins, range=span, color="#4c72b0")
     ax.set_title(_label(title))
     ax.set_xlabel(_label(xlabel))
     ax.set_ylabel("rows")

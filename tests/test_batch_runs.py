@@ -73,7 +73,7 @@ def test_a_failing_chunk_becomes_error_records_and_loses_no_row(tmp_path: Path) 
     ("change", "message"),
     [
         ({"resume": False}, "holds a run already"),
-        ({"settings": {"k": 2}}, "another settings"),
+        ({"settings": {"k": 2}}, "other settings"),
         ({"chunk": 7}, "another chunk size"),
     ],
 )

@@ -236,3 +236,71 @@ def test_a_model_folder_with_a_linked_file_is_refused(tmp_path: Path, german) ->
     os.symlink(tmp_path / "real.json", folder / "model.json")
     with pytest.raises(ConfigError, match="links"):
         model_files(folder, german.schema)
+
+
+# ----------------------------------------------------------------------- found by a new user's review
+def test_the_report_draws_costs_that_are_all_the_same(tmp_path: Path) -> None:
+    from actionable.report import build_report
+
+    source = tmp_path / "rows.csv"
+    source.write_text("a\n1\n2\n3\n")
+
+    def at_budget(frame: pd.DataFrame) -> list[dict[str, object]]:
+        return [{"row": int(i), "status": "found", "cost": 3.0 + 1e-14 * int(i)} for i in frame.index]
+
+    run_parts(source, tmp_path / "run", at_budget)
+    assert "data:image/png;base64" in build_report([tmp_path / "run"])
+
+
+def test_a_blank_line_is_an_error_row_and_ids_carry_the_text_as_written(tmp_path: Path) -> None:
+    source = tmp_path / "rows.csv"
+    source.write_text("id,a\n007,1\n\n008,2\n009,3\n")
+    summary = run_parts(source, tmp_path / "run", _echo, chunk=2, id_column="id")
+    records = read_parts(tmp_path / "run")
+    assert summary.rows == 4 and [r["row"] for r in records] == [0, 1, 2, 3]
+    assert records[1]["status"] == "error" and "blank line" in records[1]["error"]
+    assert [r["id"] for r in records] == ["007", "", "008", "009"]  # row 2 is the line "008,2", not shifted
+    with pytest.raises(DataError, match="no column 'key' for --id"):
+        run_parts(source, tmp_path / "other", _echo, id_column="key")
+
+
+def test_explain_can_leave_protected_reasons_out_and_the_report_marks_them(tmp_path: Path, german) -> None:
+    from actionable.report import build_report
+
+    source, _ = _rows(tmp_path, german, 40)
+    protected = {f.name for f in german.schema.features if f.protected}
+    assert protected, "the German schema protects some features"
+    run(source, tmp_path / "all", "explain", model=german.model, schema=german.schema, top=20)
+    run(
+        source,
+        tmp_path / "kept",
+        "explain",
+        model=german.model,
+        schema=german.schema,
+        top=20,
+        exclude_protected=True,
+    )
+    shown = {f for r in read_parts(tmp_path / "all") for f, _ in r["top"]}
+    kept = {f for r in read_parts(tmp_path / "kept") for f, _ in r["top"]}
+    assert shown & protected and not kept & protected
+    others = len(german.schema.features) - len(protected)
+    assert all(len(r["top"]) == others for r in read_parts(tmp_path / "kept"))  # every other feature
+    page = build_report([tmp_path / "all"])
+    assert any(f"{name} (protected)" in page for name in protected)
+    assert read_parts(tmp_path / "all")[0]["baseline"] == "mean of the input's 40 valid rows"
+
+
+def test_settings_refused_before_any_part_leave_the_folder_as_it_was(tmp_path: Path, german) -> None:
+    source, _ = _rows(tmp_path, german)
+    out = tmp_path / "run"
+    for backend in ("local", "dask"):
+        started = time.monotonic()
+        with pytest.raises(SpecError, match="protected"):
+            run(source, out, "invert", model=german.model, schema=german.schema, budget=1.0, backend=backend)
+        assert (time.monotonic() - started < 20 and not out.exists()) or not any(out.iterdir())
+    student = datasets.load("student")
+    rows = student.X_test.head(4)
+    rows.to_csv(source, index=False)
+    run(source, out, "invert", model=student.model, schema=student.schema, budget=1.0)  # the folder is free
+    with pytest.raises(ConfigError, match=r"options: \{'budget': 1.0.*there, \{'budget': 2.0"):
+        run(source, out, "invert", model=student.model, schema=student.schema, budget=2.0, resume=True)

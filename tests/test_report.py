@@ -161,8 +161,14 @@ def test_an_explain_run_counts_the_reasons_against_approval(german_runs: tuple[P
     for r in records:
         # the explained output is the favourable class: a negative attribution pushes toward "bad"
         assert r["target"] == "good (logit)"
-        against.update({reason["feature"] for reason in r["reasons"] if reason["value"] < 0})
-    assert sum(against.values()) > 0
+        against.update(
+            {
+                reason["feature"] + (" (protected)" if reason["protected"] else "")
+                for reason in r["reasons"]
+                if reason["value"] < 0
+            }
+        )
+    assert sum(against.values()) > 0 and any("(protected)" in f for f in against)  # marked as such
     assert page.counts(0, "reasons") == _ranked(against)
     assert page.shares(0, "reasons") == pytest.approx({f: n / 30 for f, n in _ranked(against).items()})
     assert page.counts(0, "status") == {"explained": 30.0}

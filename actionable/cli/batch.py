@@ -49,6 +49,9 @@ SchedulerOpt = Annotated[
     str | None, typer.Option("--scheduler", help="Run the chunks on the Dask cluster at this address.")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)]
+IdOpt = Annotated[
+    str | None, typer.Option("--id", help="A column each record carries as `id` (its text), to join back.")
+]
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class _Common:
     workers: int | None
     scheduler: str | None
     quiet: bool
+    id_column: str | None = None
 
 
 def _inputs(common: _Common, actions: Path | None, needs_actions: bool) -> dict[str, Any]:
@@ -106,6 +110,8 @@ def _run(verb: str, common: _Common, actions: Path | None, reference: Path | Non
     from actionable.batch_input import count_rows
 
     found = _inputs(common, actions, verb == "synthesize")
+    if verb == "explain" and common.dataset is not None and reference is None:
+        options.setdefault("against", "training mean")
     if reference is not None:
         found["reference"] = _reference_rows(reference, found["schema"])
     backend = "dask" if common.workers is not None or common.scheduler is not None else "local"
@@ -133,6 +139,7 @@ def _run(verb: str, common: _Common, actions: Path | None, reference: Path | Non
             workers=common.workers,
             scheduler=common.scheduler,
             progress=progress,
+            id_column=common.id_column,
             **options,
         )
     skipped = f"; {summary.skipped} already favoured, left out" if summary.skipped else ""
@@ -171,6 +178,13 @@ def synthesize_batch_command(
     actions: Annotated[Path | None, typer.Option(help="Your actions TOML file.")] = None,
     model: ModelOpt = None,
     max_length: Annotated[int, typer.Option(help="Longest sequence of actions.")] = 2,
+    margin: Annotated[
+        float, typer.Option(help="How far past the decision boundary plans go (logits).")
+    ] = 0.1,
+    k: Annotated[int, typer.Option("--k", help="Plans per person, each with another set of actions.")] = 1,
+    certify: Annotated[
+        bool, typer.Option("--certify", help="Prove plans optimal (or none exists) where a program can.")
+    ] = False,
     chunk: ChunkOpt = 1000,
     resume: ResumeOpt = False,
     only_denied: DeniedOpt = False,
@@ -178,12 +192,26 @@ def synthesize_batch_command(
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
     quiet: QuietOpt = False,
+    id_column: IdOpt = None,
 ) -> None:
     """The cheapest verified action sequence for every row of a table, in resumable parts."""
     common = _Common(
-        out, dataset, data, schema, model, chunk, resume, only_denied, parquet, workers, scheduler, quiet
+        out,
+        dataset,
+        data,
+        schema,
+        model,
+        chunk,
+        resume,
+        only_denied,
+        parquet,
+        workers,
+        scheduler,
+        quiet,
+        id_column,
     )
-    _run("synthesize", common, actions, None, max_length=max_length)
+    options: dict[str, Any] = {"max_length": max_length, "margin": margin, "k": k, "certify": certify}
+    _run("synthesize", common, actions, None, **options)
 
 
 @friendly
@@ -197,6 +225,9 @@ def invert_batch_command(
     rounding: Annotated[
         bool, typer.Option("--rounding/--continuous", help="Whole-number features in whole numbers.")
     ] = True,
+    time_limit: Annotated[
+        float, typer.Option(help="Seconds per row for an exact solve on a tree model (then the best found).")
+    ] = 30.0,
     chunk: ChunkOpt = 1000,
     resume: ResumeOpt = False,
     only_denied: DeniedOpt = False,
@@ -204,6 +235,7 @@ def invert_batch_command(
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
     quiet: QuietOpt = False,
+    id_column: IdOpt = None,
 ) -> None:
     """The change within a budget that most lowers each row's risk (Lash et al.), in resumable parts."""
     if not math.isfinite(budget) or budget < 0:
@@ -211,9 +243,21 @@ def invert_batch_command(
             f"batch invert: --budget {budget}; give a finite budget >= 0 (the schema's cost units)."
         )
     common = _Common(
-        out, dataset, data, schema, model, chunk, resume, only_denied, parquet, workers, scheduler, quiet
+        out,
+        dataset,
+        data,
+        schema,
+        model,
+        chunk,
+        resume,
+        only_denied,
+        parquet,
+        workers,
+        scheduler,
+        quiet,
+        id_column,
     )
-    _run("invert", common, None, None, budget=budget, rounding=rounding)
+    _run("invert", common, None, None, budget=budget, rounding=rounding, time_limit=time_limit)
 
 
 @friendly
@@ -237,6 +281,10 @@ def explain_batch_command(
     ] = None,
     steps: Annotated[int, typer.Option(help="Integrated Gradients steps.")] = 64,
     top: Annotated[int, typer.Option(help="Reasons kept per row.")] = 3,
+    exclude_protected: Annotated[
+        bool,
+        typer.Option("--exclude-protected", help="Leave protected features out of the reasons kept."),
+    ] = False,
     chunk: ChunkOpt = 1000,
     resume: ResumeOpt = False,
     only_denied: DeniedOpt = False,
@@ -244,6 +292,7 @@ def explain_batch_command(
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
     quiet: QuietOpt = False,
+    id_column: IdOpt = None,
 ) -> None:
     """Why the model decided, for every row of a table (attributions and top reasons), in resumable parts."""
     if baseline not in ("mean", "zeros"):
@@ -251,9 +300,23 @@ def explain_batch_command(
     if top < 1:
         raise ConfigError(f"batch explain: --top {top}; give the number of reasons kept per row (>= 1).")
     common = _Common(
-        out, dataset, data, schema, model, chunk, resume, only_denied, parquet, workers, scheduler, quiet
+        out,
+        dataset,
+        data,
+        schema,
+        model,
+        chunk,
+        resume,
+        only_denied,
+        parquet,
+        workers,
+        scheduler,
+        quiet,
+        id_column,
     )
     options: dict[str, Any] = {"method": method, "top": top, "baseline": baseline}
+    if exclude_protected:
+        options["exclude_protected"] = True
     if method == "integrated_gradients":
         options["steps"] = steps
     _run("explain", common, None, reference, **options)
