@@ -143,6 +143,8 @@ def run(
     text = None if actions is None else _toml_text(actions)
     refs: dict[str, list[float]] | None = None
     baseline = options.pop("baseline", "mean") if verb == "explain" else None
+    if baseline not in (None, "mean", "zeros"):
+        raise ConfigError(f"batch explain: baseline = {baseline!r}; use 'mean' or 'zeros'.")
     if verb == "explain" and options.get("method", "integrated_gradients") != "shap":
         if baseline == "zeros":
             refs = {"baseline": [0.0] * the_schema.width}
@@ -188,6 +190,7 @@ def _toml_text(source: str | Path) -> str:
     from actionable.specfile import read_toml
 
     read_toml(source, "actions")  # refuses what the loaders refuse, naming the file
-    if isinstance(source, Path) or ("\n" not in source and source.endswith(".toml")):
+    one_line = isinstance(source, str) and "\n" not in source
+    if isinstance(source, Path) or (one_line and (source.endswith(".toml") or "=" not in source)):
         return Path(source).read_text(encoding="utf-8-sig")
     return source

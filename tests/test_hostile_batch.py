@@ -304,3 +304,23 @@ def test_settings_refused_before_any_part_leave_the_folder_as_it_was(tmp_path: P
     run(source, out, "invert", model=student.model, schema=student.schema, budget=1.0)  # the folder is free
     with pytest.raises(ConfigError, match=r"options: \{'budget': 1.0.*there, \{'budget': 2.0"):
         run(source, out, "invert", model=student.model, schema=student.schema, budget=2.0, resume=True)
+
+
+def test_run_refuses_an_unknown_baseline_and_reads_a_catalogue_path_without_suffix(
+    tmp_path: Path, german
+) -> None:
+    source, _ = _rows(tmp_path, german, 3)
+    with pytest.raises(ConfigError, match="baseline"):
+        run(source, tmp_path / "b", "explain", model=german.model, schema=german.schema, baseline="median")
+    catalogue = tmp_path / "catalogue"  # a file name without .toml, as read_toml takes it: a path
+    catalogue.write_text((german.path / "actions.toml").read_text())
+    summary = run(
+        source,
+        tmp_path / "s",
+        "synthesize",
+        model=german.model,
+        schema=german.schema,
+        actions=str(catalogue),
+        max_length=1,
+    )
+    assert summary.rows == 3 and summary.failed == 0
