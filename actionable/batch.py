@@ -17,13 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from actionable import synthesis
 from actionable.actions import ActionSet
+from actionable.batch_engine import denied_rows
 from actionable.errors import ConfigError
-from actionable.goals import resolve_goal
-from actionable.models import as_model
 from actionable.results import Recourse, RecourseBatch
 from actionable.schema import Schema
 
@@ -97,13 +95,7 @@ def synthesize_in_chunks(
 
 def rows_needing_search(model: Any, valid: pd.DataFrame, actions: ActionSet, goal: Any = None) -> np.ndarray:
     """Positions of the rows of ``valid`` (rows that fit the schema) that the model does not already favour."""
-    if valid.empty:
-        return np.zeros(0, dtype=np.int64)
-    schema = actions.schema
-    torch_model = as_model(model, schema)
-    with torch.no_grad():
-        favoured = resolve_goal(torch_model, goal).satisfied(torch_model(schema.encode(valid)))
-    return np.flatnonzero(~favoured.numpy().astype(bool))
+    return denied_rows(model, valid, actions.schema, goal)
 
 
 def run(

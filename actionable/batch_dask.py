@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from actionable.batch_engine import Engine, answer_chunk
+from actionable.batch_engine import Engine, answer_chunk, error_records
 from actionable.batch_input import Chunk
 from actionable.batch_jobs import Job
 from actionable.errors import ConfigError, ModelError, SpecError
@@ -105,5 +105,5 @@ def _finished(future: Any, owners: dict[Any, tuple[int, Chunk]]) -> tuple[int, C
         raise  # the run's own settings: every chunk would fail alike
     except Exception as error:  # a worker lost or an error outside the engine: the chunk's rows say so
         message = f"the chunk failed on a Dask worker: {type(error).__name__}: {error}"
-        records = [{"row": int(i), "status": "error", "error": message} for i in chunk.good.index]
+        records = error_records(chunk.good.index, message)
     return number, chunk, records

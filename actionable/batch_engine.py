@@ -20,7 +20,7 @@ import torch
 
 from actionable.errors import ConfigError, ModelError, SpecError
 
-__all__ = ["EXPLAIN_METHODS", "SKIP", "Engine", "answer_chunk"]
+__all__ = ["EXPLAIN_METHODS", "SKIP", "Engine", "answer_chunk", "denied_rows", "error_records"]
 
 SKIP = "skip"  # a record ``{"row": i, "skip": True}``: a row --only-denied leaves out (counted, not written)
 EXPLAIN_METHODS = ("integrated_gradients", "deeplift", "gradient_x_input", "gradient", "coefficients", "shap")
@@ -110,18 +110,32 @@ class Engine:
 
     def _favoured(self, frame: pd.DataFrame) -> np.ndarray:
         """Rows that fit the schema and that the model already favours (``--only-denied`` leaves them out)."""
-        from actionable.goals import resolve_goal
-
         bad = self.schema.row_errors(frame)
-        fits = np.ones(len(frame), dtype=bool)
-        fits[list(bad)] = False
+        fits = np.setdiff1d(np.arange(len(frame)), list(bad))
         favoured = np.zeros(len(frame), dtype=bool)
-        if fits.any():
-            with torch.no_grad():
-                goal = resolve_goal(self.model, self.options.get("goal"))
-                outputs = self.model(self.schema.encode(frame[fits]))
-                favoured[fits] = goal.satisfied(outputs).numpy().astype(bool)
+        favoured[fits] = True
+        favoured[fits[denied_rows(self.model, frame.iloc[fits], self.schema, self.options.get("goal"))]] = (
+            False
+        )
         return favoured
+
+
+def denied_rows(model: Any, valid: pd.DataFrame, schema: Any, goal: Any = None) -> np.ndarray:
+    """Positions of the rows of ``valid`` (rows that fit ``schema``) that the model does not already favour."""
+    from actionable.goals import resolve_goal
+    from actionable.models import as_model
+
+    if valid.empty:
+        return np.zeros(0, dtype=np.int64)
+    torch_model = as_model(model, schema)
+    with torch.no_grad():
+        favoured = resolve_goal(torch_model, goal).satisfied(torch_model(schema.encode(valid)))
+    return np.flatnonzero(~favoured.numpy().astype(bool))
+
+
+def error_records(rows: Any, message: str) -> list[dict[str, Any]]:
+    """An ``error`` record with ``message`` for each of ``rows`` (a chunk whose answer failed)."""
+    return [{"row": int(i), "status": "error", "error": message} for i in rows]
 
 
 def answer_chunk(
@@ -141,6 +155,5 @@ def answer_chunk(
     except (SpecError, ConfigError, ModelError):
         raise
     except Exception as error:
-        message = f"the chunk failed: {type(error).__name__}: {error}"
-        return [{"row": int(i), "status": "error", "error": message} for i in frame.index]
+        return error_records(frame.index, f"the chunk failed: {type(error).__name__}: {error}")
     return records

@@ -29,6 +29,7 @@ import pandas as pd
 
 from actionable.csv_text import typed
 from actionable.errors import DataError
+from actionable.rows import read_rows
 from actionable.schema import Schema
 
 __all__ = ["Chunk", "chunks", "count_rows", "streaming_reference"]
@@ -190,18 +191,16 @@ def streaming_reference(source: Path, schema: Schema, chunk: int) -> tuple[np.nd
     rows; chunk statistics are merged exactly (Chan et al.), never as a difference of large sums. The number
     of rows that entered it is returned too."""
     numeric = [f.name for f in schema.features if not f.is_category]
+    at = [schema.columns.index(name) for name in numeric]  # a number's canonical column is its raw value
     total = np.zeros(schema.width)
     mean, m2 = np.zeros(len(numeric)), np.zeros(len(numeric))
     count = 0
     for part in chunks(source, chunk, schema):
-        good = part.good
-        bad = schema.row_errors(good)
-        valid = good.drop(index=[good.index[i] for i in bad]) if bad else good
-        if not len(valid):
+        x = read_rows(schema, part.good, "batch explain").x.numpy()  # the valid rows, checked once
+        if not len(x):
             continue
-        clean = schema.validate(valid)
-        total += schema.encode(clean).sum(0).numpy().astype(np.float64)
-        values = clean[numeric].to_numpy(np.float64)
+        total += x.sum(0)
+        values = x[:, at]
         n, here = len(values), values.mean(0)
         delta = here - mean
         m2 += ((values - here) ** 2).sum(0) + delta**2 * count * n / (count + n)

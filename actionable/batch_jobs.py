@@ -23,6 +23,7 @@ from typing import Any
 
 from actionable.batch_engine import Engine
 from actionable.errors import ConfigError, ModelError
+from actionable.schema import Schema
 
 __all__ = ["VERBS", "Job", "model_files"]
 
@@ -139,13 +140,16 @@ class Job:
             "reference_sha256": None if reference is None else _sha(reference.encode()),
         }
 
+    def parsed_schema(self) -> Schema:
+        """The job's schema, read from its TOML text (never as a path to a file)."""
+        return Schema.from_toml(_as_text(self.schema))
+
     def engine(self) -> Engine:
         """The verb's engine, built once: model, schema and catalogue read back through their checked loaders."""
         from actionable.actions import ActionSet
         from actionable.models import load_model
-        from actionable.schema import Schema
 
-        schema = Schema.from_toml(_as_text(self.schema))
+        schema = self.parsed_schema()
         with tempfile.TemporaryDirectory(prefix="actionable-job-") as temp:
             for name, data in self.model.items():
                 if not _MODEL_FILE.fullmatch(name):

@@ -123,7 +123,7 @@ def run_parts(
     if parquet:
         require_pyarrow()
     if isinstance(answer, Job) and schema is None:
-        schema = Schema.from_toml(answer.schema)
+        schema = answer.parsed_schema()
     plain = _plain_settings(settings, answer, parquet)
     if id_column is not None:
         plain["id_column"] = str(id_column)
