@@ -26,6 +26,7 @@ from actionable.explained import explained_output, explained_rows, in_place, per
 from actionable.models import TorchModel
 from actionable.models import layers as L
 from actionable.models.trees import tree_layer
+from actionable.relu_paths import relu_chain
 from actionable.results import Attribution
 from actionable.schema import DTYPE, Schema
 from actionable.tree_shap import explain_trees
@@ -63,7 +64,9 @@ RULES: tuple[str, ...] = (
     "riemann_middle",
     "riemann_trapezoid",
 )
-CHUNK = 1 << 14  # rows x steps per forward/backward pass: bounds memory, stays in cache (measured)
+CHUNK = (
+    1 << 12
+)  # rows x steps per forward/backward pass: bounds memory; 4x smaller was 1.5x faster (measured)
 
 
 STEPS = whole(1, 10**5)  # Integrated Gradients quadrature points (the batch is rows x steps)
@@ -354,12 +357,17 @@ def _integrated_gradients(
         out = rest(z)
         return torch.softmax(out, dim=-1)[:, index] if probability else out[:, index]
 
+    chain = None if probability else relu_chain(flat_layers(rest), index, model.dtype)
     n, d = h.shape
     diff = h - h0
     chunk = max(1, CHUNK // steps)
-    parts = []
+    parts: list[torch.Tensor] = []
+    buffers: dict[str, torch.Tensor] = {}
     for start in range(0, n, chunk):
         hs, ds = h0[start : start + chunk], diff[start : start + chunk]
+        if chain is not None:
+            parts.append(chain.weighted_gradient(hs, ds, alphas, weights, buffers))
+            continue
         path = (hs[None] + alphas[:, None, None] * ds[None]).reshape(-1, d)
         grads = _gradient(f, path, fresh=True).reshape(steps, len(hs), d)
         parts.append(torch.einsum("k,knd->nd", weights, grads))

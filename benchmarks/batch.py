@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--synthesis-rows", type=int, default=10_000)
     parser.add_argument("--memory-rows", default="100000,1000000")
     parser.add_argument("--resume-rows", type=int, default=100_000)
-    parser.add_argument("--load-repeats", type=int, default=7)
+    parser.add_argument("--load-repeats", type=int, default=15)
     parser.add_argument("--skip-load", action="store_true")
     args = parser.parse_args()
     load = os.getloadavg()[0]

@@ -1,7 +1,7 @@
 """Speed under load: Integrated Gradients (ours and Captum's) and the exact projection, quiet and then
 next to one competing busy process, at one and at two torch threads, in one run.
 
-    python benchmarks/load.py [--repeats 7]
+    python benchmarks/load.py [--repeats 15]
 
 Prints a markdown table: per (measure, threads), the median wall-clock time of ``--repeats`` calls after
 one warm-up, quiet and with one pure-Python process spinning on a core (started here, always killed);
@@ -131,7 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--repeats", type=int, default=7, help="timed calls per cell (after a warm-up)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed calls per cell (after a warm-up)")
     args = parser.parse_args()
     print("# Speed under load: one vs two torch threads, quiet vs one busy neighbour\n")
     print(load_table(args.repeats))
