@@ -14,7 +14,16 @@ from actionable.attribution import attribute
 from actionable.errors import ActionableError, ConfigError, DataError, ModelError, SpecError
 from actionable.goals import Goal, resolve_goal
 from actionable.inverse import invert, invert_sweep
-from actionable.models import TorchModel, as_model, load_model, save_model
+from actionable.models import (
+    KerasNetwork,
+    TorchModel,
+    as_model,
+    load_keras,
+    load_model,
+    read_keras,
+    save_model,
+)
+from actionable.models.input_encoding import InputEncoding, on_schema
 from actionable.projections import project_box, project_weighted_l1_ball
 from actionable.results import Advice, Attribution, FeatureAdvice, Recourse, RecourseBatch, Step
 from actionable.robustness import survival
@@ -32,6 +41,8 @@ __all__ = [
     "Feature",
     "FeatureAdvice",
     "Goal",
+    "InputEncoding",
+    "KerasNetwork",
     "ModelError",
     "Param",
     "Recourse",
@@ -47,9 +58,12 @@ __all__ = [
     "attribute",
     "invert",
     "invert_sweep",
+    "load_keras",
     "load_model",
+    "on_schema",
     "project_box",
     "project_weighted_l1_ball",
+    "read_keras",
     "registry",
     "resolve_goal",
     "save_model",

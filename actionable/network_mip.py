@@ -79,7 +79,7 @@ def layers(model: TorchModel) -> list[nn.Module] | str:
         for kind, name in _NAMES.items():
             if isinstance(module, kind):
                 return f"the network has {name} units (a program holds only {SUPPORTED})"
-        return f"the network has a {type(module).__name__} layer (a program holds only {SUPPORTED})"
+        return f"the network has a layer of type {type(module).__name__} (a program holds only {SUPPORTED})"
     return out
 
 

@@ -199,7 +199,10 @@ def test_torch_module_classes_default_to_the_schema() -> None:
         (RandomForestClassifier(n_estimators=2), "not fitted"),
         (object(), "cannot use a object. Supported: a torch nn.Module"),
         (torch.nn.Linear(SCHEMA.width, 5).double(), "returns 5 columns but has 2 classes"),
-        (torch.nn.Linear(3, 2).double(), "failed on a batch of 2 canonical rows of width 7"),
+        (
+            torch.nn.Linear(3, 2).double(),
+            r"reads 3 input columns, the schema.s canonical tensor has 7.*encoding=",
+        ),
     ],
 )
 def test_unsupported_models_raise_model_error(obj: Any, message: str) -> None:

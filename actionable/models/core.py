@@ -23,7 +23,7 @@ from actionable.models.sklearn import SUPPORTED, convert
 from actionable.models.tree_boosters import convert_raw_booster
 from actionable.schema import DTYPE, Label, Schema
 
-__all__ = ["Task", "TorchModel", "as_model"]
+__all__ = ["Task", "TorchModel", "as_model", "input_width"]
 
 Task = Literal["classification", "regression"]
 
@@ -166,34 +166,35 @@ def as_model(
     task: Task | None = None,
     classes: Sequence[Label] | None = None,
     outputs: Sequence[str] | None = None,
+    encoding: Any = None,
 ) -> TorchModel:
     """Wrap a torch module or convert a fitted scikit-learn model into a ``TorchModel`` on ``schema``.
 
     A torch module's classes default to the schema target's ``classes``; a module with one output column
     and two classes is read as the logit of the second class. A raw ``xgboost.Booster`` /
     ``lightgbm.Booster`` is converted from its JSON dump (``tree_boosters.py``): its task comes from its
-    objective, its classes from ``classes=`` or the schema target's ``classes``.
+    objective, its classes from ``classes=`` or the schema target's ``classes``. ``encoding`` (an
+    ``InputEncoding``): the module reads its own columns (scaled, one-hot in its order), not the canonical
+    tensor; a ``ColumnMap`` in front of it bridges the two (``input_encoding.py``).
     """
     if not isinstance(schema, Schema):
         raise ConfigError(f"as_model: schema must be an actionable Schema; got {type(schema).__name__}.")
     if isinstance(obj, TorchModel):
-        if obj.schema == schema:
-            return obj
-        if obj.schema.hash == schema.hash:  # same encoding: bounds, mutability, costs edited; same network
-            return TorchModel(
-                obj.network,
-                schema,
-                task=obj.task,
-                classes=obj.classes,
-                outputs=obj.outputs,
-                provenance=obj.provenance,
-                dtype=obj.dtype,
+        if encoding is not None:
+            raise ModelError(
+                "as_model: this is already a TorchModel on a schema's canonical tensor; encoding= is for the "
+                "raw network (e.g. load_keras's), which reads its own columns."
             )
-        raise ModelError(
-            f"as_model: this model was built on a schema with another encoding (its features: "
-            f"{list(obj.schema.names)[:6]}...; names, order, kinds and levels must match). Use the schema "
-            "it was built on (model.schema), or rebuild / retrain the model on this one."
-        )
+        return _rebound(obj, schema)
+    if encoding is not None:
+        if not isinstance(obj, nn.Module) or not hasattr(encoding, "prepend"):
+            raise ModelError(
+                "as_model: encoding= is for a torch module that reads its own input columns (e.g. from "
+                "load_keras), given as an actionable InputEncoding (InputEncoding.from_records / from_file)."
+            )
+        obj = encoding.prepend(obj, schema)
+    elif isinstance(obj, nn.Module):
+        _check_reads_canonical(obj, schema)
     if isinstance(obj, nn.Module):
         return _wrap_module(obj, schema, task, classes, outputs)
     booster = convert_raw_booster(obj, schema, task=task, classes=classes)  # None unless a raw Booster
@@ -234,6 +235,13 @@ def _wrap_module(
         names = tuple(outputs) if outputs else _output_names(schema, k or 1)
         return TorchModel(module, schema, task=task, outputs=names, dtype=dtype, provenance=provenance)
     last = _last_layer(module)
+    if isinstance(last, nn.Sigmoid) and k is not None and k > 1:
+        raise ModelError(
+            f"as_model: this classifier ends in Sigmoid on {k} outputs: independent probabilities (multi-label), "
+            "not one distribution over classes, and no softmax of its inputs gives them back. actionable "
+            "explains one class distribution: retrain it with softmax (or Dense(1, sigmoid) for two classes), "
+            "or wrap the network as a regression of those probabilities (task='regression', outputs=[...])."
+        )
     if isinstance(last, nn.Sigmoid | nn.Softmax):
         raise ModelError(
             f"as_model: this classifier ends in {type(last).__name__}, so it returns probabilities; actionable "
@@ -248,6 +256,63 @@ def _wrap_module(
         )
     network = nn.Sequential(module, L.BinaryLogits()) if k == 1 and len(labels) == 2 else module
     return TorchModel(network, schema, task=task, classes=labels, dtype=dtype, provenance=provenance)
+
+
+def _rebound(model: TorchModel, schema: Schema) -> TorchModel:
+    """A model on an equal-encoding schema (bounds, mutability, costs may differ), else a ``ModelError``."""
+    if model.schema == schema:
+        return model
+    if model.schema.hash == schema.hash:  # same encoding: bounds, mutability, costs edited; same network
+        return TorchModel(
+            model.network,
+            schema,
+            task=model.task,
+            classes=model.classes,
+            outputs=model.outputs,
+            provenance=model.provenance,
+            dtype=model.dtype,
+        )
+    raise ModelError(
+        f"as_model: this model was built on a schema with another encoding (its features: "
+        f"{list(model.schema.names)[:6]}...; names, order, kinds and levels must match). Use the schema "
+        "it was built on (model.schema), or rebuild / retrain the model on this one."
+    )
+
+
+def input_width(network: nn.Module) -> int | None:
+    """The width a network reads where its first layer says it (a Linear, a scaler, a sequence layer of an
+    ``nn.Sequential``, nested or not), else None: the registration order of other modules is not their
+    order of use, so they are not guessed."""
+    first = network
+    while isinstance(first, nn.Sequential) and len(first):
+        first = first[0]
+    if isinstance(first, nn.Linear):
+        return int(first.in_features)
+    if isinstance(first, L.Sequence1d):
+        return first.length * first.channels
+    if isinstance(first, L.Standardize):
+        return int(first.mean.shape[0])
+    return None
+
+
+def _check_reads_canonical(module: nn.Module, schema: Schema) -> None:
+    """A module given without ``encoding=`` must read the schema's canonical tensor: refuse a network read
+    from a Keras file (it reads that file's columns) and a width that differs, naming ``encoding=``."""
+    fix = (
+        "If the network reads its own columns (z-scored, min-max, one-hot in its own order, placeholders), "
+        "declare them once: as_model(network, schema, encoding=InputEncoding.from_file('encoding.toml', "
+        "schema)); if it really reads the canonical columns, pass encoding=InputEncoding.canonical(schema)."
+    )
+    if getattr(module, "reads_own_columns", False):
+        raise ModelError(
+            f"as_model: this network was read from a Keras file, so it reads that file's input columns, not the schema's canonical tensor. {fix}"
+        )
+    width = input_width(module)
+    if width is not None and width != schema.width:
+        raise ModelError(
+            f"as_model: the network reads {width} input columns, the schema's canonical tensor has "
+            f"{schema.width} ({list(schema.columns)[:5]}...). {fix}"
+        )
 
 
 def _last_layer(module: nn.Module) -> nn.Module:

@@ -18,6 +18,7 @@ from torch import nn
 
 from actionable.errors import ModelError, did_you_mean
 from actionable.models import layers as _layers
+from actionable.models import layers_keras as _keras
 from actionable.models.layers import Identity, Layer, Linear, ReLU, Shape, Sigmoid, Tanh
 from actionable.models.trees import Log, TreeEnsemble
 
@@ -35,7 +36,12 @@ __all__ = [
     "specs",
 ]
 
-LAYERS: dict[str, type[Layer]] = {**_layers.LAYERS, Log.kind: Log, TreeEnsemble.kind: TreeEnsemble}
+LAYERS: dict[str, type[Layer]] = {
+    **_layers.LAYERS,
+    Log.kind: Log,
+    TreeEnsemble.kind: TreeEnsemble,
+    **_keras.LAYERS,
+}
 MAX_ELEMENTS = 2**27  # all tensors of one model together: 1 GiB in float64
 MAX_ACTIVATION = 2**24  # the values one row holds between two layers: 128 MiB in float64
 

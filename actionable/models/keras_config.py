@@ -1,0 +1,468 @@
+"""A Keras model config (JSON, already parsed) as closed-set layers: Sequential or a linear functional
+``Model`` / ``Functional``, in Keras 2's and Keras 3's spellings.
+
+``model_layers`` reads the structure (refusing branches, merges, several inputs, nested models, Lambda and
+custom layers) and the input shape the file records; ``convert`` turns each layer into layers of
+``layers.py`` / ``layers_keras.py``, its weights fetched by the caller (``keras.py`` reads the files) and
+checked against the config (shapes, dtype, finite values, size caps) before any is used. The config is
+data, read key by key: nothing from the file is run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from actionable.errors import ModelError, did_you_mean, shown
+from actionable.models import layers as L
+from actionable.models import layers_keras as K
+from actionable.models import specs as S
+from actionable.models.layers import MAX_DIM, Shape
+
+__all__ = ["INPUT", "Converted", "Fetch", "KerasLayer", "convert", "fail", "model_layers"]
+
+MAX_LAYERS = 10_000  # layers in one model config
+INPUT = "InputLayer"
+_FIXED = "Save a model built on a fixed input shape."
+_SEQUENTIAL = ("Sequential",)
+_FUNCTIONAL = ("Model", "Functional")
+_LINEAR_ONLY = (
+    "Only linear stacks are supported: each layer's single input is the layer before it (no branches, merges, "
+    "shared layers or several inputs / outputs). Rebuild the network as a keras.Sequential and save it again."
+)
+
+
+@dataclass(frozen=True)
+class KerasLayer:
+    """One layer of the config: its position, class, name and (unparsed) config table."""
+
+    index: int
+    kind: str
+    name: str
+    config: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.name}"
+
+
+def fail(where: str, layer: KerasLayer | None, problem: str, fix: str = "") -> ModelError:
+    """The ``ModelError`` for a problem at ``layer`` (or the model) of the file ``where`` names."""
+    at = f"layer {layer.index} ({layer.kind} {shown(layer.name, 60)})" if layer else "model config"
+    return ModelError(f"{where}: {at}: {problem}." + (f" {fix}" if fix else ""))
+
+
+def model_layers(config: Any, where: str) -> tuple[list[KerasLayer], Shape | None]:
+    """The layers of a Sequential or linear functional model, in order, and the input shape it records."""
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+        raise fail(where, None, f"is {shown(config)}; a Keras model config is a table with 'class_name'")
+    _check_module(config, where, None)
+    kind, body = config["class_name"], config.get("config")
+    if kind not in (*_SEQUENTIAL, *_FUNCTIONAL):
+        raise fail(where, None, f"the model is a {shown(kind)}", "Only Sequential and Model files are read.")
+    raw = body.get("layers") if isinstance(body, dict) else body if kind in _SEQUENTIAL else None
+    if not isinstance(raw, list) or not raw:
+        raise fail(where, None, f"the {kind} config holds no list of layers (got {shown(raw)})")
+    if len(raw) > MAX_LAYERS:
+        raise fail(where, None, f"it lists {len(raw):,} layers, more than the {MAX_LAYERS:,} allowed")
+    layers, table = (
+        [_layer(i, entry, where) for i, entry in enumerate(raw)],
+        body if isinstance(body, dict) else {},
+    )
+    if kind in _FUNCTIONAL:
+        _check_linear(layers, raw, table, where)
+    for layer in layers[1:]:
+        if layer.kind == INPUT:
+            raise fail(where, layer, "an InputLayer after the first layer", _LINEAR_ONLY)
+    return layers, _recorded_shape(layers, table, where)
+
+
+def _check_module(entry: dict[str, Any], where: str, layer: KerasLayer | None) -> None:
+    """Keras 3 names each object's module: anything outside ``keras`` is a custom class, whatever its name."""
+    module, registered = entry.get("module"), entry.get("registered_name")
+    outside = module is not None and not (isinstance(module, str) and module.split(".")[0] == "keras")
+    if outside or (registered is not None and registered != entry.get("class_name")):
+        problem = f"a custom class (module {shown(module)}, registered as {shown(registered)})"
+        raise fail(where, layer, problem, "Custom classes are code: only Keras's own layers are read.")
+
+
+def _layer(i: int, entry: Any, where: str) -> KerasLayer:
+    config = entry.get("config") if isinstance(entry, dict) else None
+    if not isinstance(config, dict) or not isinstance(entry.get("class_name"), str):
+        raise fail(
+            where, None, f"layer {i} is {shown(entry)}; a layer is a table of 'class_name' and 'config'"
+        )
+    name = config.get("name", entry.get("name"))
+    layer = KerasLayer(i, entry["class_name"][:200], name[:200] if isinstance(name, str) else f"#{i}", config)
+    _check_module(entry, where, layer)
+    build = entry.get("build_config")
+    if isinstance(build, dict) and "input_shape" in build and "build_input_shape" not in config:
+        layer.config["build_input_shape"] = build["input_shape"]
+    return layer
+
+
+def _check_linear(layers: list[KerasLayer], raw: list[Any], body: dict[str, Any], where: str) -> None:
+    """A functional model whose layers form one chain: input, then each layer fed by the one before."""
+    names = [layer.name for layer in layers]
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise fail(where, None, f"two layers are named {shown(twice)}", _LINEAR_ONLY)
+    ins, outs = _endpoints(body.get("input_layers")), _endpoints(body.get("output_layers"))
+    if layers[0].kind != INPUT or ins != [names[0]] or outs != [names[-1]]:
+        raise fail(where, None, f"the model has inputs {shown(ins)} and outputs {shown(outs)}", _LINEAR_ONLY)
+    for layer, entry in zip(layers[1:], raw[1:], strict=True):
+        nodes = entry.get("inbound_nodes")
+        sources = _sources(nodes[0]) if isinstance(nodes, list) and len(nodes) == 1 else None
+        if sources != [names[layer.index - 1]]:
+            raise fail(where, layer, f"it reads {shown(sources)}", _LINEAR_ONLY)
+
+
+def _endpoints(value: Any) -> list[str] | None:
+    """Layer names of ``input_layers`` / ``output_layers``: ``[[name, 0, 0], ...]`` or Keras 3's ``[name, 0, 0]``."""
+    if not isinstance(value, list):
+        return None
+    if value and isinstance(value[0], str):
+        value = [value]
+    out = [v[0] for v in value if isinstance(v, list) and v and isinstance(v[0], str)]
+    return out if len(out) == len(value) else None
+
+
+def _sources(node: Any) -> list[str] | None:
+    """The layer names one inbound node reads: Keras 2's ``[[name, 0, 0, {}], ...]`` or Keras 3's
+    ``{"args": [...], "kwargs": {...}}`` with ``__keras_tensor__`` entries (found at any depth)."""
+    if isinstance(node, list):  # Keras 2
+        out = [e[0] for e in node if isinstance(e, list) and e and isinstance(e[0], str)]
+        kwargs = [e[3] for e in node if isinstance(e, list) and len(e) > 3 and e[3]]
+        return out if len(out) == len(node) and not any(_tensors(k) for k in kwargs) else None
+    if isinstance(node, dict):  # Keras 3
+        return _tensors(node.get("args", [])) + _tensors(node.get("kwargs", {}))
+    return None
+
+
+def _tensors(value: Any, depth: int = 0) -> list[str]:
+    """Names of the layers whose outputs ``value`` holds (Keras 3 tensor references), bounded in depth."""
+    if depth > 32:
+        return ["<nested too deeply>"]
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            config = value.get("config")
+            history = config.get("keras_history") if isinstance(config, dict) else None
+            return [
+                history[0] if isinstance(history, list) and history and isinstance(history[0], str) else "?"
+            ]
+        return [n for v in value.values() for n in _tensors(v, depth + 1)]
+    if isinstance(value, list):
+        return [n for v in value for n in _tensors(v, depth + 1)]
+    return []
+
+
+def _recorded_shape(layers: list[KerasLayer], body: dict[str, Any], where: str) -> Shape | None:
+    """The per-row input shape the config records (InputLayer, the first layer, or the model's build shape)."""
+    first = layers[0].config
+    candidates = [first.get(k) for k in ("batch_shape", "batch_input_shape", "build_input_shape")]
+    candidates.append(body.get("build_input_shape"))
+    found = next((c for c in candidates if c is not None), None)
+    if found is None:
+        return None
+    dims = found[1:] if isinstance(found, list) and len(found) in (2, 3) else None
+    if dims is None:
+        fix = "Only flat rows (batch, features) and 1-D sequences (batch, steps, channels) are read."
+        raise fail(where, layers[0], f"the recorded input shape is {shown(found)}", fix)
+    if not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= MAX_DIM for d in dims):
+        problem = (
+            f"the recorded input shape {shown(found)} needs sizes in [1, {MAX_DIM:,}] (no variable length)"
+        )
+        raise fail(where, layers[0], problem, _FIXED)
+    if math.prod(dims) > MAX_DIM:
+        raise fail(where, layers[0], f"the input shape {tuple(dims)} holds over {MAX_DIM:,} values a row")
+    return tuple(dims)
+
+
+# ------------------------------------------------------------------------------------------- conversion
+Fetch = Callable[[KerasLayer, tuple[str, ...]], dict[str, Any]]  # role -> dataset (shape, dtype, [()])
+_RESAVE = "Re-save the model from Keras (model.save)."
+_DISAGREE = "The config and the weights disagree: re-save the model from Keras."
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": L.ReLU,
+    "sigmoid": L.Sigmoid,
+    "tanh": L.Tanh,
+    "elu": K.ELU,
+    "selu": K.SELU,
+    "leaky_relu": lambda: K.LeakyReLU(0.2),  # keras.activations.leaky_relu's default slope
+}
+_IDENTITY = ("Dropout", "SpatialDropout1D", "AlphaDropout", "GaussianDropout", "GaussianNoise")
+
+
+@dataclass(frozen=True)
+class Converted:
+    """The closed-set layers, the final activation separated from them, and the input shape they read."""
+
+    modules: list[nn.Module]
+    output: str
+    input_shape: Shape
+
+
+@dataclass(frozen=True)
+class _Softmax:
+    """A softmax met while converting: allowed only as the network's final activation (then separated)."""
+
+    layer: KerasLayer
+
+
+class _Build:
+    """The layers converted so far, the Keras shape of one row after them, and the config readers."""
+
+    def __init__(self, where: str, fetch: Fetch, shape: Shape | None) -> None:
+        self.where, self.fetch, self.shape, self.input_shape = where, fetch, shape, shape
+        self.modules: list[nn.Module | _Softmax] = []
+        self.total = 0
+        if shape is not None and len(shape) == 2:  # (steps, channels) rows, flat: channels-first for Conv1d
+            self.modules.append(L.Sequence1d(length=shape[0], channels=shape[1]))
+
+    def fail(self, layer: KerasLayer | None, problem: str, fix: str = _RESAVE) -> ModelError:
+        return fail(self.where, layer, problem, fix)
+
+    def add(self, module: nn.Module | _Softmax, layer: KerasLayer, shape: Shape | None = None) -> None:
+        self.modules.append(module)
+        if shape is not None:
+            if math.prod(shape) > S.MAX_ACTIVATION:
+                raise self.fail(layer, f"it gives {math.prod(shape):,} values per row; check its sizes")
+            self.shape = shape
+
+    def rows(self, layer: KerasLayer, rank: int) -> Shape:
+        """The current shape, which must be known and of ``rank`` (1: features, 2: steps x channels)."""
+        if self.shape is None or len(self.shape) != rank:
+            need = "(features,)" if rank == 1 else "(steps, channels)"
+            fix = "A Dense layer needs a Flatten before it; Conv1D and pooling need (steps, channels) inputs."
+            raise self.fail(layer, f"it reads rows of shape {need}; the layer before gives {self.shape}", fix)
+        return self.shape
+
+    def value(self, layer: KerasLayer, key: str, default: Any, kinds: tuple[type, ...]) -> Any:
+        value = layer.config.get(key, default)
+        if isinstance(value, list) and len(value) == 1 and int in kinds:  # kernel_size [3], strides [1]
+            value = value[0]
+        if isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds):
+            raise self.fail(layer, f"key {key!r} is {shown(value)}")
+        return value
+
+    def int(self, layer: KerasLayer, key: str, default: int | None = None) -> int:
+        value: int = self.value(layer, key, default, (int,))
+        if not 1 <= value <= MAX_DIM:
+            raise self.fail(layer, f"key {key!r} is {value:,}; it must be in [1, {MAX_DIM:,}]")
+        return value
+
+    def float(self, layer: KerasLayer, key: str, default: float) -> float:
+        value = float(self.value(layer, key, default, (int, float)))
+        if not math.isfinite(value):
+            raise self.fail(layer, f"key {key!r} is {value}; it must be a finite number")
+        return value
+
+    def choice(self, layer: KerasLayer, key: str, allowed: tuple[Any, ...], fix: str) -> Any:
+        value = layer.config.get(key, allowed[0])
+        if value not in allowed:
+            raise self.fail(layer, f"{key} {shown(value)} is not supported (only {list(allowed)})", fix)
+        return value
+
+    def weights(self, layer: KerasLayer, want: dict[str, Shape]) -> dict[str, torch.Tensor]:
+        """The layer's weights by role, each checked against the shape its config implies, as float64."""
+        found, out = self.fetch(layer, tuple(want)), {}
+        for role, shape in want.items():
+            data = found[role]
+            got = tuple(int(d) for d in data.shape)
+            if got != shape:
+                raise self.fail(
+                    layer, f"weight {role!r} has shape {got}; its config needs {shape}", _DISAGREE
+                )
+            if data.dtype.kind != "f":
+                raise self.fail(layer, f"weight {role!r} holds {data.dtype} values, not floats")
+            self.total += math.prod(shape)
+            if self.total > S.MAX_ELEMENTS:
+                raise self.fail(
+                    layer, f"the weights pass {S.MAX_ELEMENTS:,} numbers", "The model is too large to read."
+                )
+            values = np.asarray(data[()], dtype=np.float64).reshape(shape)
+            bad = ~np.isfinite(values).reshape(-1)
+            if bad.any():
+                j = int(np.argmax(bad))
+                problem = f"weight {role!r} holds {values.reshape(-1)[j]} at flat position {j}"
+                raise self.fail(
+                    layer, problem, "A model's numbers must all be finite: retrain or re-export it."
+                )
+            out[role] = torch.from_numpy(values.copy())
+        return out
+
+    def activation(self, layer: KerasLayer, name: Any) -> None:
+        if isinstance(name, dict) and str(name.get("module", "keras")).startswith("keras"):
+            name = name.get("config")  # Keras 3 may write a built-in activation as a table
+        if name is None or name == "linear":
+            return
+        if name == "softmax":
+            self.add(_Softmax(layer), layer)
+        elif isinstance(name, str) and name in _ACTIVATIONS:
+            self.add(_ACTIVATIONS[name](), layer)
+        else:
+            known = ["linear", "softmax", *_ACTIVATIONS]
+            raise self.fail(layer, f"activation {shown(name)} is not supported", f"Supported: {known}.")
+
+
+def _dense(b: _Build, layer: KerasLayer) -> None:
+    units, bias = b.int(layer, "units"), b.value(layer, "use_bias", True, (bool,))
+    if b.shape is None:  # the config records no input shape: the first kernel says it
+        rows = int(b.fetch(layer, ("kernel", "bias") if bias else ("kernel",))["kernel"].shape[0])
+        if not 1 <= rows <= MAX_DIM:
+            raise b.fail(layer, f"its kernel has {rows:,} rows")
+        b.shape = b.input_shape = (rows,)
+    (width,) = b.rows(layer, 1)
+    w = b.weights(layer, {"kernel": (width, units)} | ({"bias": (units,)} if bias else {}))
+    linear = L.Linear(width, units, bias=bias, dtype=torch.float64)
+    with torch.no_grad():
+        linear.weight.copy_(w["kernel"].T)
+        if linear.bias is not None:
+            linear.bias.copy_(w["bias"])
+    b.add(linear, layer, (units,))
+    b.activation(layer, layer.config.get("activation"))
+
+
+def _conv(b: _Build, layer: KerasLayer) -> None:
+    length, channels = b.rows(layer, 2)
+    filters, kernel, stride = b.int(layer, "filters"), b.int(layer, "kernel_size"), b.int(layer, "strides", 1)
+    bias = b.value(layer, "use_bias", True, (bool,))
+    if b.int(layer, "dilation_rate", 1) != 1 or b.int(layer, "groups", 1) != 1:
+        raise b.fail(layer, "a dilated or grouped convolution", "Only plain convolutions are read.")
+    b.choice(layer, "data_format", ("channels_last",), "Save the model with channels_last inputs.")
+    padding = b.choice(layer, "padding", ("valid", "same"), "Use padding 'valid' or 'same'.")
+    total = max((-(-length // stride) - 1) * stride + kernel - length, 0) if padding == "same" else 0
+    if total % 2:
+        problem = f"padding 'same' here pads {total // 2} step(s) before and {total - total // 2} after"
+        raise b.fail(layer, problem, "Only symmetric padding is read: use an odd kernel, or padding 'valid'.")
+    if kernel > length + total:
+        raise b.fail(layer, f"its kernel ({kernel}) is longer than its input ({length} steps)")
+    w = b.weights(layer, {"kernel": (kernel, channels, filters)} | ({"bias": (filters,)} if bias else {}))
+    conv = L.Conv1d(
+        channels, filters, kernel, stride=stride, padding=total // 2, bias=bias, dtype=torch.float64
+    )
+    with torch.no_grad():
+        conv.weight.copy_(w["kernel"].permute(2, 1, 0))  # Keras (kernel, in, out) -> torch (out, in, kernel)
+        if conv.bias is not None:
+            conv.bias.copy_(w["bias"])
+    b.add(conv, layer, ((length + total - kernel) // stride + 1, filters))
+    b.activation(layer, layer.config.get("activation"))
+
+
+def _pool(b: _Build, layer: KerasLayer) -> None:
+    length, channels = b.rows(layer, 2)
+    size = b.int(layer, "pool_size", 2)
+    stride = size if layer.config.get("strides") is None else b.int(layer, "strides")
+    b.choice(layer, "padding", ("valid",), "Use padding 'valid'.")
+    b.choice(layer, "data_format", ("channels_last",), "Save the model with channels_last inputs.")
+    if size > length:
+        raise b.fail(layer, f"its window ({size}) is longer than its input ({length} steps)")
+    b.add(L.MaxPool1d(size, stride=stride), layer, ((length - size) // stride + 1, channels))
+
+
+def _norm(b: _Build, layer: KerasLayer) -> None:
+    if b.shape is None:
+        raise b.fail(layer, "the file records no input shape", _FIXED)
+    axis, rank = layer.config.get("axis", -1), len(b.shape) + 1
+    axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+    if (
+        isinstance(axis, bool)
+        or not isinstance(axis, int)
+        or not -rank <= axis < rank
+        or axis % rank != rank - 1
+    ):
+        raise b.fail(
+            layer, f"it normalises axis {shown(axis)}", "Only the last (features / channels) axis is read."
+        )
+    if layer.config.get("renorm"):
+        raise b.fail(layer, "batch renormalization", "Only plain BatchNormalization is read.")
+    epsilon, width = b.float(layer, "epsilon", 1e-3), b.shape[-1]
+    scale, center = b.value(layer, "scale", True, (bool,)), b.value(layer, "center", True, (bool,))
+    roles = [*(["gamma"] if scale else []), *(["beta"] if center else []), "moving_mean", "moving_variance"]
+    w = b.weights(layer, {role: (width,) for role in roles})
+    variance = w["moving_variance"] + epsilon
+    if bool((variance <= 0).any()):
+        raise b.fail(layer, "moving_variance + epsilon is not positive at some channel")
+    factor = w.get("gamma", torch.ones(width, dtype=torch.float64)) / torch.sqrt(variance)
+    shift = w.get("beta", torch.zeros(width, dtype=torch.float64)) - w["moving_mean"] * factor
+    b.add(K.ChannelAffine(factor, shift, channels=len(b.shape) == 2), layer)
+
+
+def _flatten(b: _Build, layer: KerasLayer) -> None:
+    if b.shape is None:
+        raise b.fail(layer, "the file records no input shape", _FIXED)
+    if len(b.shape) == 2:
+        order = b.choice(layer, "data_format", ("channels_last", "channels_first"), "")
+        if order == "channels_last":  # Keras flattens (steps, channels) step by step: move channels last
+            b.add(K.ChannelsLast(), layer)
+        b.add(L.Flatten(), layer, (math.prod(b.shape),))
+
+
+def _unit(b: _Build, layer: KerasLayer) -> None:
+    """Activation, ReLU, LeakyReLU, ELU and Softmax layers."""
+    kind = layer.kind
+    if kind == "Activation":
+        b.activation(layer, layer.config.get("activation"))
+    elif kind == "ReLU":
+        if layer.config.get("max_value") is not None or layer.config.get("threshold", 0) != 0:
+            raise b.fail(layer, "a ReLU with max_value or threshold", "Only ReLU(negative_slope) is read.")
+        slope = b.float(layer, "negative_slope", 0.0)
+        b.add(K.LeakyReLU(slope) if slope else L.ReLU(), layer)
+    elif kind == "LeakyReLU":  # Keras 3 names the slope negative_slope, Keras 2 alpha
+        b.add(K.LeakyReLU(b.float(layer, "negative_slope", b.float(layer, "alpha", 0.3))), layer)
+    elif kind == "ELU":
+        b.add(K.ELU(b.float(layer, "alpha", 1.0)), layer)
+    else:
+        b.choice(layer, "axis", (-1,), "Only a softmax over the last axis is read.")
+        b.add(_Softmax(layer), layer)
+
+
+_CONVERT: dict[str, Callable[[_Build, KerasLayer], None]] = {
+    "Dense": _dense,
+    "Conv1D": _conv,
+    "MaxPooling1D": _pool,
+    "BatchNormalization": _norm,
+    "Flatten": _flatten,
+    **dict.fromkeys(("Activation", "ReLU", "LeakyReLU", "ELU", "Softmax"), _unit),
+    **dict.fromkeys((INPUT, *_IDENTITY), lambda b, layer: None),  # identities at inference: omitted
+}
+
+
+def convert(layers: list[KerasLayer], shape: Shape | None, fetch: Fetch, where: str) -> Converted:
+    """Closed-set layers equal to the Keras layers at inference; a final softmax (or a sigmoid on one unit) is
+    separated, so the network returns logits. ``ModelError`` names the layer, the problem and the fix."""
+    b = _Build(where, fetch, shape)
+    for layer in layers:
+        step = _CONVERT.get(layer.kind)
+        if step is None:
+            raise _unsupported(b, layer)
+        step(b, layer)
+    output, modules = "linear", b.modules
+    if modules and isinstance(modules[-1], _Softmax):
+        output, modules = "softmax", modules[:-1]
+    elif modules and isinstance(modules[-1], L.Sigmoid) and b.shape == (1,):
+        output, modules = "sigmoid", modules[:-1]
+    inner = next((m for m in modules if isinstance(m, _Softmax)), None)
+    if inner is not None:
+        raise b.fail(inner.layer, "a softmax before the output", "Only a final softmax is read (as logits).")
+    if b.shape is None or b.input_shape is None or len(b.shape) != 1:
+        raise b.fail(None, f"the network gives rows of shape {b.shape}", "End it with Flatten and Dense.")
+    kept = [m for m in modules if isinstance(m, nn.Module)]
+    return Converted(kept or [L.Identity()], output, b.input_shape)
+
+
+def _unsupported(b: _Build, layer: KerasLayer) -> ModelError:
+    if layer.kind == "Lambda":
+        fix = "It is never run: rewrite it as standard layers and save the model again."
+        return b.fail(layer, "a Lambda layer holds Python code (marshalled bytecode)", fix)
+    if layer.kind in (*_SEQUENTIAL, *_FUNCTIONAL):
+        return b.fail(layer, "a nested model", "Flatten it into one Sequential of layers and save it again.")
+    known = [*sorted(k for k in _CONVERT if k not in _IDENTITY), "Dropout"]
+    hint = did_you_mean(layer.kind, _CONVERT)
+    return b.fail(layer, f"layer class {shown(layer.kind)} is not supported", f"Supported: {known}.{hint}")
