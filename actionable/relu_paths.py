@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from actionable.models import layers as L
+from actionable.models.core import input_width
 
 __all__ = ["ReluChain", "relu_chain"]
 
@@ -99,7 +100,7 @@ def relu_chain(layers: Sequence[nn.Module], index: int, dtype: torch.dtype) -> R
     if len(middle) % 2 or not tail or any(type(m) not in AFFINE_TAIL for m in tail):
         return None
     linears = tuple(m for m in middle[1::2] if isinstance(m, nn.Linear))
-    width = linears[-1].out_features if linears else _width(tail[0])
+    width = linears[-1].out_features if linears else input_width(nn.Sequential(*tail))
     if width is None:
         return None
     point = torch.zeros(1, width, dtype=dtype, requires_grad=True)
@@ -109,8 +110,3 @@ def relu_chain(layers: Sequence[nn.Module], index: int, dtype: torch.dtype) -> R
             return None
         (vector,) = torch.autograd.grad(out[0, index], point)
     return ReluChain(linears, vector[0].detach())
-
-
-def _width(module: nn.Module) -> int | None:
-    """The input width of a tail's first layer, where it says (a Linear)."""
-    return module.in_features if isinstance(module, nn.Linear) else None

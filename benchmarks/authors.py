@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from synthesis import paper_catalogue
+from synthesis import UNFAVOURABLE as BUNDLED_UNFAVOURABLE
+from synthesis import paper_catalogue, rechecked_by_model
 
 from actionable import Feature, Schema, Target, as_model, datasets, invert_sweep, synthesize
 from actionable.actions import ActionSet
@@ -37,7 +38,7 @@ from actionable.models.keras import read_keras
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = {"german": "100/100", "adult": "90/100", "fannie mae": "62/100"}
-UNFAVOURABLE = {"german": "bad", "adult": "<=50K", "fannie mae": "unfavourable"}
+UNFAVOURABLE = {**BUNDLED_UNFAVOURABLE, "fannie mae": "unfavourable"}
 BUDGETS = list(range(11))
 CLOSEST = re.compile(r"reaches P\(favourable\) = ([0-9.]+)")
 
@@ -135,8 +136,7 @@ def synthesis_row(name: str, model: Any, rows: pd.DataFrame, actions: ActionSet,
         times.append(time.perf_counter() - started)
     assert batch is not None
     found = [r for r in batch if r.status == "found"]
-    after = pd.DataFrame([r.x_after for r in found], columns=list(model.schema.names))
-    rechecked = int((model.predict(after) != UNFAVOURABLE[name]).sum()) if found else 0
+    rechecked = rechecked_by_model(model, found, UNFAVOURABLE[name])
     costs = [r.cost for r in found]
     return (
         f"| {name} | {PAPER[name]} | {len(found)}/{len(rows)} | {rechecked}/{len(found)} | "

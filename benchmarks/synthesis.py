@@ -44,6 +44,15 @@ def paper_catalogue(data: datasets.Dataset) -> ActionSet:
     return ActionSet.from_toml(paper if paper.is_file() else data.path / "actions.toml", data.schema)
 
 
+def rechecked_by_model(model: Any, found: list[Any], unfavourable: str) -> int:
+    """How many found plans' raw final states the model's own ``predict`` no longer gives ``unfavourable``
+    (independently of the engine's verification)."""
+    if not found:
+        return 0
+    after = pd.DataFrame([r.x_after for r in found], columns=list(model.schema.names))
+    return int((model.predict(after) != unfavourable).sum())
+
+
 def denied(name: str, rows: int) -> tuple[datasets.Dataset, ActionSet, pd.DataFrame]:
     data = datasets.load(name)
     actions = paper_catalogue(data)
@@ -65,8 +74,7 @@ def success_table(rows: int, repeats: int) -> None:
             times.append(time.perf_counter() - started)
         assert batch is not None
         found = [r for r in batch if r.status == "found"]
-        after = pd.DataFrame([r.x_after for r in found], columns=list(data.schema.names))
-        rechecked = int((data.model.predict(after) != UNFAVOURABLE[name]).sum()) if found else 0
+        rechecked = rechecked_by_model(data.model, found, UNFAVOURABLE[name])
         summary = batch.summary()
         print(
             f"| {name} | {len(found)}/{len(people)} | {rechecked}/{len(found)} | {summary['cost_median']:.3f} | "

@@ -305,7 +305,8 @@ def _check_reads_canonical(module: nn.Module, schema: Schema) -> None:
     )
     if getattr(module, "reads_own_columns", False):
         raise ModelError(
-            f"as_model: this network was read from a Keras file, so it reads that file's input columns, not the schema's canonical tensor. {fix}"
+            "as_model: this network was read from a Keras file, so it reads that file's input columns, not "
+            f"the schema's canonical tensor. {fix}"
         )
     width = input_width(module)
     if width is not None and width != schema.width:
