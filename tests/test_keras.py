@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,7 @@ SNAKE = {
     "ELU": "elu",
     "ReLU": "re_lu",
     "Softmax": "softmax",
+    "Normalization": "normalization",
 }
 
 
@@ -122,7 +124,9 @@ def _act(name: str, h: np.ndarray, alpha: float | None = None) -> np.ndarray:
     return h
 
 
-def _conv(h: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int, padding: str) -> np.ndarray:
+def _conv(
+    h: np.ndarray, kernel: np.ndarray, bias: np.ndarray | float, stride: int, padding: str
+) -> np.ndarray:
     k, length = kernel.shape[0], h.shape[1]
     if padding == "same":  # TensorFlow's SAME: ceil(L / s) outputs, the extra pad (if odd) after
         total = max((math.ceil(length / stride) - 1) * stride + k - length, 0)
@@ -144,13 +148,16 @@ def oracle(shape: tuple[int, ...], specs: list[Spec], x: np.ndarray, logits: boo
         if s.kind == "Dense":
             h = h @ w["kernel"] + w.get("bias", 0.0)
         elif s.kind == "Conv1D":
-            h = _conv(h, w["kernel"], w["bias"], c["strides"][0], c["padding"])
+            h = _conv(h, w["kernel"], w.get("bias", 0.0), c["strides"][0], c["padding"])
         elif s.kind == "MaxPooling1D":
             k, st = c["pool_size"][0], (c.get("strides") or c["pool_size"])[0]
             h = np.stack([h[:, t * st : t * st + k].max(1) for t in range((h.shape[1] - k) // st + 1)], 1)
         elif s.kind == "BatchNormalization":
             h = (h - w["moving_mean"]) / np.sqrt(w["moving_variance"] + c["epsilon"])
             h = h * w.get("gamma", 1.0) + w.get("beta", 0.0)
+        elif s.kind == "Normalization":  # Keras 3: (x - mean) / max(sqrt(variance), 1e-7)
+            std = np.maximum(np.sqrt(w["variance"]), 1e-7)
+            h = w["mean"] + h * std if c.get("invert") else (h - w["mean"]) / std
         elif s.kind == "Flatten":
             h = h.reshape(len(h), -1)
         elif s.kind in ("LeakyReLU", "ELU"):
@@ -467,8 +474,8 @@ SCHEMA = Schema(
 def test_a_network_of_the_new_layers_saves_and_loads(tmp_path: Path) -> None:
     shape = (2, 2)
     specs = [
-        conv(2, 3, 1),
-        norm(3),
+        conv(2, 3, 1, activation="relu"),
+        norm(3),  # after an activation: a ChannelAffine (right after the Conv1D it would be folded in)
         Spec("Flatten"),
         dense(6, 5, "elu"),
         Spec("ELU", {"alpha": 0.5}),
@@ -772,7 +779,7 @@ def test_a_missing_weight_dataset_is_refused(tmp_path: Path) -> None:
     refuse(path, "layer 1 (Dense 'dense_1')", "holds no 'dense_1/bias:0'")
     with h5py.File(path, "r+") as f:
         f["model_weights/dense_1"].attrs["weight_names"] = np.array([b"dense_1/kernel:0"])
-    refuse(path, "layer 1 (Dense 'dense_1')", "its config needs ['kernel', 'bias']")
+    refuse(path, "layer 1 (Dense 'dense_1')", "Keras loads them in order as ['kernel', 'bias']")
     with h5py.File(path, "r+") as f:
         del f["model_weights/dense_0"]
     refuse(path, "layer 0 (Dense 'dense_0')", "holds no 'dense_0'")
@@ -781,6 +788,11 @@ def test_a_missing_weight_dataset_is_refused(tmp_path: Path) -> None:
         z.writestr("config.json", json.dumps(keras3_config((5,), [dense(5, 2)])))
         z.writestr("metadata.json", "{}")
         z.writestr("model.weights.h5", weights_h5([conv(5, 2, 1)]))
+    refuse(archive, "holds weights (/layers/conv1d) for a layer the config lacks")
+    with zipfile.ZipFile(archive, "w") as z:  # no weights for the Dense at all
+        z.writestr("config.json", json.dumps(keras3_config((5,), [dense(5, 2)])))
+        z.writestr("metadata.json", "{}")
+        z.writestr("model.weights.h5", weights_h5([Spec("Flatten")]))
     refuse(archive, "layer 1 (Dense 'dense_0')", "holds no 'layers/dense/vars'")
 
 
@@ -810,10 +822,12 @@ def test_huge_declared_shapes_are_refused_before_reading(tmp_path: Path) -> None
     refuse(_edit_config(_small(tmp_path, "d.h5"), variable), "no variable length")
     big = [dense(5, 6)]
     path = write_h5(tmp_path / "e.h5", (5,), big)
-    _edit_config(path, lambda layers: layers[0]["config"].update(units=2**23))  # 40 M weights declared
-    with h5py.File(path, "r+") as f:  # a dataset of that shape costs nothing until it is written
-        del f["model_weights/dense_0/dense_0/kernel:0"]
-        f["model_weights/dense_0/dense_0"].create_dataset("kernel:0", shape=(5, 2**23), dtype="f4")
+    _edit_config(path, lambda layers: layers[0]["config"].update(units=2**18, use_bias=False))
+    with h5py.File(path, "r+") as f:  # 1.3 M numbers, written (all zeros, compressed to a small file)
+        del f["model_weights/dense_0/dense_0/kernel:0"], f["model_weights/dense_0/dense_0/bias:0"]
+        f["model_weights/dense_0"].attrs["weight_names"] = np.array([b"dense_0/kernel:0"])
+        zeros = np.zeros((5, 2**18), dtype="f4")
+        f["model_weights/dense_0/dense_0"].create_dataset("kernel:0", data=zeros, compression="gzip")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(S, "MAX_ELEMENTS", 2**20)
         refuse(path, "the weights pass 1,048,576 numbers")
@@ -893,3 +907,205 @@ def test_non_linear_functional_models_are_refused(tmp_path: Path) -> None:
         z.writestr("metadata.json", "{}")
         z.writestr("model.weights.h5", weights_h5(specs))
     refuse(archive, "layer 2 (Dense 'dense_1')", "Only linear stacks")
+
+
+# ------------------------------------------------------------------- review findings (issue 15, item 1)
+def _relist(path: Path, group: str, attr: str, values: list[str]) -> Path:
+    with h5py.File(path, "r+") as f:
+        f[group].attrs[attr] = np.array([v.encode() for v in values])
+    return path
+
+
+def test_weights_load_by_keras_order_and_any_other_order_is_refused(tmp_path: Path) -> None:
+    specs = [dense(4, 4), norm(4), dense(4, 4, "relu"), dense(4, 2)]
+    order = ["gamma", "beta", "moving_mean", "moving_variance"]
+    path = write_h5(tmp_path / "a.h5", (4,), specs)
+    # BatchNormalization's weight_names beta before gamma: Keras would load beta's numbers into gamma
+    wrong = [f"batch_normalization_1/{r}:0" for r in ["beta", "gamma", *order[2:]]]
+    _relist(path, "model_weights/batch_normalization_1", "weight_names", wrong)
+    refuse(path, "layer 1 (BatchNormalization", "Keras loads them in order as ['gamma', 'beta'")
+    # layer_names listing the Dense groups in another order than the config: Keras fills by this order
+    path = write_h5(tmp_path / "b.h5", (4,), specs)
+    listed = ["dense_0", "batch_normalization_1", "dense_3", "dense_2"]
+    refuse(_relist(path, "model_weights", "layer_names", listed), "Keras loads weights by this order")
+    # a weighted group the config lacks
+    path = write_h5(tmp_path / "c.h5", (4,), specs)
+    with h5py.File(path, "r+") as f:
+        ghost = f["model_weights"].create_group("ghost")
+        ghost.attrs["weight_names"] = np.array([b"ghost/kernel:0"])
+        ghost.create_dataset("ghost/kernel:0", data=_w(4, 4))
+    refuse(
+        _relist(path, "model_weights", "layer_names", [*names(specs), "ghost"]),
+        "'ghost' that the config lacks",
+    )
+    # a Dropout group holding a kernel
+    drop = [dense(4, 3), Spec("Dropout", {"rate": 0.5}, [("kernel", _w(3, 3))]), dense(3, 2)]
+    refuse(write_h5(tmp_path / "d.h5", (4,), drop), "layer 1 (Dropout 'dropout_1')", "but a Dropout has none")
+    # Keras 3: variables filed under a layer the config lacks, or under a Dropout
+    archive = write_keras(tmp_path / "e.keras", (4,), [dense(4, 2)])
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("config.json", json.dumps(keras3_config((4,), [dense(4, 2)])))
+        z.writestr("metadata.json", "{}")
+        z.writestr("model.weights.h5", weights_h5([dense(4, 2), dense(2, 2)]))
+    refuse(archive, "layers/dense_1) for a layer the config lacks")
+    refuse(
+        write_keras(tmp_path / "f.keras", (4,), drop), "layer 2 (Dropout 'dropout_1')", "a Dropout has none"
+    )
+
+
+def test_chunked_names_attributes_are_read_whole(tmp_path: Path) -> None:
+    specs = [dense(4, 3, "relu"), Spec("Dropout", {"rate": 0.1}), dense(3, 2)]
+    path = write_h5(tmp_path / "m.h5", (4,), specs)
+    with h5py.File(path, "r+") as f:  # as Keras writes an attribute over 64 KB: name0, name1, ...
+        group = f["model_weights/dense_2"]
+        del group.attrs["weight_names"]
+        group.attrs["weight_names0"] = np.array([b"dense_2/kernel:0"])
+        group.attrs["weight_names1"] = np.array([b"dense_2/bias:0"])
+        weights = f["model_weights"]
+        del weights.attrs["layer_names"]
+        weights.attrs["layer_names0"] = np.array([b"dense_0", b"dropout_1"])
+        weights.attrs["layer_names1"] = np.array([b"dense_2"])
+    check(read_keras(path), (4,), specs)
+
+
+# ------------------------------------------------------------------------ review findings (items 2, 5)
+def test_a_softmax_over_one_unit_is_refused(tmp_path: Path) -> None:
+    fragments = ("a softmax over one unit is constantly 1.0", "Use sigmoid on one unit, or softmax on two")
+    refuse(write_h5(tmp_path / "a.h5", (4,), [dense(4, 3, "relu"), dense(3, 1, "softmax")]), *fragments)
+    refuse(write_h5(tmp_path / "b.h5", (4,), [dense(4, 1), Spec("Softmax", {"axis": -1})]), *fragments)
+    after = [dense(4, 1), Spec("Activation", {"activation": "softmax"})]
+    refuse(write_keras(tmp_path / "c.keras", (4,), after), "layer 2 (Activation", *fragments)
+
+
+def test_an_activation_from_another_module_is_refused(tmp_path: Path) -> None:
+    evil = {
+        "module": "keras_evil.acts",
+        "class_name": "function",
+        "config": "relu",
+        "registered_name": "function",
+    }
+    specs = [dense(4, 2)]
+    specs[0].config["activation"] = evil
+    refuse(write_keras(tmp_path / "m.keras", (4,), specs), "activation", "is not supported")
+    specs[0].config["activation"] = evil | {"module": "keras.activations"}  # Keras's own, as a table
+    plain = [Spec("Dense", specs[0].config | {"activation": "relu"}, specs[0].weights)]
+    check(read_keras(write_keras(tmp_path / "n.keras", (4,), specs)), (4,), plain)
+
+
+@pytest.mark.parametrize("block", [512, 4096, 8192])
+def test_a_user_block_of_any_power_of_two_is_read(tmp_path: Path, block: int) -> None:
+    specs = [dense(4, 2)]
+    plain = write_h5(tmp_path / "plain.h5", (4,), specs)
+    path = tmp_path / f"ub{block}.h5"
+    with h5py.File(plain, "r") as src, h5py.File(path, "w", userblock_size=block) as dst:
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+        src.copy("model_weights", dst)
+    check(read_keras(path), (4,), specs)
+
+
+def test_a_fifo_is_not_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "m.h5"
+    os.mkfifo(fifo)
+    refuse(fifo, "is not a regular file")
+
+
+# --------------------------------------------------------------------- review findings (item 4: bounds)
+def test_a_zip_of_too_many_members_is_refused_before_its_directory_is_parsed(tmp_path: Path) -> None:
+    path = write_keras(tmp_path / "m.keras", (4,), [dense(4, 2)], extra={"a": b"", "b": b""})
+
+    def never(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("zipfile.ZipFile was called")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keras_module, "MAX_MEMBERS", 4)
+        patch.setattr(keras_module.zipfile, "ZipFile", never)
+        refuse(path, "is a zip of 5 members")
+
+
+def test_a_member_inflating_absurdly_is_refused_before_inflating(tmp_path: Path) -> None:
+    path = tmp_path / "m.keras"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("metadata.json", "{}")
+        z.writestr("config.json", b" " * 2**22)  # 4 MiB of spaces: a thousandfold smaller compressed
+        z.writestr("model.weights.h5", weights_h5([dense(4, 2)]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keras_module, "MAX_RATIO", 100)
+        refuse(path, "its config.json inflates", "a zip bomb")
+
+
+def test_weights_with_no_stored_values_are_refused(tmp_path: Path) -> None:
+    path = write_h5(tmp_path / "a.h5", (4,), [dense(4, 16)])
+    group = "model_weights/dense_0/dense_0"
+    with h5py.File(path, "r+") as f:  # declared, never written: it would read as its fill value
+        del f[f"{group}/kernel:0"]
+        f[group].create_dataset("kernel:0", shape=(4, 16), dtype="f4", fillvalue=0.5)
+    refuse(path, "'dense_0/kernel:0' of shape (4, 16) has no stored values")
+    path = write_h5(tmp_path / "b.h5", (4,), [dense(4, 16)])
+    with h5py.File(path, "r+") as f:  # chunked, one chunk of four written
+        del f[f"{group}/kernel:0"]
+        data = f[group].create_dataset("kernel:0", shape=(4, 16), dtype="f4", chunks=(1, 16))
+        data[0] = 1.0
+    refuse(path, "has no stored values")
+
+
+# --------------------------------------------------------------- review findings (item 6: a new user)
+def normalization(width: int, invert: bool = False) -> Spec:
+    variance = RNG.uniform(0.2, 2, width).astype(np.float32)
+    variance[0] = 0.0  # a constant feature: Keras divides by epsilon, not by 0
+    weights = [("mean", _w(width)), ("variance", variance), ("count", np.array(100, dtype=np.int64))]
+    return Spec("Normalization", {"axis": [-1], "invert": invert, "mean": None, "variance": None}, weights)
+
+
+@pytest.mark.parametrize("how", ["dict", "keras3"])
+def test_a_normalization_layer_matches_keras_formula(tmp_path: Path, how: str) -> None:
+    specs = [normalization(4), dense(4, 3, "relu"), dense(3, 2)]
+    check(read_keras(_write(tmp_path, (4,), specs, how)), (4,), specs)
+    specs = [
+        dense(4, 3),
+        Spec("Activation", {"activation": "relu"}),
+        normalization(3, invert=True),
+        dense(3, 2),
+    ]
+    net = read_keras(_write(tmp_path, (4,), specs, how))
+    check(net, (4,), specs)
+    assert any(isinstance(m, K.ChannelAffine) for m in net.network)
+    specs = [Spec("Normalization", {"axis": None, "mean": None}, normalization(4).weights), dense(4, 2)]
+    refuse(_write(tmp_path, (4,), specs, how), "zscore columns of an InputEncoding")
+
+
+def test_batch_normalization_right_after_dense_or_conv_is_folded_exactly(tmp_path: Path) -> None:
+    specs = [dense(4, 6), norm(6), Spec("Activation", {"activation": "relu"}), dense(6, 2)]
+    specs.insert(1, Spec("Dropout", {"rate": 0.3}))  # an inference identity between keeps it foldable
+    net = read_keras(write_h5(tmp_path / "d.h5", (4,), specs))
+    assert [type(m).__name__ for m in net.network] == ["Linear", "ReLU", "Linear"]
+    x = RNG.standard_normal((9, 4))
+    got = net.network(torch.as_tensor(x)).detach().numpy()
+    np.testing.assert_allclose(got, oracle((4,), specs, x), rtol=0, atol=1e-12)
+    model = as_model(net.network, SCHEMA, encoding=InputEncoding.canonical(SCHEMA))
+    rows = SCHEMA.encode(pd.DataFrame({"a": [10], "b": [20.0], "c": [1.0], "d": [2.0]}))
+    assert attribute(model, rows, method="deeplift").values.shape == (1, 4)
+    shape = (6, 2)
+    specs = [
+        conv(2, 3, 3, padding="same"),
+        norm(3),
+        Spec("Flatten"),
+        dense(18, 2, "relu", bias=False),
+        norm(2),
+    ]
+    specs[0].weights = specs[0].weights[:1]
+    specs[0].config["use_bias"] = False  # a Conv1D without bias gains one
+    net = read_keras(write_keras(tmp_path / "c.keras", shape, specs))
+    assert not any(isinstance(m, K.ChannelAffine) for m in net.network[:3])
+    assert isinstance(net.network[-1], K.ChannelAffine)  # after the ReLU: kept as an affine
+    x = RNG.standard_normal((9, 12))
+    got = net.network(torch.as_tensor(x)).detach().numpy()
+    np.testing.assert_allclose(got, oracle(shape, specs, x), rtol=0, atol=1e-12)
+
+
+def test_uneven_same_padding_says_what_makes_it_uneven(tmp_path: Path) -> None:
+    specs = [conv(3, 4, 3, padding="same", strides=[2]), Spec("Flatten"), dense(24, 2)]
+    message = refuse(
+        write_h5(tmp_path / "m.h5", (12, 3), specs), "kernel 3 and stride 2 on 12 steps", "is odd"
+    )
+    assert "use an odd kernel" not in message and "use kernel 2 or 4" in message and "11 steps" in message

@@ -23,7 +23,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import zipfile
 import zlib
 from contextlib import ExitStack
@@ -37,12 +36,15 @@ from torch import nn
 
 from actionable.errors import ActionableError, ConfigError, ModelError, shown
 from actionable.models import specs as S
-from actionable.models.keras_config import INPUT, Fetch, KerasLayer, convert, fail, model_layers
+from actionable.models.keras_config import KINDS, convert, model_layers
+from actionable.models.keras_weights import attr, child, keras2_fetch, keras3_fetch, snake_case, text
 
 __all__ = [
     "HDF5_SIGNATURE",
     "MAX_CONFIG_BYTES",
     "MAX_FILE_BYTES",
+    "MAX_MEMBERS",
+    "MAX_RATIO",
     "MAX_WEIGHTS_BYTES",
     "MEMBERS",
     "KerasNetwork",
@@ -57,7 +59,8 @@ MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
 MAX_FILE_BYTES = 4 * 2**30  # a model file larger than this is not read (nor hashed)
 MAX_CONFIG_BYTES = 64 * 2**20  # model_config / config.json / metadata.json
 MAX_WEIGHTS_BYTES = 2 * 2**30  # model.weights.h5 inside a .keras archive (read into memory)
-_MAX_NAMES = 100_000  # entries of one names attribute, members of one archive
+MAX_MEMBERS = 1000  # members of one .keras archive (Keras writes three, and assets)
+MAX_RATIO = 1000  # a member inflating over this many times its compressed size is a zip bomb
 _UNREADABLE = "It is truncated, corrupt or not a Keras model file: save the model again (model.save)."
 
 
@@ -95,7 +98,7 @@ def read_keras(path: str | os.PathLike[str]) -> KerasNetwork:
     """
     file = _file(path)
     where = f"read_keras: {file}"
-    head, digest = _digest(file, where)
+    head, digest, offsets = _digest(file, where)
     h5py = _h5py(where)
     text: bytes | str
     with ExitStack() as stack:
@@ -103,12 +106,14 @@ def read_keras(path: str | os.PathLike[str]) -> KerasNetwork:
             if head.startswith(_ZIP_SIGNATURES):
                 text, version, h5 = _archive(file, where, h5py, stack)
                 layers, shape = model_layers(_json(text, where, "config.json"), where)
-                fetch = _keras3_fetch(h5, layers, where, h5py)
-            elif any(head[k : k + 8] == HDF5_SIGNATURE for k in (0, 512, 1024, 2048)):
+                fetch = keras3_fetch(h5, layers, KINDS, where, h5py)
+            elif offsets:
                 h5 = stack.enter_context(h5py.File(file, "r"))
                 text, version = _model_attrs(h5, where)
                 layers, shape = model_layers(_json(text, where, "attribute 'model_config'"), where)
-                fetch = _keras2_fetch(_child(h5, "model_weights", where, None, h5py), where, h5py)
+                fetch = keras2_fetch(
+                    child(h5, "model_weights", where, None, h5py), layers, KINDS, where, h5py
+                )
             else:
                 raise ModelError(
                     f"{where}: is neither an HDF5 file nor a zip archive (it starts {head[:8]!r}). Give a Keras "
@@ -157,13 +162,18 @@ def _file(path: Any) -> Path:
             f"read_keras: {file} is a folder. A TensorFlow SavedModel folder is not read: save the model as "
             "one file with model.save('model.h5') or model.save('model.keras')."
         )
+    if file.exists() and not file.is_file():
+        raise ModelError(
+            f"read_keras: {file} is not a regular file (a FIFO, socket or device); give a Keras .h5 or .keras file."
+        )
     if not file.is_file():
         raise ModelError(f"read_keras: {file} not found; give the path of a Keras .h5 or .keras file.")
     return file
 
 
-def _digest(file: Path, where: str) -> tuple[bytes, str]:
-    """The file's first 4 KiB (to tell the format) and the SHA-256 of all its bytes."""
+def _digest(file: Path, where: str) -> tuple[bytes, str, list[int]]:
+    """The file's first 4 KiB (to tell the format), the SHA-256 of all its bytes and the offsets at which it
+    holds the HDF5 signature: 0, 512, 1024, 2048, ... (HDF5 looks there for the superblock after a user block)."""
     try:
         size = file.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -176,9 +186,14 @@ def _digest(file: Path, where: str) -> tuple[bytes, str]:
             sha.update(head)
             for block in iter(lambda: handle.read(2**20), b""):
                 sha.update(block)
+            offsets = []
+            for offset in [0, *(2**k for k in range(9, 64) if 2**k < size)]:
+                handle.seek(offset)
+                if handle.read(8) == HDF5_SIGNATURE:
+                    offsets.append(offset)
     except OSError as exc:
         raise ModelError(f"{where}: cannot be read ({exc}).") from None
-    return head, sha.hexdigest()
+    return head, sha.hexdigest(), offsets
 
 
 def _h5py(where: str) -> Any:
@@ -205,135 +220,35 @@ def _json(blob: bytes | str, where: str, what: str) -> Any:
         ) from None
 
 
-def _text(value: Any) -> str:
-    """An HDF5 string attribute (bytes, str or a numpy scalar of either) as text."""
-    value = value.item() if isinstance(value, np.ndarray | np.generic) and np.ndim(value) == 0 else value
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _attr(node: Any, name: str, where: str, cap: int = MAX_CONFIG_BYTES) -> Any:
-    """An attribute's value, its stored size checked first (None where it is absent)."""
-    if name not in node.attrs:
-        return None
-    size = node.attrs.get_id(name).get_storage_size()
-    if size > cap:
-        raise ModelError(f"{where}: attribute {name!r} of {node.name} is {size:,} bytes, more than {cap:,}.")
-    return node.attrs[name]
-
-
-def _names(node: Any, name: str, where: str) -> list[str]:
-    """A list-of-names attribute as Keras writes it: ``name``, or chunks ``name0``, ``name1``, ... when long."""
-    chunks = [_attr(node, name, where)] if name in node.attrs else []
-    while not chunks and f"{name}{len(chunks)}" in node.attrs and len(chunks) < 1000:
-        chunks.append(_attr(node, f"{name}{len(chunks)}", where))
-    values = [v for chunk in chunks for v in np.asarray(chunk).reshape(-1)]
-    if len(values) > _MAX_NAMES:
-        raise ModelError(f"{where}: attribute {name!r} of {node.name} lists {len(values):,} names.")
-    return [_text(v) for v in values if not isinstance(v, float | np.floating)]
-
-
 def _model_attrs(h5: Any, where: str) -> tuple[bytes | str, str]:
     """A Keras 2 file's ``model_config`` (JSON text) and ``keras_version``."""
-    text = _attr(h5, "model_config", where)
-    if text is None:
+    config = attr(h5, "model_config", where, MAX_CONFIG_BYTES)
+    if config is None:
         raise ModelError(
             f"{where}: holds no 'model_config' attribute: it holds weights only (model.save_weights), or is "
             "not a Keras file. Save the whole model with model.save('model.h5')."
         )
-    text = text.item() if isinstance(text, np.ndarray) and text.ndim == 0 else text
-    if isinstance(text, bytes | str) and len(text) > MAX_CONFIG_BYTES:  # a variable-length string's true size
+    config = config.item() if isinstance(config, np.ndarray) and config.ndim == 0 else config
+    if (
+        isinstance(config, bytes | str) and len(config) > MAX_CONFIG_BYTES
+    ):  # a variable-length string's true size
         raise ModelError(f"{where}: attribute 'model_config' is larger than {MAX_CONFIG_BYTES:,} bytes.")
-    if not isinstance(text, bytes | str):
+    if not isinstance(config, bytes | str):
         raise ModelError(
-            f"{where}: attribute 'model_config' is not text ({type(text).__name__}). {_UNREADABLE}"
+            f"{where}: attribute 'model_config' is not text ({type(config).__name__}). {_UNREADABLE}"
         )
-    version = _attr(h5, "keras_version", where, 4096)
-    return text, _text(version)[:80] if version is not None else "unknown"
-
-
-def _child(node: Any, path: str, where: str, layer: KerasLayer | None, h5py: Any) -> Any:
-    """``node[path]`` through hard links only: a soft or external link (which could lead out of the file)
-    is refused, as is a missing member."""
-    for part in path.split("/"):
-        link = node.get(part, getlink=True) if part not in ("", ".", "..") else None
-        if link is None:
-            raise fail(
-                where, layer, f"the file holds no {shown(path)} (in {node.name})", "Re-save it from Keras."
-            )
-        if not isinstance(link, h5py.HardLink):
-            problem = f"{shown(path)} is a link ({type(link).__name__}), which could lead out of the file"
-            raise fail(
-                where, layer, problem, "A model file must hold its own weights: re-save it from Keras."
-            )
-        node = node[part]
-    return node
-
-
-def _dataset(node: Any, path: str, where: str, layer: KerasLayer, h5py: Any) -> Any:
-    data = _child(node, path, where, layer, h5py)
-    if not isinstance(data, h5py.Dataset):
-        raise fail(where, layer, f"{shown(path)} is not a dataset", "Re-save the model from Keras.")
-    if data.external or data.is_virtual:
-        problem = f"{shown(path)} keeps its values in other files (an external or virtual dataset)"
-        raise fail(where, layer, problem, "A model file must hold its own weights: re-save it from Keras.")
-    return data
-
-
-def _keras2_fetch(weights: Any, where: str, h5py: Any) -> Fetch:
-    """Weights of a Keras 2 file: ``model_weights/<layer>/<name>`` for each name in ``weight_names``."""
-
-    def fetch(layer: KerasLayer, roles: tuple[str, ...]) -> dict[str, Any]:
-        group = _child(weights, layer.name, where, layer, h5py)
-        names = _names(group, "weight_names", where)
-        found: dict[str, str] = {}
-        for name in names:  # "dense_1/kernel:0" -> kernel
-            found.setdefault(name.rsplit("/", 1)[-1].split(":", 1)[0], name)
-        missing = [r for r in roles if r not in found]
-        if missing or len(found) != len(roles) or len(names) != len(roles):
-            problem = f"its weight_names are {shown(names, 160)}; its config needs {list(roles)}"
-            raise fail(where, layer, problem, "The file is incomplete or not saved by Keras: re-save it.")
-        return {role: _dataset(group, found[role], where, layer, h5py) for role in roles}
-
-    return fetch
-
-
-def snake_case(name: str) -> str:
-    """Keras's ``to_snake_case``: a class name as the name a .keras weights file files its layers under."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def _keras3_fetch(h5: Any, layers: list[KerasLayer], where: str, h5py: Any) -> Fetch:
-    """Weights of a .keras archive: ``layers/<snake_case(class)>[_n]/vars/<i>`` in the layer's creation order."""
-    paths: dict[int, str] = {}
-    used: dict[str, int] = {}
-    for layer in layers:
-        if layer.kind != INPUT:
-            base = snake_case(layer.kind)
-            used[base] = used.get(base, -1) + 1
-            paths[layer.index] = f"{base}_{used[base]}" if used[base] else base
-    root = (
-        "_layer_checkpoint_dependencies" if "layers" not in h5 else "layers"
-    )  # Keras 2.13-2.15 used the first
-
-    def fetch(layer: KerasLayer, roles: tuple[str, ...]) -> dict[str, Any]:
-        path = f"{root}/{paths[layer.index]}/vars"
-        group = _child(h5, path, where, layer, h5py)
-        count = len(group)
-        if count != len(roles) or sorted(group.keys()) != sorted(str(i) for i in range(count)):
-            problem = f"{path} holds {count} variables; its config needs {len(roles)} ({', '.join(roles)})"
-            raise fail(where, layer, problem, "The file is incomplete or not saved by Keras: re-save it.")
-        return {role: _dataset(group, str(i), where, layer, h5py) for i, role in enumerate(roles)}
-
-    return fetch
+    version = attr(h5, "keras_version", where, 4096)
+    return config, text(version)[:80] if version is not None else "unknown"
 
 
 def _archive(file: Path, where: str, h5py: Any, stack: ExitStack) -> tuple[bytes, str, Any]:
     """config.json, the Keras version and the opened model.weights.h5 of a .keras zip (nothing else is read)."""
+    count = _zip_count(file)
+    if count > MAX_MEMBERS:  # before zipfile reads a directory of that many entries into memory
+        raise ModelError(f"{where}: is a zip of {count:,} members; a .keras archive holds a few.")
     archive = stack.enter_context(zipfile.ZipFile(file))
     names = archive.namelist()
-    if len(names) > _MAX_NAMES:
+    if len(names) > MAX_MEMBERS:
         raise ModelError(f"{where}: is a zip of {len(names):,} members; a .keras archive holds a few.")
     missing = [m for m in MEMBERS if m not in names]
     if missing:
@@ -355,16 +270,41 @@ def _archive(file: Path, where: str, h5py: Any, stack: ExitStack) -> tuple[bytes
 
 
 def _member(archive: zipfile.ZipFile, name: str, cap: int, where: str) -> bytes:
-    """One member's bytes, at most ``cap`` of them whatever its header claims (a zip bomb stops at the cap)."""
+    """One member's bytes: its declared size and compression ratio checked before inflating, and at most
+    ``min(cap, declared size)`` of them read whatever the stream holds (a zip bomb stops there)."""
     info = archive.getinfo(name)
     too_big = f"{where}: its {name} is larger than {cap:,} bytes; that is not a Keras model's."
     if info.file_size > cap:
         raise ModelError(too_big)
+    if info.file_size > 2**20 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        raise ModelError(
+            f"{where}: its {name} inflates {info.compress_size:,} bytes to {info.file_size:,} (over "
+            f"{MAX_RATIO} times): a zip bomb, not a Keras model. Save the model again."
+        )
     with archive.open(info) as handle:
-        data = handle.read(cap + 1)
-    if len(data) > cap:
-        raise ModelError(too_big)
+        data = handle.read(info.file_size + 1)
+    if len(data) > info.file_size:
+        raise ModelError(f"{where}: its {name} holds more bytes than its header says. {_UNREADABLE}")
     return data
+
+
+def _zip_count(file: Path) -> int:
+    """The member count of a zip's end-of-central-directory record (zip64's where present), read before
+    ``zipfile`` parses the directory; 0 where no record is found (zipfile then refuses the file)."""
+    size = file.stat().st_size
+    with file.open("rb") as handle:
+        handle.seek(max(size - (22 + 65_535 + 20), 0))
+        tail = handle.read()
+        at = len(tail) - 22 if tail[-22:-18] == b"PK\x05\x06" else tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < 22:
+            return 0
+        count = int.from_bytes(tail[at + 10 : at + 12], "little")
+        if at >= 20 and tail[at - 20 : at - 16] == b"PK\x06\x07":  # the zip64 locator
+            handle.seek(int.from_bytes(tail[at - 12 : at - 4], "little"))
+            record = handle.read(56)
+            if record[:4] == b"PK\x06\x06":
+                count = max(count, int.from_bytes(record[32:40], "little"))
+    return count
 
 
 def _check_closed(network: nn.Sequential, width: int, where: str) -> None:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -23,12 +22,12 @@ from actionable.errors import ModelError, did_you_mean, shown
 from actionable.models import layers as L
 from actionable.models import layers_keras as K
 from actionable.models import specs as S
+from actionable.models.keras_weights import INPUT, Fetch, KerasLayer, fail, values
 from actionable.models.layers import MAX_DIM, Shape
 
-__all__ = ["INPUT", "Converted", "Fetch", "KerasLayer", "convert", "fail", "model_layers"]
+__all__ = ["KERAS_EPSILON", "KINDS", "Converted", "convert", "model_layers"]
 
 MAX_LAYERS = 10_000  # layers in one model config
-INPUT = "InputLayer"
 _FIXED = "Save a model built on a fixed input shape."
 _SEQUENTIAL = ("Sequential",)
 _FUNCTIONAL = ("Model", "Functional")
@@ -36,26 +35,6 @@ _LINEAR_ONLY = (
     "Only linear stacks are supported: each layer's single input is the layer before it (no branches, merges, "
     "shared layers or several inputs / outputs). Rebuild the network as a keras.Sequential and save it again."
 )
-
-
-@dataclass(frozen=True)
-class KerasLayer:
-    """One layer of the config: its position, class, name and (unparsed) config table."""
-
-    index: int
-    kind: str
-    name: str
-    config: dict[str, Any]
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind} {self.name}"
-
-
-def fail(where: str, layer: KerasLayer | None, problem: str, fix: str = "") -> ModelError:
-    """The ``ModelError`` for a problem at ``layer`` (or the model) of the file ``where`` names."""
-    at = f"layer {layer.index} ({layer.kind} {shown(layer.name, 60)})" if layer else "model config"
-    return ModelError(f"{where}: {at}: {problem}." + (f" {fix}" if fix else ""))
 
 
 def model_layers(config: Any, where: str) -> tuple[list[KerasLayer], Shape | None]:
@@ -86,10 +65,14 @@ def model_layers(config: Any, where: str) -> tuple[list[KerasLayer], Shape | Non
 def _check_module(entry: dict[str, Any], where: str, layer: KerasLayer | None) -> None:
     """Keras 3 names each object's module: anything outside ``keras`` is a custom class, whatever its name."""
     module, registered = entry.get("module"), entry.get("registered_name")
-    outside = module is not None and not (isinstance(module, str) and module.split(".")[0] == "keras")
-    if outside or (registered is not None and registered != entry.get("class_name")):
+    if not _keras_module(module) or (registered is not None and registered != entry.get("class_name")):
         problem = f"a custom class (module {shown(module)}, registered as {shown(registered)})"
         raise fail(where, layer, problem, "Custom classes are code: only Keras's own layers are read.")
+
+
+def _keras_module(module: Any) -> bool:
+    """Whether a Keras 3 ``module`` entry (absent in Keras 2) names Keras itself: ``keras`` or ``keras.*``."""
+    return module is None or (isinstance(module, str) and module.split(".")[0] == "keras")
 
 
 def _layer(i: int, entry: Any, where: str) -> KerasLayer:
@@ -185,9 +168,7 @@ def _recorded_shape(layers: list[KerasLayer], body: dict[str, Any], where: str) 
 
 
 # ------------------------------------------------------------------------------------------- conversion
-Fetch = Callable[[KerasLayer, tuple[str, ...]], dict[str, Any]]  # role -> dataset (shape, dtype, [()])
 _RESAVE = "Re-save the model from Keras (model.save)."
-_DISAGREE = "The config and the weights disagree: re-save the model from Keras."
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": L.ReLU,
     "sigmoid": L.Sigmoid,
@@ -196,6 +177,7 @@ _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "selu": K.SELU,
     "leaky_relu": lambda: K.LeakyReLU(0.2),  # keras.activations.leaky_relu's default slope
 }
+KERAS_EPSILON = 1e-7  # keras.config.epsilon()'s default, the floor of Normalization's std
 _IDENTITY = ("Dropout", "SpatialDropout1D", "AlphaDropout", "GaussianDropout", "GaussianNoise")
 
 
@@ -269,36 +251,23 @@ class _Build:
             raise self.fail(layer, f"{key} {shown(value)} is not supported (only {list(allowed)})", fix)
         return value
 
-    def weights(self, layer: KerasLayer, want: dict[str, Shape]) -> dict[str, torch.Tensor]:
-        """The layer's weights by role, each checked against the shape its config implies, as float64."""
+    def weights(self, layer: KerasLayer, want: dict[str, Shape | None]) -> dict[str, torch.Tensor]:
+        """The layer's weights by role, each checked against the shape its config implies, as float64
+        (a role of shape None is one the file must hold but inference does not use: it is not read)."""
         found, out = self.fetch(layer, tuple(want)), {}
         for role, shape in want.items():
             data = found[role]
-            got = tuple(int(d) for d in data.shape)
-            if got != shape:
-                raise self.fail(
-                    layer, f"weight {role!r} has shape {got}; its config needs {shape}", _DISAGREE
-                )
-            if data.dtype.kind != "f":
-                raise self.fail(layer, f"weight {role!r} holds {data.dtype} values, not floats")
+            if shape is None:
+                continue
             self.total += math.prod(shape)
             if self.total > S.MAX_ELEMENTS:
-                raise self.fail(
-                    layer, f"the weights pass {S.MAX_ELEMENTS:,} numbers", "The model is too large to read."
-                )
-            values = np.asarray(data[()], dtype=np.float64).reshape(shape)
-            bad = ~np.isfinite(values).reshape(-1)
-            if bad.any():
-                j = int(np.argmax(bad))
-                problem = f"weight {role!r} holds {values.reshape(-1)[j]} at flat position {j}"
-                raise self.fail(
-                    layer, problem, "A model's numbers must all be finite: retrain or re-export it."
-                )
-            out[role] = torch.from_numpy(values.copy())
+                fix = "The model is too large to read."
+                raise self.fail(layer, f"the weights pass {S.MAX_ELEMENTS:,} numbers", fix)
+            out[role] = values(data, role, shape, lambda problem, fix: self.fail(layer, problem, fix))
         return out
 
     def activation(self, layer: KerasLayer, name: Any) -> None:
-        if isinstance(name, dict) and str(name.get("module", "keras")).startswith("keras"):
+        if isinstance(name, dict) and _keras_module(name.get("module")):
             name = name.get("config")  # Keras 3 may write a built-in activation as a table
         if name is None or name == "linear":
             return
@@ -337,10 +306,9 @@ def _conv(b: _Build, layer: KerasLayer) -> None:
         raise b.fail(layer, "a dilated or grouped convolution", "Only plain convolutions are read.")
     b.choice(layer, "data_format", ("channels_last",), "Save the model with channels_last inputs.")
     padding = b.choice(layer, "padding", ("valid", "same"), "Use padding 'valid' or 'same'.")
-    total = max((-(-length // stride) - 1) * stride + kernel - length, 0) if padding == "same" else 0
+    total = _same_pad(length, kernel, stride) if padding == "same" else 0
     if total % 2:
-        problem = f"padding 'same' here pads {total // 2} step(s) before and {total - total // 2} after"
-        raise b.fail(layer, problem, "Only symmetric padding is read: use an odd kernel, or padding 'valid'.")
+        raise b.fail(layer, *_uneven(length, kernel, stride, total))
     if kernel > length + total:
         raise b.fail(layer, f"its kernel ({kernel}) is longer than its input ({length} steps)")
     w = b.weights(layer, {"kernel": (kernel, channels, filters)} | ({"bias": (filters,)} if bias else {}))
@@ -353,6 +321,31 @@ def _conv(b: _Build, layer: KerasLayer) -> None:
             conv.bias.copy_(w["bias"])
     b.add(conv, layer, ((length + total - kernel) // stride + 1, filters))
     b.activation(layer, layer.config.get("activation"))
+
+
+def _same_pad(length: int, kernel: int, stride: int) -> int:
+    """The total zero padding of TensorFlow's 'same': (ceil(length / stride) - 1) * stride + kernel - length."""
+    return max((-(-length // stride) - 1) * stride + kernel - length, 0)
+
+
+def _uneven(length: int, kernel: int, stride: int, total: int) -> tuple[str, str]:
+    """Why 'same' pads unevenly here (Keras puts the odd step after) and what pads evenly instead."""
+    problem = (
+        f"padding 'same' with kernel {kernel} and stride {stride} on {length} steps pads {total // 2} step(s) "
+        f"before and {total - total // 2} after: the total (ceil({length} / {stride}) - 1) * {stride} + {kernel} "
+        f"- {length} = {total} is odd"
+    )
+    kernels = [k for k in (kernel - 1, kernel + 1) if k >= 1 and _same_pad(length, k, stride) % 2 == 0]
+    lengths = [
+        n
+        for n in range(max(length - stride, 1), length + stride + 1)
+        if _same_pad(n, kernel, stride) % 2 == 0
+    ]
+    fix = "Only symmetric padding is read: " + (
+        f"use kernel {' or '.join(map(str, kernels))}, " if kernels else ""
+    )
+    fix += f"an input of {lengths[0]} steps, " if lengths else ""
+    return problem, fix + "or padding 'valid' (with stride 1 any odd kernel pads evenly)."
 
 
 def _pool(b: _Build, layer: KerasLayer) -> None:
@@ -391,7 +384,36 @@ def _norm(b: _Build, layer: KerasLayer) -> None:
         raise b.fail(layer, "moving_variance + epsilon is not positive at some channel")
     factor = w.get("gamma", torch.ones(width, dtype=torch.float64)) / torch.sqrt(variance)
     shift = w.get("beta", torch.zeros(width, dtype=torch.float64)) - w["moving_mean"] * factor
-    b.add(K.ChannelAffine(factor, shift, channels=len(b.shape) == 2), layer)
+    _affine(b, layer, factor, shift)
+
+
+def _affine(b: _Build, layer: KerasLayer, factor: torch.Tensor, shift: torch.Tensor) -> None:
+    """x * factor + shift per feature / channel: folded into a Dense or Conv1D right before it (nothing but
+    inference identities between), so ReLU networks keep DeepLift and certificates; else a ChannelAffine."""
+    last = b.modules[-1] if b.modules else None
+    if isinstance(last, L.Linear | L.Conv1d):
+        b.modules[-1] = K.fold_affine(last, factor, shift)
+    else:
+        b.add(K.ChannelAffine(factor, shift, channels=b.shape is not None and len(b.shape) == 2), layer)
+
+
+def _normalization(b: _Build, layer: KerasLayer) -> None:
+    """Keras's Normalization at inference: (x - mean) / max(sqrt(variance), epsilon), epsilon Keras's
+    default 1e-7 (keras/src/layers/preprocessing/normalization.py); inverted, mean + x * that."""
+    if b.shape is None:
+        raise b.fail(layer, "the file records no input shape", _FIXED)
+    axis = layer.config.get("axis", -1)
+    axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+    if axis not in (-1, len(b.shape)) or isinstance(axis, bool) or layer.config.get("mean") is not None:
+        fix = "Declare its mean and std as zscore columns of an InputEncoding, and leave the layer out."
+        raise b.fail(layer, f"a Normalization over axis {shown(axis)} or with its mean in the config", fix)
+    width = b.shape[-1]
+    w = b.weights(layer, {"mean": (width,), "variance": (width,), "count": None})
+    std = torch.clamp(torch.sqrt(torch.clamp(w["variance"], min=0)), min=KERAS_EPSILON)
+    if b.value(layer, "invert", False, (bool,)):
+        _affine(b, layer, std, w["mean"])
+    else:
+        _affine(b, layer, 1 / std, -w["mean"] / std)
 
 
 def _flatten(b: _Build, layer: KerasLayer) -> None:
@@ -428,10 +450,12 @@ _CONVERT: dict[str, Callable[[_Build, KerasLayer], None]] = {
     "Conv1D": _conv,
     "MaxPooling1D": _pool,
     "BatchNormalization": _norm,
+    "Normalization": _normalization,
     "Flatten": _flatten,
     **dict.fromkeys(("Activation", "ReLU", "LeakyReLU", "ELU", "Softmax"), _unit),
     **dict.fromkeys((INPUT, *_IDENTITY), lambda b, layer: None),  # identities at inference: omitted
 }
+KINDS = frozenset(_CONVERT)  # the layer classes read
 
 
 def convert(layers: list[KerasLayer], shape: Shape | None, fetch: Fetch, where: str) -> Converted:
@@ -445,6 +469,11 @@ def convert(layers: list[KerasLayer], shape: Shape | None, fetch: Fetch, where: 
         step(b, layer)
     output, modules = "linear", b.modules
     if modules and isinstance(modules[-1], _Softmax):
+        if b.shape == (1,):
+            fix = "Use sigmoid on one unit, or softmax on two."
+            raise b.fail(
+                modules[-1].layer, "a softmax over one unit is constantly 1.0, whatever the input", fix
+            )
         output, modules = "softmax", modules[:-1]
     elif modules and isinstance(modules[-1], L.Sigmoid) and b.shape == (1,):
         output, modules = "sigmoid", modules[:-1]

@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 import torch
 
 from actionable.errors import ModelError
-from actionable.models.layers import Field, Layer, Shape
+from actionable.models.layers import Conv1d, Field, Layer, Linear, Shape
 
-__all__ = ["ELU", "LAYERS", "SELU", "ChannelAffine", "ChannelsLast", "LeakyReLU"]
+__all__ = ["ELU", "LAYERS", "SELU", "ChannelAffine", "ChannelsLast", "LeakyReLU", "fold_affine"]
 
 
 def _scalar(value: float | torch.Tensor, name: str, kind: str) -> torch.Tensor:
@@ -153,6 +153,29 @@ class ChannelsLast(Layer):
         if len(shape) != 2:
             raise ValueError(f"reads rows of shape (channels, length); the layer before gives {shape}")
         return (shape[1], shape[0])
+
+
+def fold_affine(layer: Linear | Conv1d, scale: torch.Tensor, shift: torch.Tensor) -> Linear | Conv1d:
+    """``layer`` followed by x * scale + shift per output (a BatchNormalization at inference), as one layer of
+    the same kind: weight rows times scale, bias * scale + shift (a bias added where it had none). Exact up to
+    rounding, and a Linear / Conv1d keeps the engines (DeepLift, the MIP encoding) that a ChannelAffine lacks."""
+    weight = layer.weight.detach().to(torch.float64)
+    bias = layer.bias.detach().to(torch.float64) if layer.bias is not None else torch.zeros(weight.shape[0])
+    if scale.shape != (weight.shape[0],) or shift.shape != scale.shape:
+        raise ModelError(f"fold_affine: scale and shift must hold {weight.shape[0]} values, one per output.")
+    if isinstance(layer, Conv1d):
+        kernel, stride, padding = layer.kernel_size[0], layer.stride[0], int(layer.padding[0])
+        folded: Linear | Conv1d = Conv1d(
+            layer.in_channels, layer.out_channels, kernel, stride=stride, padding=padding, dtype=torch.float64
+        )
+    else:
+        folded = Linear(layer.in_features, layer.out_features, dtype=torch.float64)
+    with torch.no_grad():
+        folded.weight.copy_(weight * scale.to(torch.float64).reshape(-1, *[1] * (weight.ndim - 1)))
+        folded.bias.copy_(  # type: ignore[union-attr]  # a bias by construction
+            bias.to(torch.float64) * scale + shift
+        )
+    return folded
 
 
 LAYERS: dict[str, type[Layer]] = {
