@@ -2,7 +2,8 @@
 and ``infeasible`` are answers), 1 some rows not processed (status ``error``, recorded), 2 bad input.
 
 This module holds the typer ``app`` and ``main`` and registers one command per module: ``datasets`` and
-``info`` (datasets.py), ``train``, ``synthesize``, ``explain``, ``invert``, ``demo``, ``report`` (report.py) and ``batch synthesize|invert|explain``. What every command
+``info`` (datasets.py), ``train``, ``synthesize``, ``explain``, ``invert``, ``demo``, ``report`` (report.py),
+``import-keras`` (keras.py) and ``batch synthesize|invert|explain``. What every command
 shares lives beside them: the error boundary and printing (_shell.py), the one loader of a bundled
 ``--dataset`` or the user's own files (inputs.py), the one JSON Lines writer and reporter of rows not
 processed (outputs.py).
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import typer
 
-from actionable.cli import batch, datasets, demo, explain, invert, report, synthesize, train
+from actionable.cli import batch, datasets, demo, explain, invert, keras, report, synthesize, train
 from actionable.cli._shell import friendly, printable_streams
 from actionable.threads import DEFAULT_THREADS, set_threads
 
@@ -49,6 +50,7 @@ app.command("explain")(explain.explain_command)
 app.command("invert")(invert.invert_command)
 app.command("demo")(demo.demo_command)
 app.command("report")(report.report_command)
+app.command("import-keras")(keras.import_keras_command)
 batch.batch_app.command("synthesize")(batch.synthesize_batch_command)
 batch.batch_app.command("invert")(batch.invert_batch_command)
 batch.batch_app.command("explain")(batch.explain_batch_command)

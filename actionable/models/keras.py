@@ -2,8 +2,8 @@
 
 ``read_keras`` opens the file with h5py (the ``keras`` extra) and never imports TensorFlow or Keras, never
 unpickles and never runs code from the file: the model config is JSON read key by key
-(``keras_config.py``), each weight a dataset checked against it (shape, float dtype, finite values, size
-caps). The result is an ``nn.Sequential`` of the closed set of layers (``layers.py``, ``layers_keras.py``)
+(``keras_config.py``, ``keras_convert.py``), each weight a dataset checked against it (shape, float dtype,
+finite values, size caps). The result is an ``nn.Sequential`` of the closed set of layers (``layers.py``, ``layers_keras.py``)
 in float64, so it saves as model.json + safetensors like every model here. Layouts read:
 
 * Keras 2 HDF5: attributes ``model_config`` (JSON text) and ``keras_version``; weights in
@@ -36,7 +36,8 @@ from torch import nn
 
 from actionable.errors import ActionableError, ConfigError, ModelError, shown
 from actionable.models import specs as S
-from actionable.models.keras_config import KINDS, convert, model_layers
+from actionable.models.keras_config import model_layers
+from actionable.models.keras_convert import KINDS, convert
 from actionable.models.keras_weights import attr, child, keras2_fetch, keras3_fetch, snake_case, text
 
 __all__ = [
